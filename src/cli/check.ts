@@ -1,0 +1,101 @@
+/**
+ * `sleepingd check`: validates the configuration and lists the services it defines.
+ *
+ * @module
+ */
+
+import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
+import { loadConfig } from "../config/load.ts";
+import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
+import type { Command } from "./options.ts";
+
+/** How much of a command `check` shows: its first line, cut to this many characters. */
+const COMMAND_WIDTH = 70;
+
+/** `sleepingd check`: reads every file, prints warnings and errors, lists the services. */
+export const checkCommand: Command = {
+  summary: "check the configuration and list the services",
+  help: `Usage: sleepingd [-f FILE]... check
+
+Checks the configuration files the way the daemon reads them, then lists each
+active service with its port and commands, and the inactive ones.
+
+Warnings (e.g. an unknown key) go to stderr and do not change the exit code;
+errors go to stderr, each as FILE:LINE: message, and the exit code is 1.
+
+Examples:
+  sleepingd check
+  sleepingd -f sleepingd.conf -f local.conf check`,
+  async run(options) {
+    let config: Config;
+    try {
+      config = await loadConfig(options.configFiles);
+    } catch (error) {
+      if (error instanceof InvalidConfigError) {
+        for (const warning of error.warnings) printWarning(formatIssue(warning));
+        for (const { message } of error.errors) printError(message);
+      } else {
+        printError(error instanceof Error ? error.message : String(error));
+      }
+      return 1;
+    }
+    for (const warning of config.warnings) printWarning(formatIssue(warning));
+    console.log(describeConfig(config));
+    return 0;
+  },
+};
+
+function printWarning(text: string): void {
+  console.error(`sleepingd: warning: ${text}`);
+}
+
+function printError(text: string): void {
+  console.error(`sleepingd: error: ${text}`);
+}
+
+/** The listing: each active service with its commands, then the inactive ones. */
+function describeConfig(config: Config): string {
+  const lines = config.services.length === 0
+    ? ["no service is active"]
+    : config.services.flatMap(describeService);
+  lines.push(...config.inactive.map((name) => `${name} (inactive)`));
+  return lines.join("\n");
+}
+
+function describeService(service: ServiceConfig): string[] {
+  const lines = [`${service.name} (port ${service.port})`];
+  const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
+  if (service.listenAddresses.join(" ") !== "::") {
+    detail("listen", service.listenAddresses.join(" "));
+  }
+  if (service.checkCmd) detail("check", describeCommand(service.checkCmd));
+  if (service.startCmd) detail("start", describeCommand(service.startCmd));
+  if (service.readyCmd) {
+    detail(
+      "ready",
+      `${describeCommand(service.readyCmd)}, retried for up to ${service.readyTimeout}s`,
+    );
+  }
+  if (service.routePerConnection) detail("route", "per connection");
+  if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
+  detail("idle", describeIdle(service));
+  if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
+  if (service.user) detail("user", service.user);
+  return lines;
+}
+
+/** The command's first line, cut to {@linkcode COMMAND_WIDTH}, and its timeout if any. */
+function describeCommand(command: CommandSpec): string {
+  const [first, ...more] = command.text.trim().split("\n");
+  const cut = first.length > COMMAND_WIDTH || more.length > 0;
+  const text = cut ? `${first.slice(0, COMMAND_WIDTH - 3).trimEnd()}...` : first;
+  return command.timeout === undefined ? text : `${text} (timeout ${command.timeout}s)`;
+}
+
+function describeIdle(service: ServiceConfig): string {
+  const { idleTime, idleCheckInterval } = service;
+  if (!idleTime || !idleCheckInterval) {
+    return "never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)";
+  }
+  return `every ${idleCheckInterval}s, stop after ${idleTime}s idle`;
+}

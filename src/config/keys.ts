@@ -1,0 +1,192 @@
+/**
+ * The table of every configuration key: its kind, default and documentation.
+ *
+ * Adding a key means adding a row here, reading it in `validate.ts` and documenting it in
+ * the shipped `sleepingd.conf` with the same text as `doc` (a test keeps the two in step).
+ *
+ * @module
+ */
+
+/**
+ * How a key's value is read.
+ *
+ * - `boolean`: yes/no/true/false/1/0, any case
+ * - `port`: an integer from 1 to 65535
+ * - `seconds`: a number of seconds, 0 or more, decimals allowed
+ * - `command`: shell text, unset when blank or equal to the key's default (`false`/`true`)
+ * - `text`: any text, unset when blank
+ * - `addresses`: a space-separated list
+ */
+export type KeyKind = "boolean" | "port" | "seconds" | "command" | "text" | "addresses";
+
+/** One configuration key. */
+export interface KeyDefinition {
+  /** The key as written in the file, e.g. `START_CMD`. */
+  name: string;
+  /** How its value is read. */
+  kind: KeyKind;
+  /** The value used when the key is not set or is blank, as it would be written; "" is none. */
+  default: string;
+  /** The default in the global section, when it differs from {@linkcode default}. */
+  globalDefault?: string;
+  /** Read only from the global section; set in a service section it is ignored with a warning. */
+  globalOnly?: boolean;
+  /** Not inherited from the global section: each section has its own value. */
+  perSection?: boolean;
+  /** What it does, with units; the same text documents it in the shipped `sleepingd.conf`. */
+  doc: string;
+}
+
+/** Every key, in the order the shipped `sleepingd.conf` documents them. */
+export const KEYS: readonly KeyDefinition[] = [
+  {
+    name: "ACTIVE",
+    kind: "boolean",
+    default: "yes",
+    globalDefault: "no",
+    perSection: true,
+    doc: "Whether sleepingd listens for the service: yes or no (also true/false, 1/0). " +
+      "Sections are active unless they say no; the global section is a service of its own " +
+      "(named global) only with ACTIVE=yes and a PORT.",
+  },
+  {
+    name: "PORT",
+    kind: "port",
+    default: "",
+    perSection: true,
+    doc: "TCP port sleepingd listens on for the service (not the backend's port). " +
+      "Required in every active section; not inherited from the global section.",
+  },
+  {
+    name: "LISTEN_ADDRESS",
+    kind: "addresses",
+    default: "::",
+    doc: "Addresses sleepingd listens on, separated by spaces. " +
+      ":: means every IPv6 and IPv4 address (0.0.0.0 where there is no IPv6).",
+  },
+  {
+    name: "CHECK_CMD",
+    kind: "command",
+    default: "false",
+    doc: "Command that tells whether the backend is already up: exit 0 means up, and a first " +
+      'stdout line "IP PORT" names the target. Runs before START_CMD; false or blank means no ' +
+      "check.",
+  },
+  {
+    name: "START_CMD",
+    kind: "command",
+    default: "false",
+    doc: 'Command that starts the backend and prints its target as "IP PORT" on the first stdout ' +
+      "line. Runs when a client connects and the backend is not up; false or blank means none.",
+  },
+  {
+    name: "READY_CMD",
+    kind: "command",
+    default: "",
+    doc: "Command run after START_CMD until it exits 0, for backends that accept TCP before " +
+      "they can serve (e.g. pg_isready). Blank means none.",
+  },
+  {
+    name: "STOP_CMD",
+    kind: "command",
+    default: "false",
+    doc: "Command that stops the backend, run when it has been idle for IDLE_TIME and when " +
+      "sleepingd stops. false or blank means none.",
+  },
+  {
+    name: "IDLE_CMD",
+    kind: "command",
+    default: "true",
+    doc: "Command that tells whether the backend is idle: exit 0 means idle. It only counts " +
+      "when no client is connected; true or blank means no condition besides that.",
+  },
+  {
+    name: "EXEC_CMD_TIMEOUT",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds any command may run before it is killed, unless its own timeout is set " +
+      "(READY_CMD has none of its own). Blank or 0 means no limit.",
+  },
+  {
+    name: "START_CMD_TIMEOUT",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds START_CMD may run before it is killed. Blank means EXEC_CMD_TIMEOUT; 0 means " +
+      "no limit.",
+  },
+  {
+    name: "STOP_CMD_TIMEOUT",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds STOP_CMD may run before it is killed. Blank means EXEC_CMD_TIMEOUT; 0 means " +
+      "no limit.",
+  },
+  {
+    name: "CHECK_CMD_TIMEOUT",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds CHECK_CMD may run before it is killed. Blank means EXEC_CMD_TIMEOUT; 0 means " +
+      "no limit.",
+  },
+  {
+    name: "IDLE_CMD_TIMEOUT",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds IDLE_CMD may run before it is killed. Blank means EXEC_CMD_TIMEOUT; 0 means " +
+      "no limit.",
+  },
+  {
+    name: "READY_TIMEOUT",
+    kind: "seconds",
+    default: "60",
+    doc: "Seconds from the end of START_CMD until the backend must accept connections (and " +
+      "READY_CMD succeed); waiting clients are closed after that.",
+  },
+  {
+    name: "USER",
+    kind: "text",
+    default: "",
+    doc: "User that runs the commands. Blank means the user sleepingd runs as.",
+  },
+  {
+    name: "IDLE_TIME",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds the backend must be idle in a row before STOP_CMD runs. Blank or 0 means it " +
+      "is never stopped for being idle.",
+  },
+  {
+    name: "IDLE_CHECK_INTERVAL",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds between two idle checks, each running IDLE_CMD. Blank or 0 means no checks, " +
+      "so the backend is never stopped for being idle.",
+  },
+  {
+    name: "ROUTE_PER_CONNECTION",
+    kind: "boolean",
+    default: "no",
+    doc: "Whether CHECK_CMD/START_CMD run for every connection, which goes to the target " +
+      "printed for it (a pool of backends), instead of once per wake.",
+  },
+  {
+    name: "VARRUN_PATH",
+    kind: "text",
+    default: "/var/run/sleepingd",
+    globalOnly: true,
+    doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+  },
+  {
+    name: "SHUTDOWN_GRACE",
+    kind: "seconds",
+    default: "10",
+    globalOnly: true,
+    doc: "Seconds open connections may go on once sleepingd is asked to stop, before they are " +
+      "cut. Global section only.",
+  },
+];
+
+/** {@linkcode KEYS} by name. */
+export const KEYS_BY_NAME: ReadonlyMap<string, KeyDefinition> = new Map(
+  KEYS.map((key) => [key.name, key]),
+);

@@ -1,0 +1,106 @@
+/**
+ * The typed configuration that the rest of sleepingd works from.
+ *
+ * Files in the seed's dialect are parsed (`parse.ts`), found and merged
+ * (`load.ts`) and checked (`validate.ts`) into a {@linkcode Config}.
+ *
+ * @module
+ */
+
+/** A place in a configuration file: the file's path and a 1-based line. */
+export interface Location {
+  /** Path of the file as it was given or found. */
+  file: string;
+  /** 1-based line number. */
+  line: number;
+}
+
+/** A shell command from the configuration, with the limit on how long it may run. */
+export interface CommandSpec {
+  /** The command text, passed untouched to `bash -c`. */
+  text: string;
+  /** Seconds the command may run before it is killed; `undefined` means no limit. */
+  timeout?: number;
+  /** Where the command was set. */
+  source: Location;
+}
+
+/** One service: a port sleepingd listens on and the commands that drive its backend. */
+export interface ServiceConfig {
+  /** The section name, e.g. "Simple web server for testing purposes"; "global" for the global section. */
+  name: string;
+  /** Where the section starts (the `[name]` line, or line 1 for the global section). */
+  source: Location;
+  /** TCP port sleepingd listens on (`PORT`), 1–65535. */
+  port: number;
+  /**
+   * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
+   * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6
+   */
+  listenAddresses: string[];
+  /** `CHECK_CMD`: exit 0 means the backend is already up; its stdout may name the target. */
+  checkCmd?: CommandSpec;
+  /** `START_CMD`: starts the backend; its first stdout line is the target `IP PORT`. */
+  startCmd?: CommandSpec;
+  /** `STOP_CMD`: stops the backend. */
+  stopCmd?: CommandSpec;
+  /** `IDLE_CMD`: exit 0 means the backend is idle. Unset means idle whenever no connection is open. */
+  idleCmd?: CommandSpec;
+  /** `READY_CMD`: run after START_CMD until it exits 0, before the target is connected to. */
+  readyCmd?: CommandSpec;
+  /**
+   * `READY_TIMEOUT`: seconds from the end of START_CMD until the backend must accept.
+   * @default 60
+   */
+  readyTimeout: number;
+  /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
+  user?: string;
+  /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
+  idleTime?: number;
+  /** `IDLE_CHECK_INTERVAL`: seconds between idle checks; `undefined` or 0 means no checks. */
+  idleCheckInterval?: number;
+  /**
+   * `ROUTE_PER_CONNECTION`: run CHECK_CMD/START_CMD for every connection and use the target it
+   * prints for that connection only (the seed's pool example).
+   * @default false
+   */
+  routePerConnection: boolean;
+}
+
+/** Settings that belong to the daemon as a whole, read from the global section. */
+export interface GlobalConfig {
+  /**
+   * `VARRUN_PATH`: folder for the pidfile, state and control socket.
+   * @default "/var/run/sleepingd"
+   */
+  varrunPath: string;
+  /**
+   * `SHUTDOWN_GRACE`: seconds open connections may go on after a stop was asked for.
+   * @default 10
+   */
+  shutdownGrace: number;
+}
+
+/** A problem found in the configuration. */
+export interface ConfigIssue {
+  /** Where it was found. */
+  location: Location;
+  /** The key concerned, when there is one. */
+  key?: string;
+  /** Sentence-case text without `file:line`, e.g. `Cannot read "PORT": ...`. */
+  message: string;
+}
+
+/** The whole validated configuration. */
+export interface Config {
+  /** Files that were read, in the order they were read. */
+  files: string[];
+  /** Daemon-wide settings. */
+  global: GlobalConfig;
+  /** Active services, in the order their sections appeared. */
+  services: ServiceConfig[];
+  /** Names of the sections with `ACTIVE=no`. */
+  inactive: string[];
+  /** Warnings that do not stop the configuration from being used (e.g. an unknown key). */
+  warnings: ConfigIssue[];
+}

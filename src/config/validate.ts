@@ -1,0 +1,344 @@
+/**
+ * Turns merged raw sections into a typed {@linkcode Config}, collecting every problem.
+ *
+ * Values are read according to the key table (`keys.ts`). Decisions:
+ * - Every service inherits the global section's keys, except `ACTIVE` and `PORT`, which
+ *   belong to each section (a global `PORT` would otherwise clash with every section's).
+ * - A blank value means the key's default; for a command that is "unset". A command equal
+ *   to the seed's default is unset too: `CHECK_CMD=false` means no check, `START_CMD=false`
+ *   and `STOP_CMD=false` no command, `IDLE_CMD=true` no condition besides "no connection".
+ *   Other values, such as `IDLE_CMD=false` (never idle), are kept as commands.
+ * - A command's timeout is its own `*_TIMEOUT`, else `EXEC_CMD_TIMEOUT`; 0 means no limit.
+ * - Two active services clash when they share a port and an address (or either listens on
+ *   a wildcard address).
+ *
+ * @module
+ */
+
+import { closest } from "./_closest.ts";
+import { ConfigError, InvalidConfigError } from "./config_error.ts";
+import { type KeyDefinition, type KeyKind, KEYS_BY_NAME } from "./keys.ts";
+import type { RawEntry } from "./parse.ts";
+import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
+
+/** One section after every file was read: the last value of each key wins. */
+export interface MergedSection {
+  /** The section name; "global" for the global section. */
+  name: string;
+  /** Where the section first appears (line 1 of the first file for the global section). */
+  location: Location;
+  /** The last entry of each key, by key. */
+  entries: Map<string, RawEntry>;
+}
+
+/** Every file's sections merged: what {@linkcode validateConfig} checks. */
+export interface MergedConfig {
+  /** Files that were read, in order. */
+  files: string[];
+  /** The keys before the first `[section]` of every file. */
+  global: MergedSection;
+  /** The sections, in the order they first appear. */
+  sections: MergedSection[];
+}
+
+/** Marks a value that could not be read; the error is already recorded. */
+const INVALID = Symbol("invalid");
+
+/** A value read from the file, as its key's kind gives it. */
+type Value = boolean | number | string | string[] | undefined;
+
+/** How to read the values of one kind. */
+interface Reader {
+  /** Completes "as it must be ..." in errors, for the kinds whose values can be wrong. */
+  rule?: string;
+  read(text: string, key: KeyDefinition): Value | typeof INVALID;
+}
+
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ["yes", true],
+  ["true", true],
+  ["1", true],
+  ["no", false],
+  ["false", false],
+  ["0", false],
+]);
+
+const INTEGER = /^\d+$/;
+const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+/** Addresses that take every interface, so they clash with any other address. */
+const WILDCARDS = new Set(["::", "0.0.0.0", ""]);
+
+const READERS: Record<KeyKind, Reader> = {
+  boolean: {
+    rule: "yes, no, true, false, 1 or 0",
+    read: (text) => BOOLEANS.get(text.trim().toLowerCase()) ?? INVALID,
+  },
+  port: {
+    rule: "an integer from 1 to 65535",
+    read(text) {
+      const trimmed = text.trim();
+      if (trimmed === "") return undefined;
+      const port = Number(trimmed);
+      return INTEGER.test(trimmed) && port >= 1 && port <= 65535 ? port : INVALID;
+    },
+  },
+  seconds: {
+    rule: "a number of seconds, 0 or more",
+    read(text) {
+      const trimmed = text.trim();
+      if (trimmed === "") return undefined;
+      return SECONDS.test(trimmed) ? Number(trimmed) : INVALID;
+    },
+  },
+  command: {
+    read(text, key) {
+      const trimmed = text.trim();
+      return trimmed === "" || trimmed === key.default ? undefined : text;
+    },
+  },
+  text: { read: (text) => text.trim() || undefined },
+  addresses: { read: (text) => text.trim().split(/\s+/) },
+};
+
+/**
+ * Checks merged sections and builds the typed configuration.
+ *
+ * @param merged the sections of every file, merged
+ * @returns the configuration, with its warnings
+ * @throws {InvalidConfigError} listing every error, in file and line order
+ */
+export function validateConfig(merged: MergedConfig): Config {
+  const issues = new Issues(merged.files);
+  const values = new Map<RawEntry, Value | typeof INVALID>();
+  readEntries(merged.global, true, values, issues);
+  for (const section of merged.sections) readEntries(section, false, values, issues);
+
+  const built: Built[] = [];
+  const inactive: string[] = [];
+  const globalSettings = new Settings(merged.global, undefined, values);
+  if (globalSettings.get("ACTIVE") === true) {
+    if (globalSettings.entry("PORT") === undefined) {
+      issues.warn(
+        globalSettings.entry("ACTIVE")!,
+        "Ignoring ACTIVE=yes in the global section as it has no PORT: set PORT there to " +
+          "make it a service",
+      );
+    } else {
+      built.push(...buildService(globalSettings, true, issues));
+    }
+  }
+  for (const section of merged.sections) {
+    const settings = new Settings(section, merged.global, values);
+    const active = settings.get("ACTIVE");
+    if (active === true) built.push(...buildService(settings, false, issues));
+    if (active === false) inactive.push(section.name);
+  }
+  checkPorts(built, issues);
+
+  const { warnings, errors } = issues.sorted();
+  if (errors.length > 0) {
+    throw new InvalidConfigError(errors.map((issue) => new ConfigError(issue)), warnings);
+  }
+  return {
+    files: merged.files,
+    global: {
+      varrunPath: globalSettings.get("VARRUN_PATH") as string,
+      shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
+    },
+    services: built.map(({ service }) => service),
+    inactive,
+    warnings,
+  };
+}
+
+/** Errors and warnings, kept apart until they are sorted by place. */
+class Issues {
+  readonly #files: string[];
+  readonly #errors: ConfigIssue[] = [];
+  readonly #warnings: ConfigIssue[] = [];
+
+  constructor(files: string[]) {
+    this.#files = files;
+  }
+
+  error(location: Location, key: string, message: string): void {
+    this.#errors.push({ location, key, message });
+  }
+
+  warn(entry: RawEntry, message: string): void {
+    this.#warnings.push({ location: entry.location, key: entry.key, message });
+  }
+
+  /** Both lists in file order, then line order. */
+  sorted(): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+    const rank = (issue: ConfigIssue) => this.#files.indexOf(issue.location.file);
+    const byPlace = (a: ConfigIssue, b: ConfigIssue) =>
+      rank(a) - rank(b) || a.location.line - b.location.line;
+    return {
+      errors: this.#errors.toSorted(byPlace),
+      warnings: this.#warnings.toSorted(byPlace),
+    };
+  }
+}
+
+/** Reads every known key of a section into `values`, warning about keys that do not belong. */
+function readEntries(
+  section: MergedSection,
+  isGlobal: boolean,
+  values: Map<RawEntry, Value | typeof INVALID>,
+  issues: Issues,
+): void {
+  for (const entry of section.entries.values()) {
+    const key = KEYS_BY_NAME.get(entry.key);
+    if (key === undefined) {
+      const suggestion = closest(entry.key, KEYS_BY_NAME.keys());
+      issues.warn(
+        entry,
+        `Ignoring unknown key "${entry.key}"` +
+          (suggestion === undefined ? "" : `: did you mean "${suggestion}"?`),
+      );
+    } else if (key.globalOnly && !isGlobal) {
+      issues.warn(
+        entry,
+        `Ignoring "${entry.key}" in [${section.name}] as it can only be set in the global section`,
+      );
+    } else {
+      const value = readValue(key, entry.value, isGlobal);
+      if (value === INVALID) {
+        issues.error(
+          entry.location,
+          entry.key,
+          `Cannot use "${entry.key}" as it must be ${READERS[key.kind].rule!}: ` +
+            `current value is "${entry.value}"`,
+        );
+      }
+      values.set(entry, value);
+    }
+  }
+}
+
+/** Reads one value; a blank one means the key's default. */
+function readValue(key: KeyDefinition, text: string, isGlobal: boolean): Value | typeof INVALID {
+  const fallback = (isGlobal ? key.globalDefault : undefined) ?? key.default;
+  return READERS[key.kind].read(text.trim() === "" ? fallback : text, key);
+}
+
+/** The settings of one service: its own entries, then the global ones it inherits. */
+class Settings {
+  readonly section: MergedSection;
+  readonly #inherited?: MergedSection;
+  readonly #values: Map<RawEntry, Value | typeof INVALID>;
+
+  constructor(
+    section: MergedSection,
+    inherited: MergedSection | undefined,
+    values: Map<RawEntry, Value | typeof INVALID>,
+  ) {
+    this.section = section;
+    this.#inherited = inherited;
+    this.#values = values;
+  }
+
+  /** The entry that sets `name` for this service, if any. */
+  entry(name: string): RawEntry | undefined {
+    const own = this.section.entries.get(name);
+    if (own !== undefined || KEYS_BY_NAME.get(name)!.perSection) return own;
+    return this.#inherited?.entries.get(name);
+  }
+
+  /** The value of `name`, typed by its kind; `undefined` also when it could not be read. */
+  get(name: string): Value {
+    const entry = this.entry(name);
+    const value = entry === undefined
+      ? readValue(KEYS_BY_NAME.get(name)!, "", this.#inherited === undefined)
+      : this.#values.get(entry);
+    return value === INVALID ? undefined : value;
+  }
+
+  /** The command set by `name`, with its own timeout key or else `EXEC_CMD_TIMEOUT`. */
+  command(name: string, timeoutName?: string): CommandSpec | undefined {
+    const text = this.get(name) as string | undefined;
+    if (text === undefined) return undefined;
+    const own = timeoutName === undefined ? undefined : this.get(timeoutName) as number | undefined;
+    const timeout = own ?? this.get("EXEC_CMD_TIMEOUT") as number | undefined;
+    const source = this.entry(name)!.location;
+    return timeout === undefined || timeout === 0 ? { text, source } : { text, timeout, source };
+  }
+
+  /** How messages name the section: `[name]`, or "the global section". */
+  describe(): string {
+    return this.#inherited === undefined ? "the global section" : `[${this.section.name}]`;
+  }
+}
+
+/** An active service, where its port was set and how messages name it. */
+interface Built {
+  service: ServiceConfig;
+  portAt: Location;
+  description: string;
+}
+
+/** Builds an active service (none when its port is missing or bad), recording what is wrong. */
+function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Built[] {
+  const { section } = settings;
+  const portEntry = settings.entry("PORT");
+  const port = settings.get("PORT") as number | undefined;
+  const checkCmd = settings.command("CHECK_CMD", "CHECK_CMD_TIMEOUT");
+  const startCmd = settings.command("START_CMD", "START_CMD_TIMEOUT");
+  if (portEntry === undefined) {
+    issues.error(
+      section.location,
+      "PORT",
+      `Cannot listen for ${settings.describe()} as it has no PORT: ` +
+        `set PORT in ${settings.describe()}`,
+    );
+  }
+  if (checkCmd === undefined && startCmd === undefined) {
+    issues.error(
+      section.location,
+      "START_CMD",
+      `Cannot wake ${settings.describe()} as it has neither START_CMD nor CHECK_CMD: ` +
+        `set START_CMD in ${settings.describe()}`,
+    );
+  }
+  if (port === undefined) return [];
+  const service: ServiceConfig = {
+    name: isGlobal ? "global" : section.name,
+    source: section.location,
+    port,
+    listenAddresses: settings.get("LISTEN_ADDRESS") as string[],
+    checkCmd,
+    startCmd,
+    stopCmd: settings.command("STOP_CMD", "STOP_CMD_TIMEOUT"),
+    idleCmd: settings.command("IDLE_CMD", "IDLE_CMD_TIMEOUT"),
+    readyCmd: settings.command("READY_CMD"),
+    readyTimeout: settings.get("READY_TIMEOUT") as number,
+    user: settings.get("USER") as string | undefined,
+    idleTime: settings.get("IDLE_TIME") as number | undefined,
+    idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
+    routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+  };
+  return [{ service, portAt: portEntry!.location, description: settings.describe() }];
+}
+
+/** Records an error for every service that listens where an earlier one already does. */
+function checkPorts(built: Built[], issues: Issues): void {
+  built.forEach(({ service, portAt, description }, index) => {
+    const earlier = built.slice(0, index).find(({ service: other }) =>
+      other.port === service.port && overlap(other.listenAddresses, service.listenAddresses)
+    );
+    if (earlier === undefined) return;
+    issues.error(
+      portAt,
+      "PORT",
+      `Cannot listen on port ${service.port} for ${description} as ${earlier.description} ` +
+        `already does at ${earlier.portAt.file}:${earlier.portAt.line}`,
+    );
+  });
+}
+
+/** Whether two address lists share an address, counting wildcards as every address. */
+function overlap(a: string[], b: string[]): boolean {
+  if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
+  return a.some((address) => b.includes(address));
+}

@@ -1,0 +1,121 @@
+/**
+ * The entry point: parses the command line, dispatches to one command and
+ * turns its outcome into an exit code. The only place that calls `Deno.exit`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { checkCommand } from "./cli/check.ts";
+import { versionCommand } from "./cli/version.ts";
+import { type Command, UsageError, type Verbosity } from "./cli/options.ts";
+import { VERSION } from "./version.ts";
+
+/** Every command, by the word that selects it. */
+const COMMANDS: Record<string, Command> = {
+  check: checkCommand,
+  version: versionCommand,
+};
+
+/** Options every command accepts. */
+const GLOBAL_FLAGS = {
+  "config-file": { type: "string", short: "f", multiple: true },
+  version: { type: "boolean", short: "V" },
+  verbose: { type: "boolean", short: "v" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const commands = Object.entries(COMMANDS)
+    .map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`)
+    .join("\n");
+  return `sleepingd ${VERSION}: wakes servers when a client connects, puts them back to sleep when idle
+
+Usage: sleepingd [options] <command>
+
+Commands:
+${commands}
+
+Options:
+  -f, --config-file FILE  read FILE instead of the default search list (repeatable)
+  -v, --verbose           log more (debug level)
+      --debug             log everything (trace level)
+  -V, --version           print the version
+  -h, --help              print this help, or a command's help after it`;
+}
+
+/** Finds the command word: the first argument that is neither a flag nor a flag's value. */
+function findCommandWord(args: string[]): string | undefined {
+  const { positionals } = parseArgs({
+    args,
+    options: GLOBAL_FLAGS,
+    strict: false,
+    allowPositionals: true,
+  });
+  return positionals[0];
+}
+
+/**
+ * Runs sleepingd with the given arguments (without the program name).
+ *
+ * @param args the command line, e.g. `["-f", "sleepingd.conf", "check"]`
+ * @returns the exit code: 0 ok, 1 failure, 2 usage error
+ */
+export async function main(args: string[]): Promise<number> {
+  try {
+    const word = findCommandWord(args);
+    const command = word === undefined ? undefined : COMMANDS[word];
+    if (word !== undefined && command === undefined) {
+      throw new UsageError(`Unknown command "${word}"`);
+    }
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...GLOBAL_FLAGS, ...command?.flags },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (values.help) {
+      console.log(command?.help ?? usage());
+      return 0;
+    }
+    if (values.version) return versionCommand.run(noOptions());
+    if (command === undefined) {
+      console.error(usage());
+      return 2;
+    }
+    if (positionals.length > 1) {
+      throw new UsageError(`Unexpected argument "${positionals[1]}" after "${word}"`);
+    }
+    const verbosity: Verbosity = values.debug ? "trace" : values.verbose ? "debug" : "info";
+    const { "config-file": configFiles = [], ...flags } = values;
+    return await command.run({
+      configFiles: configFiles as string[],
+      verbosity,
+      flags: flags as Record<string, string | boolean | undefined>,
+    });
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      console.error(`sleepingd: ${(error as Error).message}`);
+      console.error(`Try "sleepingd --help" for the commands and options.`);
+      return 2;
+    }
+    console.error(`sleepingd: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
+
+function noOptions() {
+  return { configFiles: [], verbosity: "info" as const, flags: {} };
+}
+
+/** `parseArgs` rejects unknown flags and missing values with these codes. */
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

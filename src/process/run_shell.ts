@@ -1,0 +1,445 @@
+/**
+ * Runs the shell commands of the configuration (`CHECK_CMD`, `START_CMD`, ...).
+ *
+ * A command string goes untouched to `bash -c` (`sh -c` where there is no bash), in its own
+ * process group, with stdin from /dev/null and stdout/stderr read while it runs. A timeout or
+ * an abort sends TERM to the whole group and KILL after a grace. Client data only ever reaches
+ * a command through its environment, never through the command text.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode runShell}. */
+export interface ShellOptions {
+  /** Seconds before the command is killed; `undefined` or 0 means no limit. */
+  timeout?: number;
+  /** Extra environment variables, added to (and overriding) the daemon's environment. */
+  env?: Record<string, string>;
+  /** Run as this user (name or uid); switching to another user needs root. */
+  user?: string;
+  /**
+   * Aborting kills the command the way a timeout does, but the result has `aborted: true`
+   * and keeps the exit code the command died with (usually 143) instead of 124.
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds between TERM and KILL when the command is killed.
+   * @default 2000
+   */
+  killGraceMs?: number;
+}
+
+/** What a command did, from {@linkcode runShell}. */
+export interface ShellResult {
+  /** Exit code: 124 on timeout, 128+N when killed by signal N (as a shell reports it). */
+  code: number;
+  /** The first 64 KiB of stdout, decoded as UTF-8 (invalid bytes become U+FFFD). */
+  stdout: string;
+  /** Total stdout bytes read, including those past the first 64 KiB. */
+  stdoutBytes: number;
+  /** The last 8 KiB of stderr, decoded as UTF-8. */
+  stderrTail: string;
+  /** The command ran past `timeout` and was killed; `code` is then 124. */
+  timedOut: boolean;
+  /** The command was killed because `signal` was aborted. */
+  aborted: boolean;
+  /** Milliseconds from the start to the exit of the command. */
+  durationMs: number;
+  /** PID of the command, which is also its process group ID. */
+  pid: number;
+  /**
+   * A process the command left behind (a server started with `&`) still holds its stdout or
+   * stderr. That output is read and discarded for as long as the process lives, so the
+   * process neither blocks on a full pipe nor dies of SIGPIPE; redirecting the background
+   * process's output (`server >/dev/null 2>&1 &`) avoids it.
+   */
+  outputLeftOpen: boolean;
+}
+
+/** Bytes of stdout kept: enough for any target line, bounded for chatty commands. */
+const STDOUT_LIMIT = 64 * 1024;
+/** Bytes of stderr kept for the failure log line (as dax's `errorTail()`). */
+const STDERR_TAIL = 8 * 1024;
+/**
+ * Milliseconds to wait for EOF on stdout/stderr after the command exited. A background
+ * process that inherited the pipes keeps them open; past this wait we return without it.
+ */
+const OUTPUT_GRACE_MS = 150;
+/** Milliseconds between checks that a killed process group is gone. */
+const GROUP_POLL_MS = 20;
+/** `setTimeout` fires at once for delays above 2^31−1 ms, so longer ones are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs `command` with `bash -c` in its own process group and reports how it ended.
+ *
+ * stdout and stderr are read while the command runs, so any amount of output is fine.
+ * Processes the command leaves running after a normal exit (servers started with `&`) are
+ * not touched. On timeout or abort, the whole process group gets TERM, then KILL after
+ * `killGraceMs` if any of it is still alive.
+ *
+ * @param command The command text, passed to the shell untouched.
+ * @param options Timeout, extra environment, user, abort signal, kill grace.
+ * @returns The exit code, captured output and how the command ended. A failing command
+ * resolves too: check `code`.
+ * @throws {RangeError} If `timeout` or `killGraceMs` is negative or not a number.
+ * @throws {Error} If `user` does not exist or cannot be switched to.
+ * @throws If `signal` is already aborted (its reason); the command is then not started.
+ *
+ * @example Run a start command with a client's address in the environment
+ * ```ts
+ * const result = await runShell("echo \"$SLEEPINGD_CLIENT_ADDRESS\"", {
+ *   timeout: 5,
+ *   env: { SLEEPINGD_CLIENT_ADDRESS: "192.0.2.7" },
+ * });
+ * if (result.code !== 0) console.error(describeResult(result));
+ * ```
+ */
+export async function runShell(command: string, options: ShellOptions = {}): Promise<ShellResult> {
+  const { timeout = 0, env = {}, user, signal, killGraceMs = 2000 } = options;
+  checkDuration("timeout", timeout);
+  checkDuration("killGraceMs", killGraceMs);
+  const shell = [findShell(), "-c", command];
+  const { argv: [program, ...args], env: userEnv } = user === undefined
+    ? { argv: shell, env: {} }
+    : await asUser(user, shell);
+  signal?.throwIfAborted();
+
+  const child = new Deno.Command(program, {
+    args,
+    env: { ...userEnv, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true, // own process group: pgid = pid, so -pid reaches grandchildren too
+  }).spawn();
+  const started = performance.now();
+  const stdout = new Head(STDOUT_LIMIT);
+  const stderr = new Tail(STDERR_TAIL);
+  const outputDone = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
+
+  let exited = false;
+  let killedBy: "timeout" | "abort" | undefined;
+  let escalated = false;
+  let cancelKillTimer = () => {};
+  const kill = (why: "timeout" | "abort") => {
+    if (exited || killedBy) return;
+    killedBy = why;
+    signalGroup(child.pid, "SIGTERM");
+    cancelKillTimer = startTimer(killGraceMs, () => {
+      escalated = true;
+      signalGroup(child.pid, "SIGKILL");
+    });
+  };
+  const onAbort = () => kill("abort");
+  const cancelTimeout = timeout > 0 ? startTimer(timeout * 1000, () => kill("timeout")) : noop;
+  signal?.addEventListener("abort", onAbort, { once: true });
+
+  try {
+    const status = await child.status;
+    exited = true;
+    const durationMs = Math.round(performance.now() - started);
+    if (killedBy) {
+      // The leader is gone; give the rest of its group until the KILL to go too.
+      while (!escalated && await groupHasLiveProcess(child.pid)) await delay(GROUP_POLL_MS);
+      cancelKillTimer(); // the group is empty: its ID may be reused, never signal it again
+    }
+    const outputClosed = await within(outputDone, OUTPUT_GRACE_MS);
+    return {
+      code: killedBy === "timeout" ? 124 : status.code,
+      stdout: decode(stdout.bytes()),
+      stdoutBytes: stdout.total,
+      stderrTail: decode(skipContinuationBytes(stderr.bytes())),
+      timedOut: killedBy === "timeout",
+      aborted: killedBy === "abort",
+      durationMs,
+      pid: child.pid,
+      outputLeftOpen: !outputClosed,
+    };
+  } finally {
+    cancelTimeout();
+    cancelKillTimer();
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Returns the first line of `text` that is not blank, without surrounding whitespace; "" if
+ * there is none. For reading the `IP PORT` target that START_CMD and CHECK_CMD print.
+ *
+ * @example
+ * ```ts
+ * firstLine("\n 127.0.0.1 8080\r\nstarted\n"); // "127.0.0.1 8080"
+ * ```
+ */
+export function firstLine(text: string): string {
+  return text.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
+}
+
+/**
+ * Sums up a result in one line for the log: how it ended, after how long, and the last line
+ * of stderr if there is one.
+ *
+ * @example
+ * ```ts
+ * describeResult(result); // "exit 1 after 0.2s: nc: Address already in use"
+ * describeResult(result); // "timed out after 5.0s"
+ * ```
+ */
+export function describeResult(result: ShellResult): string {
+  const after = `after ${(result.durationMs / 1000).toFixed(1)}s`;
+  const ending = result.timedOut
+    ? `timed out ${after}`
+    : result.aborted
+    ? `aborted ${after}`
+    : `exit ${result.code} ${after}`;
+  const lines = result.stderrTail.split("\n").map((line) => line.trim());
+  const last = lines.findLast((line) => line !== "") ?? "";
+  return last === "" ? ending : `${ending}: ${last.length > 200 ? last.slice(0, 199) + "…" : last}`;
+}
+
+// ---- the shell and the user ----------------------------------------------------------------
+
+const found = new Map<string, string | undefined>();
+
+/** Finds an executable on the daemon's PATH, once per name. */
+function which(name: string): string | undefined {
+  if (!found.has(name)) {
+    const dirs = (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":").filter((dir) => dir);
+    found.set(name, dirs.map((dir) => `${dir}/${name}`).find(isExecutable));
+  }
+  return found.get(name);
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** `bash` as the original ran commands with it; `sh` where there is no bash. */
+function findShell(): string {
+  return which("bash") ?? which("sh") ?? "/bin/sh";
+}
+
+/** A user from the password database. */
+interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** Looks `user` up with `getent passwd` (which sees NSS users too), else in /etc/passwd. */
+async function lookUpUser(user: string): Promise<Account | undefined> {
+  let lines: string[];
+  if (which("getent")) {
+    const out = await new Deno.Command(which("getent")!, {
+      args: ["passwd", user],
+      stdin: "null",
+      stderr: "null",
+    }).output();
+    lines = out.success ? new TextDecoder().decode(out.stdout).split("\n") : [];
+  } else {
+    lines = (await Deno.readTextFile("/etc/passwd")).split("\n");
+  }
+  for (const line of lines) {
+    const [name, , uid, gid, , home] = line.split(":");
+    if (line.split(":").length >= 7 && (name === user || uid === user)) {
+      return { name, uid: Number(uid), gid: Number(gid), home };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Prefixes `argv` so that it runs as `user` (unchanged if we already are that user), and
+ * gives the HOME, USER and LOGNAME a login as that user would set.
+ */
+async function asUser(
+  user: string,
+  argv: string[],
+): Promise<{ argv: string[]; env: Record<string, string> }> {
+  const account = await lookUpUser(user);
+  if (!account) throw new Error(`Cannot run command as user "${user}": no such user`);
+  const { name, uid, gid, home } = account;
+  const env = { HOME: home, USER: name, LOGNAME: name };
+  const self = Deno.uid();
+  if (uid === self) return { argv, env };
+  if (self !== 0) {
+    throw new Error(
+      `Cannot run command as user "${user}": sleepingd must run as root to switch users (running as uid ${self})`,
+    );
+  }
+  // setpriv execs the command, which keeps our child's PID; runuser stays as its parent.
+  const setpriv = which("setpriv");
+  if (setpriv) {
+    return {
+      argv: [setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv],
+      env,
+    };
+  }
+  const runuser = which("runuser");
+  if (runuser) return { argv: [runuser, "-u", name, "--", ...argv], env };
+  throw new Error(`Cannot run command as user "${user}": neither setpriv nor runuser is on PATH`);
+}
+
+// ---- signals and timers --------------------------------------------------------------------
+
+/** Sends `sig` to the process group `pgid`; a group that is already gone is fine. */
+function signalGroup(pgid: number, sig: Deno.Signal): void {
+  if (pgid <= 1) return; // -0 would be our own group, -1 every process we may signal
+  try {
+    Deno.kill(-pgid, sig);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error; // ESRCH
+  }
+}
+
+/**
+ * Whether a process of group `pgid` is still running. Zombies do not count: an orphan
+ * reparented to a PID 1 that does not reap stays a zombie for good (DESIGN §3). Without a
+ * readable /proc the answer is yes, so the caller waits for the full grace.
+ */
+async function groupHasLiveProcess(pgid: number): Promise<boolean> {
+  try {
+    for await (const entry of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      let stat: string;
+      try {
+        stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      } catch {
+        continue; // exited while we looked
+      }
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+    }
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function noop() {}
+
+/** Calls `fn` after `ms` milliseconds, chaining timers past 2^31−1 ms; returns a canceller. */
+function startTimer(ms: number, fn: () => void): () => void {
+  const deadline = Date.now() + ms;
+  let id: ReturnType<typeof setTimeout>;
+  const arm = () => {
+    const left = deadline - Date.now();
+    id = setTimeout(left > MAX_TIMER_MS ? arm : fn, Math.min(Math.max(left, 0), MAX_TIMER_MS));
+  };
+  arm();
+  return () => clearTimeout(id);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `promise` at most `ms` milliseconds; true if it settled in time. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<false>((resolve) => id = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(id);
+  }
+}
+
+function checkDuration(name: string, value: number): void {
+  if (typeof value !== "number" || !(value >= 0)) {
+    throw new RangeError(
+      `Cannot run command as "${name}" must be a number >= 0: current value is ${value}`,
+    );
+  }
+}
+
+// ---- output --------------------------------------------------------------------------------
+
+/** Something that takes the chunks of an output stream. */
+interface Sink {
+  push(chunk: Uint8Array): void;
+}
+
+/**
+ * Reads `stream` to its end into `sink`. Never rejects: a read error ends the output. It may
+ * go on after {@linkcode runShell} returned, while a background process holds the pipe.
+ */
+async function drain(stream: ReadableStream<Uint8Array>, sink: Sink): Promise<void> {
+  const reader = stream.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      sink.push(value);
+    }
+  } catch {
+    // the pipe broke: what was read is all there is
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Keeps the first `limit` bytes and counts them all. */
+class Head implements Sink {
+  #chunks: Uint8Array[] = [];
+  #kept = 0;
+  total = 0;
+  constructor(readonly limit: number) {}
+  push(chunk: Uint8Array): void {
+    this.total += chunk.length;
+    if (this.#kept >= this.limit) return;
+    const part = chunk.slice(0, this.limit - this.#kept);
+    this.#chunks.push(part);
+    this.#kept += part.length;
+  }
+  bytes(): Uint8Array {
+    return concat(this.#chunks);
+  }
+}
+
+/** Keeps the last `limit` bytes. */
+class Tail implements Sink {
+  #chunks: Uint8Array[] = [];
+  #kept = 0;
+  constructor(readonly limit: number) {}
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#kept += chunk.length;
+    while (this.#kept - this.#chunks[0].length >= this.limit) {
+      this.#kept -= this.#chunks.shift()!.length;
+    }
+  }
+  bytes(): Uint8Array {
+    const all = concat(this.#chunks);
+    return all.subarray(Math.max(0, all.length - this.limit));
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/** Drops the UTF-8 continuation bytes a cut tail may start with (at most 3). */
+function skipContinuationBytes(bytes: Uint8Array): Uint8Array {
+  let start = 0;
+  while (start < 3 && start < bytes.length && (bytes[start] & 0xc0) === 0x80) start++;
+  return bytes.subarray(start);
+}
+
+function decode(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}

@@ -1,0 +1,94 @@
+/**
+ * Helpers for tests on real sockets: local listeners, free ports, reading to
+ * the end, checksums, and bounded waits.
+ *
+ * @module
+ */
+
+/** Listens on 127.0.0.1 on a port the kernel picks. */
+export function listenLocal(): Deno.TcpListener {
+  return Deno.listen({ hostname: "127.0.0.1", port: 0 });
+}
+
+/** A TCP port that was free a moment ago (for configs that need a fixed port). */
+export function freePort(): number {
+  const listener = listenLocal();
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/** Reads `conn` until EOF (or a reset) and returns everything it sent. */
+export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  try {
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+  }
+  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+/** Writes every byte of `data` to `conn`. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array) {
+  let written = 0;
+  while (written < data.length) written += await conn.write(data.subarray(written));
+}
+
+/** Hex SHA-256 of `data`. */
+export async function sha256(data: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** `size` pseudo-random bytes (random enough to catch reordering or loss). */
+export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const data = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(data.subarray(offset, Math.min(offset + 65536, size)));
+  }
+  return data;
+}
+
+/**
+ * Polls `condition` every 20 ms until it holds; fails with `what` after
+ * `seconds` (a bound against hangs, not a speed assertion).
+ */
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  seconds = 20,
+): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${seconds}s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Whether a process is alive: it exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Text of a byte array. */
+export function text(data: Uint8Array): string {
+  return new TextDecoder().decode(data);
+}

@@ -1,0 +1,216 @@
+/**
+ * `sleepingd check`, `-V` and usage errors, through the real CLI.
+ */
+import assert from "node:assert/strict";
+import { VERSION } from "../src/version.ts";
+import { runCli, tempFiles } from "./_helpers.ts";
+
+Deno.test("sleepingd -f sleepingd.conf check lists the shipped demo", async () => {
+  const { code, stdout, stderr } = await runCli(["-f", "sleepingd.conf", "check"]);
+  assert.equal(stderr, "");
+  assert.equal(
+    stdout,
+    "Simple web server for testing purposes (port 10080)\n" +
+      "  start: ( deno run --allow-net examples/demo/oneshot.ts 8080 > /dev/null 2>...\n" +
+      "  idle: never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n" +
+      "Nodeapp in docker containers (inactive)\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd -f seed_examples.conf check lists both seed examples with their commands", async () => {
+  const { code, stdout, stderr } = await runCli([
+    "--config-file",
+    "tests/testdata/seed_examples.conf",
+    "check",
+  ]);
+  assert.equal(stderr, "");
+  assert.equal(
+    stdout,
+    "Simple web server for testing purposes (port 10080)\n" +
+      "  start: ( echo -e 'Response from 8080: $(date)' | nc -l -p 8080 -w 1 > /dev...\n" +
+      "  idle: never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n" +
+      "Nodeapp in docker containers (port 20080)\n" +
+      "  start: /usr/share/sleepingd/example/startserver start\n" +
+      "  stop: /usr/share/sleepingd/example/startserver stop\n" +
+      "  idle: every 5s, stop after 20s idle\n" +
+      "  idle if: /usr/share/sleepingd/example/startserver status\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check shows every setting of a service, with timeouts", async () => {
+  await using dir = await tempFiles({
+    "full.conf": `EXEC_CMD_TIMEOUT=3
+USER=nobody
+[full]
+PORT=7000
+LISTEN_ADDRESS=127.0.0.1 ::1
+CHECK_CMD=test -e /tmp/up
+START_CMD_TIMEOUT=30
+START_CMD="echo one
+echo 127.0.0.1 7001"
+READY_CMD=pg_isready -q
+READY_TIMEOUT=90
+ROUTE_PER_CONNECTION=yes
+STOP_CMD=stop-it
+IDLE_CMD=who | grep -q . && exit 1 || exit 0
+IDLE_TIME=600
+IDLE_CHECK_INTERVAL=0.5
+`,
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/full.conf`, "check"]);
+  assert.equal(stderr, "");
+  assert.equal(
+    stdout,
+    "full (port 7000)\n" +
+      "  listen: 127.0.0.1 ::1\n" +
+      "  check: test -e /tmp/up (timeout 3s)\n" +
+      "  start: echo one... (timeout 30s)\n" +
+      "  ready: pg_isready -q (timeout 3s), retried for up to 90s\n" +
+      "  route: per connection\n" +
+      "  stop: stop-it (timeout 3s)\n" +
+      "  idle: every 0.5s, stop after 600s idle\n" +
+      "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
+      "  user: nobody\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check prints warnings on stderr and still exits 0", async () => {
+  await using dir = await tempFiles({
+    "w.conf": "VARRUN_PATH=/tmp\n[web]\nPORT=80\nSTART_CMD=go\nPROT=81\nVARRUN_PATH=/x\n",
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/w.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${dir.path}/w.conf:5: Ignoring unknown key "PROT": did you mean "PORT"?\n` +
+      `sleepingd: warning: ${dir.path}/w.conf:6: Ignoring "VARRUN_PATH" in [web] as it can only ` +
+      "be set in the global section\n",
+  );
+  assert.equal(
+    stdout,
+    "web (port 80)\n  start: go\n  idle: never stopped " +
+      "(set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check says so when no service is active", async () => {
+  await using dir = await tempFiles({ "off.conf": "PORT=80\n[a]\nACTIVE=no\n[b]\nACTIVE=false\n" });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/off.conf`, "check"]);
+  assert.equal(stderr, "");
+  assert.equal(stdout, "no service is active\na (inactive)\nb (inactive)\n");
+  assert.equal(code, 0);
+});
+
+/** Each malformed file, the error `check` must print for it, after `sleepingd: error: FILE:`. */
+const MALFORMED: [string, string, string][] = [
+  [
+    "an unterminated quote",
+    '[web]\nPORT=80\nSTART_CMD="echo hi\n\nSTOP_CMD=x\n',
+    '3: Cannot read "START_CMD": the quote opened here is never closed',
+  ],
+  [
+    "a line that is not KEY=value",
+    "[web]\nPORT 80\n",
+    '2: Cannot read line "PORT 80": expected KEY=value or [section]',
+  ],
+  [
+    "an empty section name",
+    "\n\n[ ]\n",
+    '3: Cannot read section header "[ ]": the section name is empty',
+  ],
+  [
+    "a bad port",
+    "[web]\nSTART_CMD=go\nPORT=abc\n",
+    '3: Cannot use "PORT" as it must be an integer from 1 to 65535: current value is "abc"',
+  ],
+  [
+    "a bad time",
+    "IDLE_TIME=10m\n[web]\nSTART_CMD=go\nPORT=80\n",
+    '1: Cannot use "IDLE_TIME" as it must be a number of seconds, 0 or more: current value ' +
+    'is "10m"',
+  ],
+  [
+    "a bad boolean",
+    "[web]\nSTART_CMD=go\nPORT=80\nACTIVE=sometimes\n",
+    '4: Cannot use "ACTIVE" as it must be yes, no, true, false, 1 or 0: current value is ' +
+    '"sometimes"',
+  ],
+  [
+    "a duplicate port",
+    "[web]\nSTART_CMD=go\nPORT=80\n[api]\nSTART_CMD=go\nPORT=80\n",
+    "6: Cannot listen on port 80 for [api] as [web] already does at FILE:3",
+  ],
+  [
+    "a service without PORT",
+    "\n[web]\nSTART_CMD=go\n",
+    "2: Cannot listen for [web] as it has no PORT: set PORT in [web]",
+  ],
+  [
+    "a service without START_CMD or CHECK_CMD",
+    "[web]\nPORT=80\n",
+    "1: Cannot wake [web] as it has neither START_CMD nor CHECK_CMD: set START_CMD in [web]",
+  ],
+];
+
+for (const [what, text, error] of MALFORMED) {
+  Deno.test(`sleepingd check exits 1 with file:line for ${what}`, async () => {
+    await using dir = await tempFiles({ "bad.conf": text });
+    const file = `${dir.path}/bad.conf`;
+    const { code, stdout, stderr } = await runCli(["-f", file, "check"]);
+    assert.equal(stderr, `sleepingd: error: ${file}:${error.replaceAll("FILE", file)}\n`);
+    assert.equal(stdout, "");
+    assert.equal(code, 1);
+  });
+}
+
+Deno.test("sleepingd check prints every error on its own line, after the warnings", async () => {
+  await using dir = await tempFiles({ "bad.conf": "[a]\nPROT=80\nSTART_CMD=go\n[b]\nPORT=0\n" });
+  const file = `${dir.path}/bad.conf`;
+  const { code, stdout, stderr } = await runCli(["-f", file, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${file}:2: Ignoring unknown key "PROT": did you mean "PORT"?\n` +
+      `sleepingd: error: ${file}:1: Cannot listen for [a] as it has no PORT: set PORT in [a]\n` +
+      `sleepingd: error: ${file}:4: Cannot wake [b] as it has neither START_CMD nor CHECK_CMD: ` +
+      "set START_CMD in [b]\n" +
+      `sleepingd: error: ${file}:5: Cannot use "PORT" as it must be an integer from 1 to 65535: ` +
+      'current value is "0"\n',
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
+
+Deno.test("sleepingd -f missing.conf check exits 1 naming the file", async () => {
+  await using dir = await tempFiles({});
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/missing.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: error: Cannot read config file "${dir.path}/missing.conf": it does not exist\n`,
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
+
+Deno.test("sleepingd frobnicate is a usage error with exit code 2", async () => {
+  const { code, stdout, stderr } = await runCli(["frobnicate"]);
+  assert.match(stderr, /^sleepingd: Unknown command "frobnicate"\n/);
+  assert.equal(stdout, "");
+  assert.equal(code, 2);
+});
+
+Deno.test("sleepingd -V prints the version", async () => {
+  const { code, stdout, stderr } = await runCli(["-V"]);
+  assert.equal(stdout, `${VERSION}\n`);
+  assert.equal(stderr, "");
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check --help prints the command's help on stdout", async () => {
+  const { code, stdout, stderr } = await runCli(["check", "--help"]);
+  assert.match(stdout, /^Usage: sleepingd \[-f FILE\]\.\.\. check\n/);
+  assert.equal(stderr, "");
+  assert.equal(code, 0);
+});

@@ -1,0 +1,510 @@
+import assert from "node:assert/strict";
+import { ConfigError, formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
+import { KEYS } from "../src/config/keys.ts";
+import { buildConfig, loadConfig, type SearchList } from "../src/config/load.ts";
+import { parseConfigText } from "../src/config/parse.ts";
+import type { Config, ServiceConfig } from "../src/config/types.ts";
+import { REPO, tempFiles } from "./_helpers.ts";
+
+const SEED_EXAMPLES = `${REPO}tests/testdata/seed_examples.conf`;
+
+/** Builds the configuration of one file's text, named `t.conf`. */
+function build(text: string): Config {
+  return buildConfig([parseConfigText(text, "t.conf")]);
+}
+
+/** The one service `text` defines. */
+function service(text: string): ServiceConfig {
+  const { services } = build(text);
+  assert.equal(services.length, 1, `expected one service, got ${services.length}`);
+  return services[0];
+}
+
+/** The messages of the InvalidConfigError that building `text` throws. */
+function errorsOf(text: string): string[] {
+  try {
+    build(text);
+  } catch (error) {
+    assert.ok(error instanceof InvalidConfigError, `expected InvalidConfigError, got ${error}`);
+    return error.errors.map(({ message }) => message);
+  }
+  assert.fail("expected the configuration to be refused");
+}
+
+/** The warnings of a valid configuration, formatted as `file:line: message`. */
+function warningsOf(text: string): string[] {
+  return build(text).warnings.map(formatIssue);
+}
+
+/** Drops `undefined` fields so that objects compare by what they set. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value));
+}
+
+/** A minimal active section, for tests about one key. */
+const WEB = "[web]\nPORT=8080\nSTART_CMD=start-web\n";
+
+Deno.test("buildConfig() reads the seed's two examples as the seed describes them", async () => {
+  const parsed = parseConfigText(await Deno.readTextFile(SEED_EXAMPLES), "seed.conf");
+  assert.deepEqual(
+    parsed.sections.map((
+      { name, entries },
+    ) => [name, entries.map(({ key, value }) => [key, value])]),
+    [
+      ["Simple web server for testing purposes", [
+        ["ACTIVE", "yes"],
+        ["PORT", "10080"],
+        [
+          "START_CMD",
+          "( echo -e 'Response from 8080: $(date)' | nc -l -p 8080 -w 1 > /dev/null 2> /dev/null & )" +
+          " ; echo '127.0.0.1 8080'",
+        ],
+      ]],
+      ["Nodeapp in docker containers", [
+        ["ACTIVE", "yes"],
+        ["PORT", "20080"],
+        ["START_CMD", "/usr/share/sleepingd/example/startserver start"],
+        ["STOP_CMD", "/usr/share/sleepingd/example/startserver stop"],
+        ["IDLE_CMD", "/usr/share/sleepingd/example/startserver status"],
+        ["IDLE_TIME", "20"],
+        ["IDLE_CHECK_INTERVAL", "5"],
+      ]],
+    ],
+  );
+  const config = buildConfig([parsed]);
+  assert.deepEqual(plain(config), {
+    files: ["seed.conf"],
+    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 },
+    services: [
+      {
+        name: "Simple web server for testing purposes",
+        source: { file: "seed.conf", line: 1 },
+        port: 10080,
+        listenAddresses: ["::"],
+        startCmd: {
+          text: parsed.sections[0].entries[2].value,
+          source: { file: "seed.conf", line: 7 },
+        },
+        readyTimeout: 60,
+        routePerConnection: false,
+      },
+      {
+        name: "Nodeapp in docker containers",
+        source: { file: "seed.conf", line: 9 },
+        port: 20080,
+        listenAddresses: ["::"],
+        startCmd: {
+          text: "/usr/share/sleepingd/example/startserver start",
+          source: { file: "seed.conf", line: 15 },
+        },
+        stopCmd: {
+          text: "/usr/share/sleepingd/example/startserver stop",
+          source: { file: "seed.conf", line: 17 },
+        },
+        idleCmd: {
+          text: "/usr/share/sleepingd/example/startserver status",
+          source: { file: "seed.conf", line: 19 },
+        },
+        readyTimeout: 60,
+        idleTime: 20,
+        idleCheckInterval: 5,
+        routePerConnection: false,
+      },
+    ],
+    inactive: [],
+    warnings: [],
+  });
+});
+
+Deno.test("buildConfig() gives every key its default", () => {
+  assert.deepEqual(plain(build("[web]\nSTART_CMD=go\nPORT=80\n")), {
+    files: ["t.conf"],
+    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 },
+    services: [{
+      name: "web",
+      source: { file: "t.conf", line: 1 },
+      port: 80,
+      listenAddresses: ["::"],
+      startCmd: { text: "go", source: { file: "t.conf", line: 2 } },
+      readyTimeout: 60,
+      routePerConnection: false,
+    }],
+    inactive: [],
+    warnings: [],
+  });
+});
+
+Deno.test("buildConfig() lets every section inherit the global keys and override them", () => {
+  const config = build(
+    "USER=nobody\nSTOP_CMD=stop-all\nIDLE_TIME=30\n" +
+      "[a]\nPORT=1\nSTART_CMD=a\n" +
+      "[b]\nPORT=2\nSTART_CMD=b\nUSER=root\nSTOP_CMD=\n",
+  );
+  assert.deepEqual(
+    config.services.map((s) => [s.name, s.user, s.stopCmd?.text, s.idleTime]),
+    [["a", "nobody", "stop-all", 30], ["b", "root", undefined, 30]],
+  );
+  assert.deepEqual(config.services[0].stopCmd?.source, { file: "t.conf", line: 2 });
+});
+
+Deno.test("buildConfig() keeps ACTIVE and PORT to the section that sets them", () => {
+  const errors = errorsOf("ACTIVE=no\nPORT=80\n[web]\nSTART_CMD=go\n");
+  assert.deepEqual(errors, [
+    "t.conf:3: Cannot listen for [web] as it has no PORT: set PORT in [web]",
+  ]);
+});
+
+Deno.test("buildConfig() makes sections active by default and the global section not", () => {
+  const config = build(`PORT=70\nSTART_CMD=go\n${WEB}[off]\nACTIVE=no\n`);
+  assert.deepEqual(config.services.map(({ name }) => name), ["web"]);
+  assert.deepEqual(config.inactive, ["off"]);
+});
+
+Deno.test("buildConfig() makes the global section a service named global with ACTIVE=yes and PORT", () => {
+  const config = build(`ACTIVE=yes\nPORT=70\nSTART_CMD=go\n${WEB}`);
+  assert.deepEqual(config.services.map(({ name, port }) => [name, port]), [["global", 70], [
+    "web",
+    8080,
+  ]]);
+  assert.deepEqual(config.services[0].source, { file: "t.conf", line: 1 });
+});
+
+Deno.test("buildConfig() warns when the global section is active without a PORT", () => {
+  assert.deepEqual(warningsOf(`ACTIVE=yes\n${WEB}`), [
+    "t.conf:1: Ignoring ACTIVE=yes in the global section as it has no PORT: " +
+    "set PORT there to make it a service",
+  ]);
+});
+
+Deno.test("buildConfig() reads booleans as yes/no/true/false/1/0 in any case", () => {
+  const values = ["yes", "YES", "True", "1", "no", "No", "FALSE", "0"].map((value) =>
+    service(`${WEB}ROUTE_PER_CONNECTION=${value}\n`).routePerConnection
+  );
+  assert.deepEqual(values, [true, true, true, true, false, false, false, false]);
+});
+
+Deno.test("buildConfig() refuses a boolean that is not yes/no/true/false/1/0", () => {
+  assert.deepEqual(errorsOf(`${WEB}ACTIVE=maybe\n`), [
+    't.conf:4: Cannot use "ACTIVE" as it must be yes, no, true, false, 1 or 0: ' +
+    'current value is "maybe"',
+  ]);
+});
+
+Deno.test("buildConfig() refuses a PORT that is not an integer from 1 to 65535", () => {
+  for (const value of ["abc", "0", "65536", "80.5", "-1", "8o"]) {
+    assert.deepEqual(errorsOf(`[web]\nSTART_CMD=go\nPORT=${value}\n`), [
+      `t.conf:3: Cannot use "PORT" as it must be an integer from 1 to 65535: ` +
+      `current value is "${value}"`,
+    ]);
+  }
+  assert.equal(service("[web]\nSTART_CMD=go\nPORT=65535\n").port, 65535);
+});
+
+Deno.test("buildConfig() reads times as non-negative seconds, decimals allowed, blank as none", () => {
+  const { idleTime, idleCheckInterval, readyTimeout } = service(
+    `${WEB}IDLE_TIME=1.5\nIDLE_CHECK_INTERVAL=\nREADY_TIMEOUT=0\n`,
+  );
+  assert.deepEqual([idleTime, idleCheckInterval, readyTimeout], [1.5, undefined, 0]);
+});
+
+Deno.test("buildConfig() refuses a time that is not a non-negative number", () => {
+  for (const value of ["5m", "-1", "1e3", "abc"]) {
+    assert.deepEqual(errorsOf(`${WEB}IDLE_TIME=${value}\n`), [
+      `t.conf:4: Cannot use "IDLE_TIME" as it must be a number of seconds, 0 or more: ` +
+      `current value is "${value}"`,
+    ]);
+  }
+});
+
+Deno.test("buildConfig() reads a blank key with a default as the default", () => {
+  const config = build(`SHUTDOWN_GRACE=\nVARRUN_PATH=\n${WEB}READY_TIMEOUT=\nLISTEN_ADDRESS=\n`);
+  assert.deepEqual(config.global, { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 });
+  assert.equal(config.services[0].readyTimeout, 60);
+  assert.deepEqual(config.services[0].listenAddresses, ["::"]);
+});
+
+Deno.test("buildConfig() reads LISTEN_ADDRESS as a space-separated list", () => {
+  assert.deepEqual(
+    service(`${WEB}LISTEN_ADDRESS= 127.0.0.1   ::1 \n`).listenAddresses,
+    ["127.0.0.1", "::1"],
+  );
+});
+
+Deno.test("buildConfig() reads the global-only keys from the global section", () => {
+  assert.deepEqual(build(`VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\n${WEB}`).global, {
+    varrunPath: "/tmp/s",
+    shutdownGrace: 2.5,
+  });
+});
+
+Deno.test("buildConfig() uses EXEC_CMD_TIMEOUT for commands without their own timeout", () => {
+  const svc = service(
+    "EXEC_CMD_TIMEOUT=7\n[web]\nPORT=1\nSTART_CMD=a\nCHECK_CMD=b\nSTOP_CMD=c\nIDLE_CMD=d\n" +
+      "READY_CMD=e\nSTART_CMD_TIMEOUT=30\nSTOP_CMD_TIMEOUT=0\nCHECK_CMD_TIMEOUT=\n",
+  );
+  assert.deepEqual(
+    [svc.startCmd, svc.checkCmd, svc.stopCmd, svc.idleCmd, svc.readyCmd].map((c) => c?.timeout),
+    [30, 7, undefined, 7, 7],
+  );
+});
+
+Deno.test("buildConfig() runs commands without a limit when no timeout is set", () => {
+  assert.equal(service(WEB).startCmd?.timeout, undefined);
+});
+
+Deno.test("buildConfig() treats the seed's default commands as unset", () => {
+  const svc = service(
+    "[web]\nPORT=1\nSTART_CMD=go\nCHECK_CMD=false\nSTOP_CMD= false \nIDLE_CMD=true\n",
+  );
+  assert.deepEqual([svc.checkCmd, svc.stopCmd, svc.idleCmd], [undefined, undefined, undefined]);
+});
+
+Deno.test("buildConfig() keeps commands that differ from the seed's defaults", () => {
+  const svc = service("[web]\nPORT=1\nSTART_CMD=go\nCHECK_CMD=true\nIDLE_CMD=false\n");
+  assert.deepEqual([svc.checkCmd?.text, svc.idleCmd?.text], ["true", "false"]);
+});
+
+Deno.test("buildConfig() keeps a command's text untouched", () => {
+  const text = 'set -e\nif true; then echo "$HOME" 2>&1 </dev/null; fi';
+  assert.equal(service(`[web]\nPORT=1\nSTART_CMD='${text}'\n`).startCmd?.text, text);
+});
+
+Deno.test("buildConfig() accepts a service with CHECK_CMD and no START_CMD", () => {
+  assert.equal(service("[web]\nPORT=1\nCHECK_CMD=echo 127.0.0.1 80\n").startCmd, undefined);
+});
+
+Deno.test("buildConfig() refuses an active service without PORT, with a hint", () => {
+  assert.deepEqual(errorsOf("[web]\nSTART_CMD=go\n"), [
+    "t.conf:1: Cannot listen for [web] as it has no PORT: set PORT in [web]",
+  ]);
+});
+
+Deno.test("buildConfig() refuses an active service without START_CMD and CHECK_CMD, with a hint", () => {
+  assert.deepEqual(errorsOf("\n[web]\nPORT=80\nSTART_CMD=false\n"), [
+    "t.conf:2: Cannot wake [web] as it has neither START_CMD nor CHECK_CMD: set START_CMD in [web]",
+  ]);
+  assert.deepEqual(errorsOf("ACTIVE=yes\nPORT=80\n"), [
+    "t.conf:1: Cannot wake the global section as it has neither START_CMD nor CHECK_CMD: " +
+    "set START_CMD in the global section",
+  ]);
+});
+
+Deno.test("buildConfig() refuses two active services on one port, naming both places", () => {
+  assert.deepEqual(errorsOf(`${WEB}[api]\nSTART_CMD=go\nPORT=8080\n`), [
+    "t.conf:6: Cannot listen on port 8080 for [api] as [web] already does at t.conf:2",
+  ]);
+});
+
+Deno.test("buildConfig() refuses one port on a wildcard and on a specific address", () => {
+  assert.deepEqual(errorsOf(`${WEB}[api]\nSTART_CMD=go\nPORT=8080\nLISTEN_ADDRESS=127.0.0.1\n`), [
+    "t.conf:6: Cannot listen on port 8080 for [api] as [web] already does at t.conf:2",
+  ]);
+});
+
+Deno.test("buildConfig() accepts one port on two different addresses", () => {
+  const config = build(
+    "START_CMD=go\nPORT=8080\n" +
+      "[a]\nPORT=8080\nLISTEN_ADDRESS=127.0.0.1\n[b]\nPORT=8080\nLISTEN_ADDRESS=127.0.0.2\n",
+  );
+  assert.equal(config.services.length, 2);
+});
+
+Deno.test("buildConfig() ignores the port of an inactive service", () => {
+  assert.equal(build(`${WEB}[old]\nACTIVE=no\nPORT=8080\n`).services.length, 1);
+});
+
+Deno.test("buildConfig() does not require PORT or commands of an inactive service", () => {
+  assert.deepEqual(build("[later]\nACTIVE=no\n").inactive, ["later"]);
+});
+
+Deno.test("buildConfig() still checks the values of an inactive service", () => {
+  assert.deepEqual(errorsOf("[later]\nACTIVE=no\nPORT=http\n"), [
+    't.conf:3: Cannot use "PORT" as it must be an integer from 1 to 65535: current value is "http"',
+  ]);
+});
+
+Deno.test("buildConfig() reports every error at once, in line order", () => {
+  try {
+    build("IDLE_TIME=x\n[a]\nPORT=0\nSTART_CMD=go\n[b]\nSTART_CMD=go\n[c]\nPORT=9\nACTIVE=2\n");
+    assert.fail("expected the configuration to be refused");
+  } catch (error) {
+    assert.ok(error instanceof InvalidConfigError);
+    assert.equal(
+      error.message,
+      "Cannot use the configuration as it has 4 errors:\n" +
+        't.conf:1: Cannot use "IDLE_TIME" as it must be a number of seconds, 0 or more: ' +
+        'current value is "x"\n' +
+        't.conf:3: Cannot use "PORT" as it must be an integer from 1 to 65535: ' +
+        'current value is "0"\n' +
+        "t.conf:5: Cannot listen for [b] as it has no PORT: set PORT in [b]\n" +
+        't.conf:9: Cannot use "ACTIVE" as it must be yes, no, true, false, 1 or 0: ' +
+        'current value is "2"',
+    );
+    assert.deepEqual(
+      error.errors.map((e) => [e instanceof ConfigError, e.file, e.line, e.key]),
+      [
+        [true, "t.conf", 1, "IDLE_TIME"],
+        [true, "t.conf", 3, "PORT"],
+        [true, "t.conf", 5, "PORT"],
+        [true, "t.conf", 9, "ACTIVE"],
+      ],
+    );
+  }
+});
+
+Deno.test("buildConfig() warns about an unknown key and suggests the closest known key", () => {
+  assert.deepEqual(warningsOf(`${WEB}PROT=80\nstart_cmd=x\nIDLE_CHECK_INTERVALL=3\nFOO=1\n`), [
+    't.conf:4: Ignoring unknown key "PROT": did you mean "PORT"?',
+    't.conf:5: Ignoring unknown key "start_cmd": did you mean "START_CMD"?',
+    't.conf:6: Ignoring unknown key "IDLE_CHECK_INTERVALL": did you mean "IDLE_CHECK_INTERVAL"?',
+    't.conf:7: Ignoring unknown key "FOO"',
+  ]);
+});
+
+Deno.test("buildConfig() keeps the warnings of a refused configuration", () => {
+  try {
+    build("[web]\nSTART_CMD=go\nPROT=80\n");
+    assert.fail("expected the configuration to be refused");
+  } catch (error) {
+    assert.ok(error instanceof InvalidConfigError);
+    assert.deepEqual(error.warnings.map(formatIssue), [
+      't.conf:3: Ignoring unknown key "PROT": did you mean "PORT"?',
+    ]);
+  }
+});
+
+Deno.test("buildConfig() warns about a global-only key in a section and ignores it", () => {
+  const config = build(`${WEB}VARRUN_PATH=/tmp/x\nSHUTDOWN_GRACE=abc\n`);
+  assert.deepEqual(config.warnings.map(formatIssue), [
+    't.conf:4: Ignoring "VARRUN_PATH" in [web] as it can only be set in the global section',
+    't.conf:5: Ignoring "SHUTDOWN_GRACE" in [web] as it can only be set in the global section',
+  ]);
+  assert.equal(config.global.varrunPath, "/var/run/sleepingd");
+});
+
+Deno.test("buildConfig() treats __proto__ as an unknown key without touching any prototype", () => {
+  const config = build(`__proto__=polluted\nconstructor=x\n${WEB}__proto__=x\n`);
+  assert.equal(config.warnings.length, 3);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  assert.equal(Object.getPrototypeOf(config.global), Object.prototype);
+});
+
+Deno.test("buildConfig() lets a later file override global keys and the keys of a section", () => {
+  const config = buildConfig([
+    parseConfigText("USER=a\nIDLE_TIME=5\n[web]\nPORT=1\nSTART_CMD=one\nSTOP_CMD=s\n", "1.conf"),
+    parseConfigText("USER=b\n[web]\nSTART_CMD=two\n[db]\nPORT=2\nSTART_CMD=d\n", "2.conf"),
+  ]);
+  assert.deepEqual(config.files, ["1.conf", "2.conf"]);
+  assert.deepEqual(
+    config.services.map((s) => [s.name, s.port, s.startCmd?.text, s.stopCmd?.text, s.user]),
+    [["web", 1, "two", "s", "b"], ["db", 2, "d", undefined, "b"]],
+  );
+  assert.deepEqual(config.services[0].startCmd?.source, { file: "2.conf", line: 3 });
+  assert.equal(config.services[0].idleTime, 5);
+});
+
+Deno.test("loadConfig() reads exactly the named files, in order", async () => {
+  await using dir = await tempFiles({
+    "a.conf": "[web]\nPORT=1\nSTART_CMD=a\n",
+    "b.conf": "[web]\nPORT=2\n",
+  });
+  const config = await loadConfig([`${dir.path}/a.conf`, `${dir.path}/b.conf`]);
+  assert.deepEqual(config.files, [`${dir.path}/a.conf`, `${dir.path}/b.conf`]);
+  assert.deepEqual(config.services.map(({ port }) => port), [2]);
+});
+
+Deno.test("loadConfig() refuses a named file that does not exist, naming it", async () => {
+  await using dir = await tempFiles({ "a.conf": WEB });
+  await assert.rejects(
+    loadConfig([`${dir.path}/a.conf`, `${dir.path}/missing.conf`]),
+    { message: `Cannot read config file "${dir.path}/missing.conf": it does not exist` },
+  );
+});
+
+Deno.test("loadConfig() reports the syntax errors of every file at once", async () => {
+  await using dir = await tempFiles({ "a.conf": "oops\n", "b.conf": "[web]\nCMD='x\n" });
+  await assert.rejects(
+    loadConfig([`${dir.path}/a.conf`, `${dir.path}/b.conf`]),
+    (error) => {
+      assert.ok(error instanceof InvalidConfigError);
+      assert.deepEqual(error.errors.map(({ message }) => message), [
+        `${dir.path}/a.conf:1: Cannot read line "oops": expected KEY=value or [section]`,
+        `${dir.path}/b.conf:2: Cannot read "CMD": the quote opened here is never closed`,
+      ]);
+      return true;
+    },
+  );
+});
+
+Deno.test("loadConfig() reads every file of the search list that exists, then conf.d in order", async () => {
+  await using dir = await tempFiles({
+    "first.conf": "USER=first\nEXEC_CMD_TIMEOUT=1\n",
+    "second.conf": `USER=second\n${WEB}`,
+    "conf.d/20-b.conf": "[web]\nSTART_CMD=b\n",
+    "conf.d/10-a.conf": "[web]\nSTART_CMD=a\nSTOP_CMD=a\n",
+    "conf.d/ignored.txt": "[web]\nSTOP_CMD=txt\n",
+  });
+  const search: SearchList = {
+    files: [`${dir.path}/first.conf`, `${dir.path}/absent.conf`, `${dir.path}/second.conf`],
+    confDir: `${dir.path}/conf.d`,
+  };
+  const config = await loadConfig([], search);
+  assert.deepEqual(config.files, [
+    `${dir.path}/first.conf`,
+    `${dir.path}/second.conf`,
+    `${dir.path}/conf.d/10-a.conf`,
+    `${dir.path}/conf.d/20-b.conf`,
+  ]);
+  const [web] = config.services;
+  assert.deepEqual(
+    [web.user, web.startCmd?.text, web.stopCmd?.text, web.startCmd?.timeout],
+    ["second", "b", "a", 1],
+  );
+});
+
+Deno.test("loadConfig() expands ~/ in the search list to the home folder", async () => {
+  await using dir = await tempFiles({ ".sleepingd": WEB });
+  const home = Deno.env.get("HOME");
+  Deno.env.set("HOME", dir.path);
+  try {
+    const config = await loadConfig([], { files: ["~/.sleepingd"], confDir: `${dir.path}/no` });
+    assert.deepEqual(config.files, [`${dir.path}/.sleepingd`]);
+  } finally {
+    if (home === undefined) Deno.env.delete("HOME");
+    else Deno.env.set("HOME", home);
+  }
+});
+
+Deno.test("loadConfig() says where it looked when no file is found", async () => {
+  await using dir = await tempFiles({});
+  await assert.rejects(
+    loadConfig([], { files: [`${dir.path}/a.conf`, "~/.b"], confDir: `${dir.path}/conf.d` }),
+    {
+      message: `Cannot find a configuration file: looked for ${dir.path}/a.conf, ~/.b and ` +
+        `${dir.path}/conf.d/*.conf; name one with -f FILE`,
+    },
+  );
+});
+
+Deno.test("the shipped sleepingd.conf documents every key, commented out at its default", async () => {
+  const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
+  const globalPart = shipped.slice(0, shipped.search(/^\[/m)).split("\n");
+  for (const key of KEYS) {
+    const at = globalPart.indexOf(`#${key.name}=${key.globalDefault ?? key.default}`);
+    assert.ok(at > 0, `sleepingd.conf does not list #${key.name}= at its default`);
+    const doc: string[] = [];
+    for (let line = at - 1; globalPart[line].startsWith("# "); line--) {
+      doc.unshift(globalPart[line].slice(2));
+    }
+    assert.equal(doc.join(" "), key.doc, `the doc of ${key.name} differs from keys.ts`);
+  }
+});
+
+Deno.test("the shipped sleepingd.conf is valid, with the demo active and no warnings", async () => {
+  const config = await loadConfig([`${REPO}sleepingd.conf`]);
+  assert.deepEqual(config.warnings, []);
+  assert.deepEqual(config.services.map(({ name, port }) => [name, port]), [
+    ["Simple web server for testing purposes", 10080],
+  ]);
+  assert.deepEqual(config.inactive, ["Nodeapp in docker containers"]);
+});
