@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { checkCommand } from "./cli/check.ts";
+import { runCommand } from "./cli/run.ts";
 import { versionCommand } from "./cli/version.ts";
 import { type Command, UsageError, type Verbosity } from "./cli/options.ts";
 import { VERSION } from "./version.ts";
@@ -14,6 +15,7 @@ import { VERSION } from "./version.ts";
 /** Every command, by the word that selects it. */
 const COMMANDS: Record<string, Command> = {
   check: checkCommand,
+  run: runCommand,
   version: versionCommand,
 };
 

@@ -1,0 +1,112 @@
+/**
+ * Running a service's configured commands with its environment, and logging them.
+ *
+ * @module
+ */
+
+import type { CommandSpec, ServiceConfig } from "../config/types.ts";
+import { log } from "../log.ts";
+import { type Target } from "../net/address.ts";
+import { describeResult, runShell, type ShellResult } from "../process/run_shell.ts";
+
+/** Which command runs; also `SLEEPINGD_ACTION` in its environment. */
+export type Action = "check" | "start" | "ready" | "idle" | "stop";
+
+/** The configuration key of each action's command, for messages. */
+export const COMMAND_KEY: Record<Action, string> = {
+  check: "CHECK_CMD",
+  start: "START_CMD",
+  ready: "READY_CMD",
+  idle: "IDLE_CMD",
+  stop: "STOP_CMD",
+};
+
+/** What a command may know besides the service: who connected and where the backend is. */
+export interface CommandContext {
+  /** The client whose connection caused the command, when there is one. */
+  client?: Deno.NetAddr;
+  /** The backend's target, when it is known. */
+  target?: Target;
+  /** Aborting kills the command. */
+  signal?: AbortSignal;
+  /** Seconds the command may run at most, on top of its own timeout. */
+  maxSeconds?: number;
+}
+
+/** A command that ran and did not exit 0 (or could not run at all). */
+export class CommandError extends Error {
+  /** Creates an error such as `START_CMD exit 1 after 0.2s: last stderr line`. */
+  constructor(message: string, readonly result?: ShellResult) {
+    super(message);
+    this.name = "CommandError";
+  }
+}
+
+/**
+ * Runs the service's command for `action` with the `SLEEPINGD_*` environment,
+ * logging its start (debug) and outcome (debug when it exits 0).
+ *
+ * @returns the result, whatever the exit code
+ * @throws {CommandError} when the command cannot be started at all
+ */
+export async function runServiceCommand(
+  service: ServiceConfig,
+  action: Action,
+  spec: CommandSpec,
+  context: CommandContext = {},
+): Promise<ShellResult> {
+  const logger = log("command");
+  const key = COMMAND_KEY[action];
+  const limits = [spec.timeout, context.maxSeconds].filter((n) => n !== undefined);
+  logger.debug("[{service}] running {key}", { service: service.name, key, command: spec.text });
+  let result: ShellResult;
+  try {
+    result = await runShell(spec.text, {
+      timeout: limits.length > 0 ? Math.min(...limits) : undefined,
+      env: commandEnv(service, action, context),
+      user: service.user,
+      signal: context.signal,
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new CommandError(`Cannot run ${key}: ${reason}`);
+  }
+  logger.debug("[{service}] {key} {outcome}", {
+    service: service.name,
+    key,
+    outcome: describeResult(result),
+    code: result.code,
+    durationMs: result.durationMs,
+  });
+  return result;
+}
+
+/** Throws a {@linkcode CommandError} unless the command exited 0. */
+export function requireSuccess(action: Action, result: ShellResult): ShellResult {
+  if (result.code !== 0) {
+    throw new CommandError(`${COMMAND_KEY[action]} ${describeResult(result)}`, result);
+  }
+  return result;
+}
+
+function commandEnv(
+  service: ServiceConfig,
+  action: Action,
+  { client, target }: CommandContext,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    SLEEPINGD_SERVICE: service.name,
+    SLEEPINGD_PORT: String(service.port),
+    SLEEPINGD_ACTION: action,
+  };
+  if (client) {
+    env.SLEEPINGD_CLIENT_ADDRESS = client.hostname.replace(/^::ffff:(?=\d+\.)/, "");
+    env.SLEEPINGD_CLIENT_PORT = String(client.port);
+  }
+  if (target) {
+    env.SLEEPINGD_TARGET = `${target.hostname} ${target.port}`;
+    env.SLEEPINGD_TARGET_HOST = target.hostname;
+    env.SLEEPINGD_TARGET_PORT = String(target.port);
+  }
+  return env;
+}

@@ -1,0 +1,131 @@
+/**
+ * A harness for service tests: a Supervisor in this process serving one
+ * service on a port-0 listener, with real shell commands that start a real
+ * echo backend (tests/testdata/echo_server.ts) and count their runs.
+ *
+ * @module
+ */
+
+import type { CommandSpec, Config, ServiceConfig } from "../src/config/types.ts";
+import type { Service } from "../src/service/service.ts";
+import { Supervisor } from "../src/service/supervisor.ts";
+import { freePort, isAlive, listenLocal, readAll, text, writeAll } from "./_net.ts";
+
+const ECHO_SERVER = new URL("./testdata/echo_server.ts", import.meta.url).pathname;
+
+/** A command spec as the config loader would make it. */
+export function command(text: string, timeout?: number): CommandSpec {
+  return { text, timeout, source: { file: "test.conf", line: 1 } };
+}
+
+/** A running service under test and the files its commands write. */
+export interface Harness {
+  /** Folder with the `starts`/`stops` logs and the backend's pidfile. */
+  dir: string;
+  /** The backend's port (not listening until START_CMD ran). */
+  backendPort: number;
+  /** The proxy's port: connect here. */
+  port: number;
+  /** The supervisor serving the service. */
+  supervisor: Supervisor;
+  /** The service under test. */
+  service: Service;
+  /** How many times START_CMD ran. */
+  starts(): number;
+  /** How many times STOP_CMD ran. */
+  stops(): number;
+  /** The echo backend's pid, when it runs. */
+  backendPid(): number | undefined;
+  /** Shuts the supervisor down and kills the backend if still alive. */
+  close(): Promise<void>;
+}
+
+/** Counts lines of a file that may not exist yet. */
+function countLines(path: string): number {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Shell text that starts the echo backend on `port` in the background and prints its target. */
+export function startEchoBackend(dir: string, port: number): string {
+  return `echo start >> '${dir}/starts'
+'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>&1 &
+echo "127.0.0.1 ${port}"`;
+}
+
+/** Shell text that kills the echo backend and counts the stop. */
+export function stopEchoBackend(dir: string): string {
+  return `echo stop >> '${dir}/stops'
+[ -f '${dir}/backend.pid' ] && kill "$(cat '${dir}/backend.pid')"
+rm -f '${dir}/backend.pid'`;
+}
+
+/**
+ * Starts a service whose START_CMD launches an echo backend and whose
+ * STOP_CMD kills it; `overrides` change any setting (or the commands).
+ */
+export async function startHarness(
+  overrides: (dir: string, backendPort: number) => Partial<ServiceConfig> = () => ({}),
+): Promise<Harness> {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-test-" });
+  const backendPort = freePort();
+  const listener = listenLocal();
+  const service: ServiceConfig = {
+    name: "echo",
+    source: { file: "test.conf", line: 1 },
+    port: listener.addr.port,
+    listenAddresses: ["127.0.0.1"],
+    startCmd: command(startEchoBackend(dir, backendPort)),
+    stopCmd: command(stopEchoBackend(dir)),
+    readyTimeout: 20,
+    routePerConnection: false,
+    ...overrides(dir, backendPort),
+  };
+  const config: Config = {
+    files: ["test.conf"],
+    global: { varrunPath: dir, shutdownGrace: 2 },
+    services: [service],
+    inactive: [],
+    warnings: [],
+  };
+  const supervisor = new Supervisor(config);
+  supervisor.serve(supervisor.services[0], listener);
+  const backendPid = () => {
+    try {
+      return Number(Deno.readTextFileSync(`${dir}/backend.pid`).trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    dir,
+    backendPort,
+    port: listener.addr.port,
+    supervisor,
+    service: supervisor.services[0],
+    starts: () => countLines(`${dir}/starts`),
+    stops: () => countLines(`${dir}/stops`),
+    backendPid,
+    async close() {
+      await supervisor.shutdown();
+      const pid = backendPid();
+      if (pid && isAlive(pid)) Deno.kill(pid, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Sends `message` to the proxy, half-closes, and returns everything that came back. */
+export async function exchange(port: number, message: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, new TextEncoder().encode(message));
+    await conn.closeWrite();
+    return text(await readAll(conn));
+  } finally {
+    conn.close();
+  }
+}

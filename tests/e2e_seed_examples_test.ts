@@ -1,0 +1,91 @@
+/**
+ * The seed's two examples, end to end: the real CLI, real backends, curl.
+ */
+import assert from "node:assert/strict";
+import { startDaemon } from "./_daemon.ts";
+import { freePort, waitFor } from "./_net.ts";
+
+const REPO = new URL("../", import.meta.url).pathname;
+
+/** Fetches `url` with curl (a real client); returns its stdout, failing on a curl error. */
+async function curl(url: string): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command("curl", {
+    args: ["-sS", "--max-time", "30", url],
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  assert.equal(code, 0, `curl ${url} failed: ${decoder.decode(stderr)}`);
+  return decoder.decode(stdout);
+}
+
+async function refuses(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+Deno.test("the shipped demo answers three requests in a row, each one waking it", async () => {
+  const port = freePort();
+  const backendPort = freePort();
+  const shipped = await Deno.readTextFile(`${REPO}/sleepingd.conf`);
+  assert.match(shipped, /^PORT=10080$/m);
+  const config = shipped.replace(/^PORT=10080$/m, `PORT=${port}`).replaceAll(
+    "8080",
+    `${backendPort}`,
+  );
+  const file = await Deno.makeTempFile({ suffix: ".conf" });
+  await Deno.writeTextFile(file, config);
+  const daemon = await startDaemon(file);
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.match(
+        await curl(`http://127.0.0.1:${port}/`),
+        new RegExp(`^Response from ${backendPort}: `),
+      );
+    }
+    const wakes = daemon.lines.filter((line) => line.includes("asleep -> starting"));
+    assert.equal(wakes.length, 3, daemon.lines.join("\n"));
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("the pool example routes each connection, stops once when idle, and leaves nothing running", async () => {
+  const port = freePort();
+  const pool = [freePort(), freePort()];
+  const state = await Deno.makeTempDir({ prefix: "sleepingd-pool-" });
+  const example = await Deno.readTextFile(`${REPO}/examples/pool/sleepingd.conf`);
+  const config = example
+    .replace(/^PORT=20080$/m, `PORT=${port}`)
+    .replace(/^IDLE_TIME=20$/m, "IDLE_TIME=1")
+    .replace(/^IDLE_CHECK_INTERVAL=5$/m, "IDLE_CHECK_INTERVAL=0.2");
+  const file = `${state}/pool.conf`;
+  await Deno.writeTextFile(file, config);
+  const daemon = await startDaemon(file, {
+    env: { POOL_PORTS: pool.join(" "), POOL_STATE_DIR: state },
+  });
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const answer = await curl(`http://127.0.0.1:${port}/`);
+      const match = answer.match(/^response from 127\.0\.0\.1:(\d+)\n$/);
+      assert.ok(match && pool.includes(Number(match[1])), `unexpected answer ${answer}`);
+      seen.add(match[1]);
+    }
+    assert.equal(await curl(`http://127.0.0.1:${port}/missing`), "Not found\n");
+    await daemon.waitForLine(/stopping -> asleep/);
+    const stops = daemon.lines.filter((line) => line.includes("awake -> stopping"));
+    assert.equal(stops.length, 1, daemon.lines.join("\n"));
+    for (const backend of pool) {
+      await waitFor(`pool server on port ${backend} to be gone`, () => refuses(backend));
+    }
+    assert.deepEqual([...Deno.readDirSync(state)].map((entry) => entry.name), ["pool.conf"]);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    await Deno.remove(state, { recursive: true });
+  }
+});
