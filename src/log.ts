@@ -55,21 +55,36 @@ function renderValue(value: unknown): string {
 }
 
 /**
- * Sends sleepingd's log records to stderr at the given level and format.
- * Writes are synchronous so no line is lost when the process exits.
+ * Sends sleepingd's log records to stderr, or appended to `file`, at the
+ * given level and format. Writes are synchronous so no line is lost when the
+ * process exits.
+ *
+ * @throws {Error} naming the file when it cannot be opened
  */
-export async function setupLogging(verbosity: Verbosity, format: LogFormat = "text") {
+export async function setupLogging(
+  verbosity: Verbosity,
+  format: LogFormat = "text",
+  file?: string,
+) {
   const formatter = format === "json" ? jsonLinesFormatter : formatText;
+  let output: { writeSync(data: Uint8Array): number } = Deno.stderr;
+  if (file !== undefined) {
+    try {
+      output = Deno.openSync(file, { append: true, create: true });
+    } catch (error) {
+      throw new Error(`Cannot open log file "${file}": ${(error as Error).message}`);
+    }
+  }
   await configure({
     reset: true,
     sinks: {
-      stderr: (record: LogRecord) => {
-        Deno.stderr.writeSync(encoder.encode(formatter(record)));
+      log: (record: LogRecord) => {
+        output.writeSync(encoder.encode(formatter(record)));
       },
     },
     loggers: [
-      { category: ["sleepingd"], lowestLevel: LOWEST_LEVEL[verbosity], sinks: ["stderr"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+      { category: ["sleepingd"], lowestLevel: LOWEST_LEVEL[verbosity], sinks: ["log"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["log"] },
     ],
   });
 }

@@ -7,15 +7,24 @@
 
 import { parseArgs } from "node:util";
 import { checkCommand } from "./cli/check.ts";
+import { reloadCommand } from "./cli/reload.ts";
 import { runCommand } from "./cli/run.ts";
+import { startCommand } from "./cli/start.ts";
+import { statusCommand } from "./cli/status.ts";
+import { stopCommand } from "./cli/stop.ts";
 import { versionCommand } from "./cli/version.ts";
 import { type Command, UsageError, type Verbosity } from "./cli/options.ts";
+import { printError } from "./cli/report.ts";
 import { VERSION } from "./version.ts";
 
 /** Every command, by the word that selects it. */
 const COMMANDS: Record<string, Command> = {
-  check: checkCommand,
+  start: startCommand,
+  stop: stopCommand,
+  status: statusCommand,
+  reload: reloadCommand,
   run: runCommand,
+  check: checkCommand,
   version: versionCommand,
 };
 
@@ -50,9 +59,10 @@ Options:
 
 /** Finds the command word: the first argument that is neither a flag nor a flag's value. */
 function findCommandWord(args: string[]): string | undefined {
+  const commandFlags = Object.values(COMMANDS).map((command) => command.flags);
   const { positionals } = parseArgs({
     args,
-    options: GLOBAL_FLAGS,
+    options: Object.assign({}, ...commandFlags, GLOBAL_FLAGS),
     strict: false,
     allowPositionals: true,
   });
@@ -103,7 +113,7 @@ export async function main(args: string[]): Promise<number> {
       console.error(`Try "sleepingd --help" for the commands and options.`);
       return 2;
     }
-    console.error(`sleepingd: ${error instanceof Error ? error.message : String(error)}`);
+    printError(error);
     return 1;
   }
 }

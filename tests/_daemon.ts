@@ -19,15 +19,20 @@ export interface Daemon {
 }
 
 /**
- * Starts `sleepingd -f CONFIG run` in the repository root and waits until
- * every service is listening.
+ * Starts `sleepingd -f CONFIG run ARGS...` in the repository root, with a
+ * VARRUN_PATH of its own, and waits until every service is listening.
  */
 export async function startDaemon(
   configFile: string,
-  options: { env?: Record<string, string>; services?: number; args?: string[] } = {},
+  options: { env?: Record<string, string>; args?: string[] } = {},
 ): Promise<Daemon> {
+  // A first file gives the daemon its own VARRUN_PATH, so that daemons of
+  // tests never meet; the test's file comes second and may override it.
+  const runDir = await Deno.makeTempDir({ prefix: "sleepingd-run-" });
+  const isolation = `${runDir}/isolation.conf`;
+  await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\n`);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...(options.args ?? []), "-f", configFile, "run"],
+    args: ["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
     cwd: REPO,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
@@ -85,6 +90,7 @@ export async function startDaemon(
       if (!exited) child.kill("SIGTERM");
       const { code } = await status;
       await reading;
+      await Deno.remove(runDir, { recursive: true });
       return code;
     },
   };

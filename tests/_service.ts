@@ -86,7 +86,7 @@ export async function startHarness(
   };
   const config: Config = {
     files: ["test.conf"],
-    global: { varrunPath: dir, shutdownGrace: 2 },
+    global: { varrunPath: dir, shutdownGrace: 2, logFormat: "text" },
     services: [service],
     inactive: [],
     warnings: [],

@@ -74,7 +74,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
   const config = buildConfig([parsed]);
   assert.deepEqual(plain(config), {
     files: ["seed.conf"],
-    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 },
+    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10, logFormat: "text" },
     services: [
       {
         name: "Simple web server for testing purposes",
@@ -119,7 +119,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
 Deno.test("buildConfig() gives every key its default", () => {
   assert.deepEqual(plain(build("[web]\nSTART_CMD=go\nPORT=80\n")), {
     files: ["t.conf"],
-    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 },
+    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10, logFormat: "text" },
     services: [{
       name: "web",
       source: { file: "t.conf", line: 1 },
@@ -218,7 +218,11 @@ Deno.test("buildConfig() refuses a time that is not a non-negative number", () =
 
 Deno.test("buildConfig() reads a blank key with a default as the default", () => {
   const config = build(`SHUTDOWN_GRACE=\nVARRUN_PATH=\n${WEB}READY_TIMEOUT=\nLISTEN_ADDRESS=\n`);
-  assert.deepEqual(config.global, { varrunPath: "/var/run/sleepingd", shutdownGrace: 10 });
+  assert.deepEqual(config.global, {
+    varrunPath: "/var/run/sleepingd",
+    shutdownGrace: 10,
+    logFormat: "text",
+  });
   assert.equal(config.services[0].readyTimeout, 60);
   assert.deepEqual(config.services[0].listenAddresses, ["::"]);
 });
@@ -231,10 +235,32 @@ Deno.test("buildConfig() reads LISTEN_ADDRESS as a space-separated list", () => 
 });
 
 Deno.test("buildConfig() reads the global-only keys from the global section", () => {
-  assert.deepEqual(build(`VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\n${WEB}`).global, {
+  const global = "VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\nLOG_FORMAT=json\nLOG_FILE=/tmp/s.log\n" +
+    "METRICS_ADDRESS=[::1]:9180\n";
+  assert.deepEqual(build(`${global}${WEB}`).global, {
     varrunPath: "/tmp/s",
     shutdownGrace: 2.5,
+    logFormat: "json",
+    logFile: "/tmp/s.log",
+    metricsAddress: { hostname: "::1", port: 9180 },
   });
+});
+
+Deno.test("buildConfig() reports a bad LOG_FORMAT and a bad METRICS_ADDRESS", () => {
+  assert.throws(
+    () => build(`LOG_FORMAT=yaml\nMETRICS_ADDRESS=9180\n${WEB}`),
+    (error: Error) => {
+      assert.match(
+        error.message,
+        /t\.conf:1: Cannot read "LOG_FORMAT" as it must be text or json: current value is "yaml"/,
+      );
+      assert.match(
+        error.message,
+        /t\.conf:2: Cannot read "METRICS_ADDRESS" as it must be HOST:PORT/,
+      );
+      return true;
+    },
+  );
 });
 
 Deno.test("buildConfig() uses EXEC_CMD_TIMEOUT for commands without their own timeout", () => {

@@ -209,7 +209,7 @@ Deno.test("CHECK_CMD exiting 0 with a target skips START_CMD", async () => {
   try {
     assert.equal(await exchange(harness.port, "first"), "first");
     assert.equal(harness.starts(), 1);
-    await harness.service.stop("test");
+    await harness.service.stop("requested");
     assert.equal(harness.stops(), 1);
     // STOP_CMD killed it: the check fails, START_CMD runs again.
     assert.equal(await exchange(harness.port, "second"), "second");
@@ -245,7 +245,7 @@ Deno.test("a client arriving while STOP_CMD runs waits for the stop, then wakes 
   }));
   try {
     assert.equal(await exchange(harness.port, "one"), "one");
-    const stopping = harness.service.stop("test");
+    const stopping = harness.service.stop("requested");
     assert.equal(harness.service.state, "stopping");
     assert.equal(await exchange(harness.port, "two"), "two");
     await stopping;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
+import { printWarning } from "./report.ts";
 import { loadConfig } from "../config/load.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import type { Command } from "./options.ts";
@@ -27,31 +27,13 @@ Examples:
   sleepingd check
   sleepingd -f sleepingd.conf -f local.conf check`,
   async run(options) {
-    let config: Config;
-    try {
-      config = await loadConfig(options.configFiles);
-    } catch (error) {
-      if (error instanceof InvalidConfigError) {
-        for (const warning of error.warnings) printWarning(formatIssue(warning));
-        for (const { message } of error.errors) printError(message);
-      } else {
-        printError(error instanceof Error ? error.message : String(error));
-      }
-      return 1;
-    }
-    for (const warning of config.warnings) printWarning(formatIssue(warning));
+    // A broken configuration throws: main prints each error with its file:line and exits 1.
+    const config = await loadConfig(options.configFiles);
+    for (const warning of config.warnings) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
 };
-
-function printWarning(text: string): void {
-  console.error(`sleepingd: warning: ${text}`);
-}
-
-function printError(text: string): void {
-  console.error(`sleepingd: error: ${text}`);
-}
 
 /** The listing: each active service with its commands, then the inactive ones. */
 function describeConfig(config: Config): string {

@@ -5,52 +5,191 @@
  */
 
 import { loadConfig } from "../config/load.ts";
-import { log, setupLogging } from "../log.ts";
+import type { Config } from "../config/types.ts";
+import { Metrics, serveMetrics } from "../control/metrics.ts";
+import type { ControlResponse } from "../control/protocol.ts";
+import {
+  AlreadyRunningError,
+  claimRunDir,
+  releaseRunDir,
+  type RunDir,
+  runDir,
+} from "../control/run_dir.ts";
+import { serveControl } from "../control/server.ts";
+import { daemonStatus } from "../control/status.ts";
+import { log, type LogFormat, setupLogging } from "../log.ts";
 import { Supervisor } from "../service/supervisor.ts";
-import type { Command } from "./options.ts";
+import { type CliOptions, type Command, UsageError } from "./options.ts";
 
 /** Signals that ask the daemon to shut down gracefully. */
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
-/** `sleepingd run`: listens for every active service until SIGINT or SIGTERM. */
+/**
+ * Set by `sleepingd start` for the daemon it spawns: the control socket is
+ * then required (start waits on it), not optional as in the foreground.
+ */
+export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
+
+/** `sleepingd run`: listens for every active service until SIGINT, SIGTERM or `sleepingd stop`. */
 export const runCommand: Command = {
   summary: "run the daemon in the foreground (logs on stderr)",
-  help: `Usage: sleepingd [-f FILE]... [-v|--debug] run
+  help: `Usage: sleepingd [-f FILE]... [-v|--debug] run [--log-format text|json] [--log-file FILE]
 
 Runs every active service in the foreground: listens on each service's PORT,
 wakes the backend with CHECK_CMD/START_CMD when a client connects, forwards
 the bytes, and stops it with STOP_CMD when it has been idle for IDLE_TIME.
-Logs one line per state change and per connection on stderr.
+Logs one line per state change, connection and command on stderr (or
+LOG_FILE), as text or JSON (LOG_FORMAT).
 
-SIGINT or SIGTERM stop it gracefully: no new connections, open ones get
-SHUTDOWN_GRACE seconds to finish, awake backends are stopped, exit 0.`,
+Writes its pid to VARRUN_PATH/sleepingd.pid and answers sleepingd status,
+reload and stop on VARRUN_PATH/sleepingd.sock (owner only). Where VARRUN_PATH
+cannot be written (not root), it runs without them and says so.
+
+SIGINT, SIGTERM or sleepingd stop shut it down gracefully: no new
+connections, open ones get SHUTDOWN_GRACE seconds to finish, awake backends
+are stopped with STOP_CMD, exit 0. SIGHUP or sleepingd reload re-read the
+configuration; a broken one is refused and the old one keeps running.
+
+Options:
+  --log-format text|json  how log lines are written (overrides LOG_FORMAT)
+  --log-file FILE         append the log to FILE (overrides LOG_FILE)`,
+  flags: {
+    "log-format": { type: "string" },
+    "log-file": { type: "string" },
+  },
   async run(options) {
     const config = await loadConfig(options.configFiles);
-    await setupLogging(options.verbosity);
-    const logger = log("daemon");
-    for (const warning of config.warnings) {
-      logger.warn("{file}:{line}: {message}", {
-        file: warning.location.file,
-        line: warning.location.line,
-        message: warning.message,
-      });
-    }
-    if (config.services.length === 0) {
-      logger.error("no service is active in {files}", { files: config.files.join(", ") });
-      return 1;
-    }
-    const supervisor = new Supervisor(config);
-    supervisor.listen();
-    const stopRequested = Promise.withResolvers<string>();
-    const onSignal = (signal: string) => () => stopRequested.resolve(signal);
-    const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
-    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
-    logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
-    const signal = await stopRequested.promise;
-    logger.info("{signal} received: shutting down", { signal });
-    await supervisor.shutdown();
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-    logger.info("sleepingd stopped");
-    return 0;
+    const format = logFormat(options, config);
+    const logFile = (options.flags["log-file"] as string | undefined) ?? config.global.logFile;
+    await setupLogging(options.verbosity, format, logFile);
+    return await runDaemon(options, config);
   },
 };
+
+function logFormat(options: CliOptions, config: Config): LogFormat {
+  const flag = options.flags["log-format"];
+  if (flag === undefined) return config.global.logFormat;
+  if (flag !== "text" && flag !== "json") {
+    throw new UsageError(`Cannot use --log-format "${flag}": it must be text or json`);
+  }
+  return flag;
+}
+
+async function runDaemon(options: CliOptions, config: Config): Promise<number> {
+  const logger = log("daemon");
+  logWarnings(config);
+  if (config.services.length === 0) {
+    logger.error("no service is active in {files}", { files: config.files.join(", ") });
+    return 1;
+  }
+  const metrics = new Metrics();
+  const supervisor = new Supervisor(config, metrics);
+  const dir = runDir(config.global.varrunPath);
+  const stop = Promise.withResolvers<string>();
+  const control = openControl(dir, options, supervisor, () => stop.resolve("sleepingd stop"));
+  let metricsServer: Deno.HttpServer | undefined;
+  try {
+    supervisor.listen();
+    if (config.global.metricsAddress) {
+      metricsServer = serveMetrics(
+        config.global.metricsAddress,
+        () => metrics.render(supervisor.services),
+      );
+    }
+  } catch (error) {
+    control?.close();
+    releaseRunDir(dir);
+    throw error;
+  }
+
+  const onSignal = (signal: string) => () => stop.resolve(signal);
+  const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  const onHangup = () => reload(options, supervisor).catch(() => {});
+  Deno.addSignalListener("SIGHUP", onHangup);
+
+  logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
+  const reason = await stop.promise;
+  logger.info("{reason}: shutting down", { reason });
+  await supervisor.shutdown();
+  await metricsServer?.shutdown();
+  control?.close();
+  releaseRunDir(dir);
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  Deno.removeSignalListener("SIGHUP", onHangup);
+  logger.info("sleepingd stopped");
+  return 0;
+}
+
+/**
+ * Claims VARRUN_PATH and serves the control socket. In the foreground a
+ * VARRUN_PATH that cannot be written only disables status/reload/stop; for
+ * `sleepingd start` it is fatal. A live daemon in the same VARRUN_PATH is
+ * always fatal.
+ */
+function openControl(
+  dir: RunDir,
+  options: CliOptions,
+  supervisor: Supervisor,
+  requestStop: () => void,
+): { close(): void } | undefined {
+  const startedAt = new Date();
+  try {
+    claimRunDir(dir);
+  } catch (error) {
+    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
+      throw error;
+    }
+    log("daemon").warn(
+      "{reason}; sleepingd status, reload and stop will not reach this daemon",
+      { reason: (error as Error).message },
+    );
+    return undefined;
+  }
+  const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
+  const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
+    if (request.command === "status") return { ok: true, status: status() };
+    if (request.command === "stop") {
+      setTimeout(requestStop, 0);
+      return { ok: true, status: status() };
+    }
+    const result = await reload(options, supervisor);
+    return result.ok ? { ok: true, status: status(), message: result.message } : result;
+  });
+  return { close };
+}
+
+/** Re-reads the configuration files and applies them; a broken configuration changes nothing. */
+async function reload(
+  options: CliOptions,
+  supervisor: Supervisor,
+): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
+  const logger = log("daemon");
+  let config: Config;
+  try {
+    config = await loadConfig(options.configFiles);
+    const summary = supervisor.reload(config);
+    logWarnings(config);
+    const parts = (["added", "removed", "changed", "unchanged"] as const)
+      .filter((kind) => summary[kind].length > 0)
+      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+    const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
+    logger.info("{message}", { message });
+    return { ok: true, message };
+  } catch (error) {
+    const message = (error as Error).message;
+    logger.error("reload refused, the running configuration stays: {error}", { error: message });
+    return { ok: false, error: message };
+  }
+}
+
+function logWarnings(config: Config) {
+  const logger = log("daemon");
+  for (const warning of config.warnings) {
+    logger.warn("{file}:{line}: {message}", {
+      file: warning.location.file,
+      line: warning.location.line,
+      message: warning.message,
+    });
+  }
+}

@@ -49,6 +49,11 @@ export class InvalidConfigError extends AggregateError {
   declare readonly errors: ConfigError[];
   /** Warnings found on the way: they often explain an error (e.g. a misspelt `PORT`). */
   readonly warnings: ConfigIssue[];
+  /**
+   * VARRUN_PATH as the files set it, when they parsed: the CLI still finds a
+   * running daemon (to reload it or stop it) while its configuration is broken.
+   */
+  varrunPath?: string;
 
   /** Creates the error from at least one {@linkcode ConfigError}. */
   constructor(errors: ConfigError[], warnings: ConfigIssue[] = []) {

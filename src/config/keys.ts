@@ -184,6 +184,30 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "Seconds open connections may go on once sleepingd is asked to stop, before they are " +
       "cut. Global section only.",
   },
+  {
+    name: "LOG_FORMAT",
+    kind: "text",
+    default: "text",
+    globalOnly: true,
+    doc: "How log lines are written: text (for people) or json (one JSON object a line, for " +
+      "log collectors). The --log-format option overrides it. Global section only.",
+  },
+  {
+    name: "LOG_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "File the daemon appends its log to. Blank means stderr for sleepingd run, and " +
+      "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
+  },
+  {
+    name: "METRICS_ADDRESS",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "HOST:PORT where sleepingd serves Prometheus metrics at /metrics and a health check at " +
+      "/healthz, e.g. 127.0.0.1:9180. Blank means off. Global section only.",
+  },
 ];
 
 /** {@linkcode KEYS} by name. */

@@ -79,6 +79,15 @@ export interface GlobalConfig {
    * @default 10
    */
   shutdownGrace: number;
+  /**
+   * `LOG_FORMAT`: `text` for people, `json` for log collectors.
+   * @default "text"
+   */
+  logFormat: "text" | "json";
+  /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
+  logFile?: string;
+  /** `METRICS_ADDRESS`: where `/metrics` and `/healthz` are served; `undefined` means off. */
+  metricsAddress?: { hostname: string; port: number };
 }
 
 /** A problem found in the configuration. */

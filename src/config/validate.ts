@@ -134,16 +134,41 @@ export function validateConfig(merged: MergedConfig): Config {
     if (active === false) inactive.push(section.name);
   }
   checkPorts(built, issues);
+  const logFormat = globalSettings.get("LOG_FORMAT") as string;
+  if (logFormat !== "text" && logFormat !== "json") {
+    issues.error(
+      globalSettings.entry("LOG_FORMAT")!.location,
+      "LOG_FORMAT",
+      `Cannot read "LOG_FORMAT" as it must be text or json: current value is "${logFormat}"`,
+    );
+  }
+  const metricsAddress = globalSettings.get("METRICS_ADDRESS") as string | undefined;
+  if (metricsAddress !== undefined && parseHostPort(metricsAddress) === undefined) {
+    issues.error(
+      globalSettings.entry("METRICS_ADDRESS")!.location,
+      "METRICS_ADDRESS",
+      'Cannot read "METRICS_ADDRESS" as it must be HOST:PORT, e.g. 127.0.0.1:9180: ' +
+        `current value is "${metricsAddress}"`,
+    );
+  }
 
   const { warnings, errors } = issues.sorted();
   if (errors.length > 0) {
-    throw new InvalidConfigError(errors.map((issue) => new ConfigError(issue)), warnings);
+    const error = new InvalidConfigError(errors.map((issue) => new ConfigError(issue)), warnings);
+    error.varrunPath = globalSettings.get("VARRUN_PATH") as string;
+    throw error;
   }
   return {
     files: merged.files,
     global: {
       varrunPath: globalSettings.get("VARRUN_PATH") as string,
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
+      logFormat: logFormat as "text" | "json",
+      ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
+      ...optional(
+        "metricsAddress",
+        metricsAddress === undefined ? undefined : parseHostPort(metricsAddress),
+      ),
     },
     services: built.map(({ service }) => service),
     inactive,
@@ -341,4 +366,19 @@ function checkPorts(built: Built[], issues: Issues): void {
 function overlap(a: string[], b: string[]): boolean {
   if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
   return a.some((address) => b.includes(address));
+}
+
+/** Reads `HOST:PORT` (`[v6]:PORT` for IPv6); undefined when it is not one. */
+export function parseHostPort(text: string): { hostname: string; port: number } | undefined {
+  const match = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<host>[^:\s]+)):(?<port>\d{1,5})$/.exec(
+    text.trim(),
+  );
+  const port = Number(match?.groups?.port);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return { hostname: match.groups!.v6 ?? match.groups!.host, port };
+}
+
+/** `{ [key]: value }`, or `{}` when the value is undefined: unset keys stay absent. */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : { [key]: value } as { [P in K]?: V };
 }

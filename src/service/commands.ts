@@ -44,7 +44,7 @@ export class CommandError extends Error {
 
 /**
  * Runs the service's command for `action` with the `SLEEPINGD_*` environment,
- * logging its start (debug) and outcome (debug when it exits 0).
+ * logging its start (debug) and its outcome (info; debug for the polling READY_CMD and IDLE_CMD).
  *
  * @returns the result, whatever the exit code
  * @throws {CommandError} when the command cannot be started at all
@@ -71,13 +71,22 @@ export async function runServiceCommand(
     const reason = error instanceof Error ? error.message : String(error);
     throw new CommandError(`Cannot run ${key}: ${reason}`);
   }
-  logger.debug("[{service}] {key} {outcome}", {
+  // Checks, starts and stops change things and are rare: info. READY_CMD and IDLE_CMD poll: debug.
+  const level = action === "ready" || action === "idle" ? "debug" : "info";
+  logger[level]("[{service}] {key} {outcome}", {
     service: service.name,
     key,
     outcome: describeResult(result),
     code: result.code,
     durationMs: result.durationMs,
+    stderrTail: result.code === 0 ? undefined : result.stderrTail,
   });
+  if (result.outputLeftOpen) {
+    logger.debug(
+      "[{service}] {key} left a process holding its output: redirect it (server > /dev/null 2>&1 &)",
+      { service: service.name, key },
+    );
+  }
   return result;
 }
 

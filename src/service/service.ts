@@ -6,13 +6,20 @@
  * @module
  */
 
-import type { ServiceConfig } from "../config/types.ts";
+import type { CommandSpec, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { formatAddr, formatTarget, parseTarget, type Target } from "../net/address.ts";
 import { connectOnce, connectWhenReady, sleep } from "../net/connect.ts";
-import { type Action, CommandError, requireSuccess, runServiceCommand } from "./commands.ts";
+import {
+  type Action,
+  type CommandContext,
+  CommandError,
+  requireSuccess,
+  runServiceCommand,
+} from "./commands.ts";
 import { Lifecycle, type State } from "./lifecycle.ts";
-import { describeResult, firstLine } from "../process/run_shell.ts";
+import { NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
+import { describeResult, firstLine, type ShellResult } from "../process/run_shell.ts";
 
 /** How often one connection may find the backend gone and wake it again before giving up. */
 const MAX_WAKES_PER_CONNECTION = 3;
@@ -65,8 +72,6 @@ export class WakeError extends Error {
 
 /** One configured service and the life cycle of its backend. */
 export class Service {
-  /** The service's configuration. */
-  readonly config: ServiceConfig;
   /** Counters for status and metrics. */
   readonly stats: ServiceStats = {
     wakes: 0,
@@ -78,6 +83,8 @@ export class Service {
     idleStops: 0,
     lastActivity: 0,
   };
+  #config: ServiceConfig;
+  #recorder: Recorder;
   #lifecycle: Lifecycle;
   #target?: Target;
   #wake?: Promise<WakeOutcome>;
@@ -87,9 +94,10 @@ export class Service {
   #closing = new AbortController();
   #log = log("service");
 
-  /** Creates a service in `asleep`. */
-  constructor(config: ServiceConfig) {
-    this.config = config;
+  /** Creates a service in `asleep`; `recorder` receives the events metrics count. */
+  constructor(config: ServiceConfig, recorder: Recorder = NO_RECORDER) {
+    this.#config = config;
+    this.#recorder = recorder;
     this.#lifecycle = new Lifecycle((from, to, reason) => {
       this.#log.info("[{service}] {from} -> {to}: {reason}", {
         service: config.name,
@@ -98,6 +106,21 @@ export class Service {
         reason,
       });
     });
+  }
+
+  /** The service's configuration. */
+  get config(): ServiceConfig {
+    return this.#config;
+  }
+
+  /**
+   * Takes a new configuration for the same service (a reload), keeping the
+   * state, the backend and the open connections. Idle checks restart with
+   * the new settings.
+   */
+  reconfigure(config: ServiceConfig) {
+    this.#config = config;
+    if (this.#lifecycle.state === "awake") this.#startIdleLoop();
   }
 
   /** The current state. */
@@ -166,22 +189,29 @@ export class Service {
   /**
    * Stops the backend with STOP_CMD if the service is awake, and waits until
    * it is asleep. Calls while a stop is under way wait for that one.
+   *
+   * @param reason why, for metrics
+   * @param detail why, for the log
    */
-  async stop(reason: string): Promise<void> {
+  async stop(reason: StopReason, detail: string = reason): Promise<void> {
     if (this.#lifecycle.state === "awake") {
-      this.#stopping = this.#runStop(reason);
+      this.#stopping = this.#runStop(reason, detail);
     }
     await this.#stopping;
   }
 
   /**
-   * Ends the service for a shutdown: aborts a wake under way (its clients are
-   * closed), ends the idle checks, then stops the backend if it is awake.
+   * Ends the service (for a shutdown, or because a reload removed it): aborts a
+   * wake under way (its clients are closed), ends the idle checks, then stops
+   * the backend if it is awake.
    */
-  async close(): Promise<void> {
-    this.#closing.abort(new WakeError("sleepingd is shutting down"));
+  async close(reason: "shutdown" | "removed"): Promise<void> {
+    const detail = reason === "shutdown"
+      ? "sleepingd is shutting down"
+      : "the service was removed from the configuration";
+    this.#closing.abort(new WakeError(detail));
     await this.#wake?.catch(() => {});
-    await this.stop("sleepingd is shutting down");
+    await this.stop(reason, detail);
     this.#idleLoop?.abort();
   }
 
@@ -205,6 +235,7 @@ export class Service {
       const conn = await this.#waitReady(bringUp.target);
       this.#target = bringUp.target;
       this.stats.wakes++;
+      this.#recorder.wakeEnded(this.config.name, true, (Date.now() - began) / 1000);
       const seconds = ((Date.now() - began) / 1000).toFixed(2);
       this.#lifecycle.transition(
         "starting",
@@ -216,6 +247,7 @@ export class Service {
       return { target: bringUp.target, take: () => [taken, taken = undefined][0] };
     } catch (error) {
       this.stats.wakeFailures++;
+      this.#recorder.wakeEnded(this.config.name, false, (Date.now() - began) / 1000);
       const reason = error instanceof Error ? error.message : String(error);
       this.#log.error("[{service}] cannot wake: {reason}", { service: this.config.name, reason });
       await this.#undoFailedStart(started);
@@ -227,7 +259,8 @@ export class Service {
   async #undoFailedStart(started: boolean) {
     const stopCmd = this.config.stopCmd;
     if (started && stopCmd && this.#lifecycle.transition("starting", "stopping", "wake failed")) {
-      await this.#runQuietly("stop", { maxSeconds: undefined });
+      await this.#runStopCmd();
+      this.#recorder.stopped(this.config.name, "failed_wake");
       this.#lifecycle.transition("stopping", "asleep", "STOP_CMD ran after the failed wake");
     } else {
       this.#lifecycle.transition("starting", "asleep", "wake failed");
@@ -242,7 +275,7 @@ export class Service {
     const { checkCmd, startCmd } = this.config;
     const signal = this.#closing.signal;
     if (checkCmd) {
-      const check = await runServiceCommand(this.config, "check", checkCmd, { client, signal });
+      const check = await this.#command("check", checkCmd, { client, signal });
       signal.throwIfAborted();
       const target = check.code === 0 ? this.#targetFrom("check", check.stdout) : undefined;
       if (target) return { target, started: false };
@@ -253,7 +286,7 @@ export class Service {
     }
     const start = requireSuccess(
       "start",
-      await runServiceCommand(this.config, "start", startCmd!, { client, signal }),
+      await this.#command("start", startCmd!, { client, signal }),
     );
     const target = this.#targetFrom("start", start.stdout);
     if (!target) throw new CommandError("START_CMD exited with 0 but printed no target (IP PORT)");
@@ -286,7 +319,7 @@ export class Service {
       let backoff = FIRST_READY_BACKOFF_MS;
       while (true) {
         const left = (deadline - Date.now()) / 1000;
-        const ready = await runServiceCommand(this.config, "ready", readyCmd, {
+        const ready = await this.#command("ready", readyCmd, {
           target,
           signal,
           maxSeconds: Math.max(left, 0.001),
@@ -362,11 +395,12 @@ export class Service {
     }
   }
 
-  async #runStop(reason: string) {
+  async #runStop(reason: StopReason, detail: string) {
     this.#idleLoop?.abort();
-    if (!this.#lifecycle.transition("awake", "stopping", reason)) return;
-    const ok = await this.#runQuietly("stop", {});
+    if (!this.#lifecycle.transition("awake", "stopping", detail)) return;
+    const ok = await this.#runStopCmd();
     this.#target = undefined;
+    this.#recorder.stopped(this.config.name, reason);
     this.#lifecycle.transition(
       "stopping",
       "asleep",
@@ -374,15 +408,12 @@ export class Service {
     );
   }
 
-  /** Runs a command whose failure is logged, not thrown. @returns whether it exited 0 */
-  async #runQuietly(action: "stop", context: { maxSeconds?: number }): Promise<boolean> {
+  /** Runs STOP_CMD (when set), logging a failure rather than throwing. @returns whether it exited 0 */
+  async #runStopCmd(): Promise<boolean> {
     const spec = this.config.stopCmd;
     if (!spec) return true;
     try {
-      requireSuccess(
-        action,
-        await runServiceCommand(this.config, action, spec, { ...context, target: this.#target }),
-      );
+      requireSuccess("stop", await this.#command("stop", spec, { target: this.#target }));
       return true;
     } catch (error) {
       this.#log.error("[{service}] {reason}", {
@@ -391,6 +422,17 @@ export class Service {
       });
       return false;
     }
+  }
+
+  /** Runs one of the service's commands and records how it ended. */
+  async #command(
+    action: Action,
+    spec: CommandSpec,
+    context: CommandContext,
+  ): Promise<ShellResult> {
+    const result = await runServiceCommand(this.config, action, spec, context);
+    this.#recorder.commandEnded(this.config.name, action, result.code, result.durationMs / 1000);
+    return result;
   }
 
   /** While awake, checks idleness every IDLE_CHECK_INTERVAL and stops after IDLE_TIME idle. */
@@ -418,7 +460,7 @@ export class Service {
       const idleFor = Date.now() - Math.max(idleSince, this.stats.lastActivity);
       if (idleFor >= idleMs) {
         this.stats.idleStops++;
-        await this.stop(`idle for ${(idleFor / 1000).toFixed(1)}s`);
+        await this.stop("idle", `idle for ${(idleFor / 1000).toFixed(1)}s`);
         return;
       }
     }
@@ -430,7 +472,7 @@ export class Service {
     if (open > 0) return `${open} open connection${open === 1 ? "" : "s"}`;
     const idleCmd = this.config.idleCmd;
     if (!idleCmd) return undefined;
-    const result = await runServiceCommand(this.config, "idle", idleCmd, {
+    const result = await this.#command("idle", idleCmd, {
       target: this.#target,
       signal,
     });

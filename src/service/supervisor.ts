@@ -5,27 +5,42 @@
  * @module
  */
 
-import type { Config } from "../config/types.ts";
+import type { Config, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { formatAddr, formatTarget } from "../net/address.ts";
 import { closeQuietly, forward } from "../net/forward.ts";
 import { listenAll } from "../net/listen.ts";
 import { sleep } from "../net/connect.ts";
+import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { Service } from "./service.ts";
 
 /** Runs every active service of a configuration in this process. */
 export class Supervisor {
-  /** The services, in configuration order. */
-  readonly services: Service[];
+  #services: Service[];
   #config: Config;
+  #recorder: Recorder;
   #listeners = new Map<Service, Deno.TcpListener[]>();
-  #connections = new Set<{ client: Deno.Conn; done: Promise<void> }>();
+  #connections = new Set<Connection>();
   #log = log("supervisor");
 
-  /** Creates the services of `config`; nothing listens until {@linkcode listen}. */
-  constructor(config: Config) {
+  /**
+   * Creates the services of `config`; nothing listens until {@linkcode listen}.
+   * `recorder` receives the events metrics count.
+   */
+  constructor(config: Config, recorder: Recorder = NO_RECORDER) {
     this.#config = config;
-    this.services = config.services.map((service) => new Service(service));
+    this.#recorder = recorder;
+    this.#services = config.services.map((service) => new Service(service, recorder));
+  }
+
+  /** The services, in configuration order. */
+  get services(): readonly Service[] {
+    return this.#services;
+  }
+
+  /** The configuration in force. */
+  get config(): Config {
+    return this.#config;
   }
 
   /**
@@ -36,7 +51,7 @@ export class Supervisor {
    */
   listen() {
     try {
-      for (const service of this.services) {
+      for (const service of this.#services) {
         const { name, listenAddresses, port } = service.config;
         try {
           this.#listeners.set(service, listenAll(listenAddresses, port));
@@ -94,7 +109,7 @@ export class Supervisor {
         continue;
       }
       client.setNoDelay(true);
-      const entry = { client, done: Promise.resolve() };
+      const entry: Connection = { client, service, done: Promise.resolve() };
       entry.done = this.#handle(service, client).finally(() => this.#connections.delete(entry));
       this.#connections.add(entry);
     }
@@ -145,45 +160,178 @@ export class Supervisor {
   }
 
   /**
+   * Switches to a new, already validated configuration. Services whose
+   * settings are unchanged keep their state and connections; changed ones take
+   * the new settings in place (and new listeners if their address changed);
+   * removed ones stop accepting, drain their connections and stop their
+   * backend; added ones start listening.
+   *
+   * @throws {Error} when a new listener cannot be opened; nothing is changed then
+   */
+  reload(config: Config): ReloadSummary {
+    const old = new Map(this.#services.map((service) => [service.config.name, service]));
+    const fresh = new Map(config.services.map((service) => [service.name, service]));
+    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [] };
+    const relisten: Service[] = [];
+    const opened = new Map<string, Deno.TcpListener[]>();
+    try {
+      for (const next of config.services) {
+        const current = old.get(next.name);
+        if (current && sameListen(current.config, next)) continue;
+        // A new listener on a port an old one keeps would fail: those move after the swap.
+        if (this.#portHeld(next.port, old, fresh)) continue;
+        opened.set(next.name, listenAll(next.listenAddresses, next.port));
+      }
+    } catch (error) {
+      for (const listeners of opened.values()) listeners.forEach(closeListener);
+      throw error;
+    }
+
+    const services: Service[] = [];
+    for (const next of config.services) {
+      const current = old.get(next.name);
+      let service = current;
+      if (current === undefined) {
+        service = new Service(next, this.#recorder);
+        summary.added.push(next.name);
+        relisten.push(service);
+      } else if (sameConfig(current.config, next)) {
+        summary.unchanged.push(next.name);
+      } else {
+        if (!sameListen(current.config, next)) {
+          this.#listeners.get(current)?.forEach(closeListener);
+          this.#listeners.delete(current);
+          relisten.push(current);
+        }
+        current.reconfigure(next);
+        summary.changed.push(next.name);
+      }
+      services.push(service!);
+    }
+    for (const [name, service] of old) {
+      if (fresh.has(name)) continue;
+      summary.removed.push(name);
+      this.#listeners.get(service)?.forEach(closeListener);
+      this.#listeners.delete(service);
+      this.#drain(service);
+    }
+    this.#services = services;
+    this.#config = config;
+    for (const service of relisten) {
+      const { name, listenAddresses, port } = service.config;
+      let listeners = opened.get(name);
+      if (!listeners) {
+        try {
+          listeners = listenAll(listenAddresses, port);
+        } catch (error) {
+          this.#log.error("[{service}] {error}", {
+            service: name,
+            error: (error as Error).message,
+          });
+          continue;
+        }
+      }
+      for (const listener of listeners) this.serve(service, listener);
+    }
+    return summary;
+  }
+
+  /** Whether a listener that stays open until the swap holds `port`. */
+  #portHeld(port: number, old: Map<string, Service>, fresh: Map<string, ServiceConfig>): boolean {
+    return [...old.values()].some((service) =>
+      service.config.port === port &&
+      (!fresh.has(service.config.name) ||
+        !sameListen(service.config, fresh.get(service.config.name)!))
+    );
+  }
+
+  /** Lets a removed service's connections finish (up to SHUTDOWN_GRACE), then stops its backend. */
+  async #drain(service: Service) {
+    const name = service.config.name;
+    await this.#finishConnections(
+      [...this.#connections].filter((entry) => entry.service === service),
+      `[${name}] removed:`,
+    );
+    await service.close("removed");
+  }
+
+  /**
    * Shuts down: stops accepting, lets open connections finish for up to
    * SHUTDOWN_GRACE seconds, closes what is left, then stops every awake
    * backend with its STOP_CMD.
    */
   async shutdown() {
     this.#closeListeners();
-    const open = [...this.#connections];
-    if (open.length > 0) {
-      const grace = this.#config.global.shutdownGrace;
-      this.#log.info("waiting up to {grace}s for {count} open connection(s)", {
-        grace,
-        count: open.length,
-      });
-      const graceOver = new AbortController();
-      const finished = Promise.all(open.map((entry) => entry.done)).then(() => "finished");
-      const timer = sleep(grace * 1000, graceOver.signal).then(() => "timeout", () => "finished");
-      const outcome = await Promise.race([finished, timer]);
-      graceOver.abort();
-      if (outcome === "timeout") {
-        this.#log.warn("closing {count} connection(s) still open after {grace}s", {
-          count: this.#connections.size,
-          grace,
-        });
-        for (const { client } of this.#connections) closeQuietly(client);
-      }
-    }
-    await Promise.all(this.services.map((service) => service.close()));
+    await this.#finishConnections([...this.#connections], "shutting down:");
+    await Promise.all(this.#services.map((service) => service.close("shutdown")));
     await Promise.all([...this.#connections].map((entry) => entry.done));
   }
 
-  #closeListeners() {
-    for (const listeners of this.#listeners.values()) {
-      for (const listener of listeners) {
-        try {
-          listener.close();
-        } catch {
-          // Already closed.
-        }
-      }
+  /** Waits up to SHUTDOWN_GRACE for `open` connections to end, then closes what is left. */
+  async #finishConnections(open: Connection[], why: string) {
+    if (open.length === 0) return;
+    const grace = this.#config.global.shutdownGrace;
+    this.#log.info("{why} waiting up to {grace}s for {count} open connection(s)", {
+      why,
+      grace,
+      count: open.length,
+    });
+    const graceOver = new AbortController();
+    const finished = Promise.all(open.map((entry) => entry.done)).then(() => "finished");
+    const timer = sleep(grace * 1000, graceOver.signal).then(() => "timeout", () => "finished");
+    const outcome = await Promise.race([finished, timer]);
+    graceOver.abort();
+    if (outcome === "timeout") {
+      const left = open.filter((entry) => this.#connections.has(entry));
+      this.#log.warn("{why} closing {count} connection(s) still open after {grace}s", {
+        why,
+        count: left.length,
+        grace,
+      });
+      for (const { client } of left) closeQuietly(client);
+      await Promise.all(left.map((entry) => entry.done));
     }
+  }
+
+  #closeListeners() {
+    for (const listeners of this.#listeners.values()) listeners.forEach(closeListener);
+  }
+}
+
+/** An accepted connection, until it is closed. */
+interface Connection {
+  client: Deno.Conn;
+  service: Service;
+  done: Promise<void>;
+}
+
+/** What a reload did, by service name. */
+export interface ReloadSummary {
+  /** New services, now listening. */
+  added: string[];
+  /** Services gone from the configuration, now draining. */
+  removed: string[];
+  /** Services whose settings changed, kept with their state. */
+  changed: string[];
+  /** Services left as they were. */
+  unchanged: string[];
+}
+
+/** Whether two settings of a service are the same, wherever in the files they were written. */
+function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
+  const withoutSource = (key: string, value: unknown) => key === "source" ? undefined : value;
+  return JSON.stringify(a, withoutSource) === JSON.stringify(b, withoutSource);
+}
+
+/** Whether two settings listen on the same port and addresses. */
+function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
+  return a.port === b.port && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
+}
+
+function closeListener(listener: Deno.Listener) {
+  try {
+    listener.close();
+  } catch {
+    // Already closed.
   }
 }

@@ -1,0 +1,32 @@
+/**
+ * `sleepingd reload`: makes the daemon re-read its configuration.
+ *
+ * @module
+ */
+
+import { sendRequest } from "../control/protocol.ts";
+import { locateDaemon } from "./daemon_files.ts";
+import type { Command } from "./options.ts";
+
+/** `sleepingd reload`. */
+export const reloadCommand: Command = {
+  summary: "make the daemon re-read its configuration (like SIGHUP)",
+  help: `Usage: sleepingd [-f FILE]... reload
+
+Asks the daemon to re-read the configuration files it was started with. The
+whole new configuration is checked first: if it has an error, the daemon keeps
+running the old one and the error (FILE:LINE: message) is printed here, exit 1.
+Otherwise unchanged services keep their state and connections, changed ones
+take their new settings, removed ones drain and stop, added ones listen.`,
+  async run(options) {
+    const { dir } = await locateDaemon(options);
+    const response = await sendRequest(dir.socket, { command: "reload" });
+    if (!response.ok) {
+      for (const line of response.error.split("\n")) console.error(`sleepingd: error: ${line}`);
+      console.error("sleepingd: the daemon keeps running the configuration it had");
+      return 1;
+    }
+    console.log(response.message ?? "reloaded");
+    return 0;
+  },
+};

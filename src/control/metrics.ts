@@ -1,0 +1,222 @@
+/**
+ * Prometheus metrics: a {@linkcode Recorder} that keeps counters and
+ * histograms of service events, the text exposition format, and the HTTP
+ * endpoint serving `/metrics` and `/healthz`.
+ *
+ * @module
+ */
+
+import { log } from "../log.ts";
+import { formatTarget } from "../net/address.ts";
+import type { Action } from "../service/commands.ts";
+import type { State } from "../service/lifecycle.ts";
+import type { Recorder, StopReason } from "../service/recorder.ts";
+import type { Service } from "../service/service.ts";
+
+/** Histogram buckets in seconds: from a local process (0.1 s) to a cloud VM (5 min). */
+const WAKE_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** Histogram buckets in seconds for commands, which are often quick. */
+const COMMAND_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const STATES: readonly State[] = ["asleep", "starting", "awake", "stopping"];
+
+/** A histogram: cumulative bucket counts, sum and count. */
+class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly buckets: readonly number[]) {
+    this.counts = buckets.map(() => 0);
+  }
+
+  observe(value: number) {
+    this.sum += value;
+    this.count++;
+    this.buckets.forEach((bound, index) => {
+      if (value <= bound) this.counts[index]++;
+    });
+  }
+}
+
+/** Counters and histograms of service events, rendered in Prometheus text format. */
+export class Metrics implements Recorder {
+  #wakeDurations = new Map<string, Histogram>();
+  #commandDurations = new Map<string, Histogram>();
+  #commandExits = new Map<string, number>();
+  #stops = new Map<string, number>();
+
+  /** Records a wake's outcome and duration. */
+  wakeEnded(service: string, ok: boolean, seconds: number) {
+    const key = labels({ service, outcome: ok ? "awake" : "failed" });
+    getOrCreate(this.#wakeDurations, key, () => new Histogram(WAKE_BUCKETS)).observe(seconds);
+  }
+
+  /** Records a command's exit code and duration. */
+  commandEnded(service: string, action: Action, code: number, seconds: number) {
+    const command = action.toUpperCase() + "_CMD";
+    const key = labels({ service, command });
+    getOrCreate(this.#commandDurations, key, () => new Histogram(COMMAND_BUCKETS))
+      .observe(seconds);
+    const exitKey = labels({ service, command, code: String(code) });
+    this.#commandExits.set(exitKey, (this.#commandExits.get(exitKey) ?? 0) + 1);
+  }
+
+  /** Records a stop and its reason. */
+  stopped(service: string, reason: StopReason) {
+    const key = labels({ service, reason });
+    this.#stops.set(key, (this.#stops.get(key) ?? 0) + 1);
+  }
+
+  /** The whole exposition: service gauges and counters read now, plus recorded events. */
+  render(services: readonly Service[]): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+    const perService = (name: string, type: string, help: string, read: (s: Service) => number) => {
+      family(name, type, help);
+      for (const service of services) {
+        out.push(`${name}${labels({ service: service.config.name })} ${read(service)}`);
+      }
+    };
+
+    family("sleepingd_service_state", "gauge", "1 for the state each service is in, else 0.");
+    for (const service of services) {
+      for (const state of STATES) {
+        const value = service.state === state ? 1 : 0;
+        out.push(
+          `sleepingd_service_state${labels({ service: service.config.name, state })} ${value}`,
+        );
+      }
+    }
+    family("sleepingd_service_info", "gauge", "The port each service listens on and its target.");
+    for (const service of services) {
+      const target = service.target ? formatTarget(service.target) : "";
+      const info = { service: service.config.name, port: String(service.config.port), target };
+      out.push(`sleepingd_service_info${labels(info)} 1`);
+    }
+    perService("sleepingd_wakes_total", "counter", "Wakes that ended awake.", (s) => s.stats.wakes);
+    perService(
+      "sleepingd_wake_failures_total",
+      "counter",
+      "Wakes that failed.",
+      (s) => s.stats.wakeFailures,
+    );
+    perService(
+      "sleepingd_connections_open",
+      "gauge",
+      "Connections open now, including those waiting for a wake.",
+      (s) => s.stats.openConnections,
+    );
+    perService(
+      "sleepingd_connections_total",
+      "counter",
+      "Connections accepted.",
+      (s) => s.stats.totalConnections,
+    );
+    family("sleepingd_bytes_total", "counter", "Bytes forwarded, by direction.");
+    for (const service of services) {
+      const name = service.config.name;
+      out.push(
+        `sleepingd_bytes_total${
+          labels({ service: name, direction: "in" })
+        } ${service.stats.bytesIn}`,
+      );
+      out.push(
+        `sleepingd_bytes_total${
+          labels({ service: name, direction: "out" })
+        } ${service.stats.bytesOut}`,
+      );
+    }
+    perService(
+      "sleepingd_idle_stops_total",
+      "counter",
+      "Stops because the service was idle for IDLE_TIME.",
+      (s) => s.stats.idleStops,
+    );
+    perService(
+      "sleepingd_last_activity_seconds",
+      "gauge",
+      "Unix time of the last connection or byte forwarded (0 before any).",
+      (s) => s.stats.lastActivity / 1000,
+    );
+
+    family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
+    for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
+    family("sleepingd_wake_duration_seconds", "histogram", "Time from a connection to awake.");
+    renderHistograms(out, "sleepingd_wake_duration_seconds", this.#wakeDurations);
+    family("sleepingd_command_duration_seconds", "histogram", "Run time of each command.");
+    renderHistograms(out, "sleepingd_command_duration_seconds", this.#commandDurations);
+    family(
+      "sleepingd_command_exits_total",
+      "counter",
+      "Command runs, by exit code (124 = timeout).",
+    );
+    for (const [key, value] of this.#commandExits) {
+      out.push(`sleepingd_command_exits_total${key} ${value}`);
+    }
+    return out.join("\n") + "\n";
+  }
+}
+
+function renderHistograms(out: string[], name: string, histograms: Map<string, Histogram>) {
+  for (const [key, histogram] of histograms) {
+    const inner = key.slice(1, -1);
+    histogram.buckets.forEach((bound, index) => {
+      out.push(`${name}_bucket{${inner},le="${bound}"} ${histogram.counts[index]}`);
+    });
+    out.push(`${name}_bucket{${inner},le="+Inf"} ${histogram.count}`);
+    out.push(`${name}_sum${key} ${histogram.sum}`);
+    out.push(`${name}_count${key} ${histogram.count}`);
+  }
+}
+
+/** `{a="1",b="2"}` with values escaped as the text format requires. */
+function labels(values: Record<string, string>): string {
+  const escape = (value: string) =>
+    value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"');
+  return `{${Object.entries(values).map(([key, value]) => `${key}="${escape(value)}"`).join(",")}}`;
+}
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, value = create());
+  return value;
+}
+
+/**
+ * Serves `/metrics` (Prometheus text format, from `render`) and `/healthz`
+ * (`ok`) on `address`.
+ *
+ * @returns the server, to shut it down
+ * @throws {Error} naming the address when it cannot listen
+ */
+export function serveMetrics(
+  address: { hostname: string; port: number },
+  render: () => string,
+): Deno.HttpServer<Deno.NetAddr> {
+  const logger = log("metrics");
+  try {
+    return Deno.serve({
+      ...address,
+      onListen: (addr) => {
+        logger.info("metrics on http://{address}/metrics", { address: formatTarget(addr) });
+      },
+    }, (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/metrics") {
+        return new Response(render(), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      }
+      if (path === "/healthz") return new Response("ok\n");
+      return new Response("Not found: try /metrics or /healthz\n", { status: 404 });
+    });
+  } catch (error) {
+    throw new Error(
+      `Cannot serve metrics on METRICS_ADDRESS ${formatTarget(address)}: ${
+        (error as Error).message
+      }`,
+    );
+  }
+}

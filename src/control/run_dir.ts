@@ -1,0 +1,101 @@
+/**
+ * The daemon's files under VARRUN_PATH: pidfile, control socket, default log.
+ *
+ * @module
+ */
+
+/** Paths of the daemon's files in one VARRUN_PATH. */
+export interface RunDir {
+  /** The folder itself. */
+  path: string;
+  /** `sleepingd.pid`: the daemon's pid while it runs. */
+  pidfile: string;
+  /** `sleepingd.sock`: the control socket (owner only). */
+  socket: string;
+  /** `sleepingd.log`: where `sleepingd start` sends the log unless LOG_FILE says otherwise. */
+  log: string;
+}
+
+/** The daemon's file paths under `varrunPath`. */
+export function runDir(varrunPath: string): RunDir {
+  const path = varrunPath.replace(/\/+$/, "") || "/";
+  return {
+    path,
+    pidfile: `${path}/sleepingd.pid`,
+    socket: `${path}/sleepingd.sock`,
+    log: `${path}/sleepingd.log`,
+  };
+}
+
+/** Another daemon already runs with this VARRUN_PATH. */
+export class AlreadyRunningError extends Error {
+  /** Creates the error for the daemon with `pid`. */
+  constructor(readonly pid: number, pidfile: string) {
+    super(`sleepingd is already running (pid ${pid}, from ${pidfile})`);
+    this.name = "AlreadyRunningError";
+  }
+}
+
+/** The pid in the pidfile when that process is alive, else undefined (no file, or stale). */
+export function runningPid(pidfile: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(Deno.readTextFileSync(pidfile).trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid) return undefined;
+  return isAlive(pid) ? pid : undefined;
+}
+
+/** Whether a process exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates the folder (owner-only when new) and writes this process's pid,
+ * replacing the pidfile of a daemon that is gone.
+ *
+ * @throws {AlreadyRunningError} when a live daemon holds the pidfile
+ * @throws {Error} naming the folder when it cannot be created or written
+ */
+export function claimRunDir(dir: RunDir): void {
+  try {
+    Deno.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    throw new Error(
+      `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ` +
+        "run as root or set VARRUN_PATH in the global section",
+    );
+  }
+  const pid = runningPid(dir.pidfile);
+  if (pid !== undefined) throw new AlreadyRunningError(pid, dir.pidfile);
+  try {
+    const temporary = `${dir.pidfile}.${Deno.pid}`;
+    Deno.writeTextFileSync(temporary, `${Deno.pid}\n`);
+    Deno.renameSync(temporary, dir.pidfile);
+  } catch (error) {
+    throw new Error(
+      `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ` +
+        "run as root or set VARRUN_PATH in the global section",
+    );
+  }
+}
+
+/** Removes the pidfile and the socket if they are still this process's. */
+export function releaseRunDir(dir: RunDir): void {
+  try {
+    if (Number(Deno.readTextFileSync(dir.pidfile).trim()) !== Deno.pid) return;
+    Deno.removeSync(dir.pidfile);
+    Deno.removeSync(dir.socket);
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The daemon's status: a JSON-ready snapshot, and its text form.
+ *
+ * @module
+ */
+
+import { formatTarget } from "../net/address.ts";
+import type { Service } from "../service/service.ts";
+import type { State } from "../service/lifecycle.ts";
+import { VERSION } from "../version.ts";
+
+/** One service as `status` shows it. */
+export interface ServiceStatus {
+  /** Section name. */
+  name: string;
+  /** Port sleepingd listens on. */
+  port: number;
+  /** Life-cycle state. */
+  state: State;
+  /** The backend's `host:port` while known, else null. */
+  target: string | null;
+  /** Connections open now (including those waiting for a wake). */
+  openConnections: number;
+  /** Connections accepted since the daemon started. */
+  totalConnections: number;
+  /** Wakes that ended awake. */
+  wakes: number;
+  /** Wakes that failed. */
+  wakeFailures: number;
+  /** Stops because the service was idle. */
+  idleStops: number;
+  /** Bytes from clients to the backend. */
+  bytesIn: number;
+  /** Bytes from the backend to clients. */
+  bytesOut: number;
+  /** ISO time of the last connection or byte, or null before any. */
+  lastActivity: string | null;
+}
+
+/** The daemon as `status` shows it. */
+export interface DaemonStatus {
+  /** The daemon's pid. */
+  pid: number;
+  /** sleepingd's version. */
+  version: string;
+  /** ISO time the daemon started. */
+  startedAt: string;
+  /** Configuration files it read. */
+  configFiles: string[];
+  /** Its services, in configuration order. */
+  services: ServiceStatus[];
+}
+
+/** A snapshot of one service. */
+export function serviceStatus(service: Service): ServiceStatus {
+  const { stats, config, target } = service;
+  return {
+    name: config.name,
+    port: config.port,
+    state: service.state,
+    target: target ? formatTarget(target) : null,
+    openConnections: stats.openConnections,
+    totalConnections: stats.totalConnections,
+    wakes: stats.wakes,
+    wakeFailures: stats.wakeFailures,
+    idleStops: stats.idleStops,
+    bytesIn: stats.bytesIn,
+    bytesOut: stats.bytesOut,
+    lastActivity: stats.lastActivity ? new Date(stats.lastActivity).toISOString() : null,
+  };
+}
+
+/** A snapshot of the daemon. */
+export function daemonStatus(
+  services: readonly Service[],
+  startedAt: Date,
+  configFiles: string[],
+): DaemonStatus {
+  return {
+    pid: Deno.pid,
+    version: VERSION,
+    startedAt: startedAt.toISOString(),
+    configFiles,
+    services: services.map(serviceStatus),
+  };
+}
+
+/**
+ * The seed's status lines, `NAME (port N) running`, each followed by the
+ * service's state, target, connections, wakes and last activity.
+ */
+export function formatStatus(status: DaemonStatus, now = Date.now()): string {
+  if (status.services.length === 0) return "no service is active";
+  return status.services.map((service) => {
+    const details = [
+      `state ${service.state}`,
+      service.target ? `target ${service.target}` : undefined,
+      `${service.openConnections} open / ${service.totalConnections} total connections`,
+      `${service.wakes} wake${service.wakes === 1 ? "" : "s"}` +
+      (service.wakeFailures ? ` (${service.wakeFailures} failed)` : ""),
+      service.lastActivity
+        ? `last activity ${ago(now - Date.parse(service.lastActivity))}`
+        : "no activity yet",
+    ].filter(Boolean).join(", ");
+    return `${service.name} (port ${service.port}) running\n  ${details}`;
+  }).join("\n");
+}
+
+/** A duration in the past, in words: "5s ago", "3m 20s ago", "2h 5m ago". */
+function ago(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m ${seconds % 60}s ago`;
+  return `${Math.floor(minutes / 60)}h ${minutes % 60}m ago`;
+}

@@ -1,0 +1,240 @@
+/**
+ * Operating the daemon through the real CLI: start, status, reload, metrics, stop.
+ */
+import assert from "node:assert/strict";
+import { runCli } from "./_helpers.ts";
+import { startDaemon } from "./_daemon.ts";
+import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
+import { freePort, isAlive, waitFor } from "./_net.ts";
+
+/** A config with one echo service per entry of `ports`, writing its files under `dir`. */
+function echoConfig(dir: string, services: { name: string; port: number; backend: number }[]) {
+  const global = `VARRUN_PATH=${dir}/run\nIDLE_TIME=\n`;
+  return global + services.map(({ name, port, backend }) =>
+    `[${name}]
+PORT=${port}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='${startEchoBackend(`${dir}/${name}`, backend)}'
+STOP_CMD='${stopEchoBackend(`${dir}/${name}`)}'
+`
+  ).join("\n");
+}
+
+async function setup(names: string[]) {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-daemon-" });
+  const services = names.map((name) => ({ name, port: freePort(), backend: freePort() }));
+  for (const { name } of services) await Deno.mkdir(`${dir}/${name}`);
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(file, echoConfig(dir, services));
+  const cli = (...args: string[]) => runCli(["-f", file, ...args]);
+  const cleanup = async () => {
+    await cli("stop");
+    for (const { name } of services) {
+      try {
+        const pid = Number(await Deno.readTextFile(`${dir}/${name}/backend.pid`));
+        if (isAlive(pid)) Deno.kill(pid, "SIGKILL");
+      } catch {
+        // No backend left.
+      }
+    }
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { dir, file, services, cli, cleanup };
+}
+
+Deno.test("sleepingd start, status, reload and stop run a daemon the way the original did", async () => {
+  const { dir, file, services, cli, cleanup } = await setup(["alpha"]);
+  const [alpha] = services;
+  try {
+    const started = await cli("start");
+    assert.equal(started.stderr, "");
+    assert.equal(started.stdout, `alpha (port ${alpha.port}) started\n`);
+    assert.equal(started.code, 0);
+    const pid = Number(await Deno.readTextFile(`${dir}/run/sleepingd.pid`));
+    assert.ok(isAlive(pid));
+    assert.equal(Deno.statSync(`${dir}/run/sleepingd.sock`).mode! & 0o777, 0o600);
+
+    const again = await cli("start");
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`already running \\(pid ${pid}\\)`));
+
+    const asleep = await cli("status");
+    assert.equal(asleep.code, 0);
+    assert.match(
+      asleep.stdout,
+      new RegExp(`^alpha \\(port ${alpha.port}\\) running\n  state asleep`),
+    );
+
+    assert.equal(await exchange(alpha.port, "wake up"), "wake up");
+    const json = await cli("status", "--json");
+    assert.equal(json.code, 0);
+    assert.equal(json.stderr, "");
+    const status = JSON.parse(json.stdout);
+    assert.equal(status.running, true);
+    assert.equal(status.pid, pid);
+    assert.equal(status.services[0].state, "awake");
+    assert.equal(status.services[0].target, `127.0.0.1:${alpha.backend}`);
+    assert.equal(status.services[0].wakes, 1);
+    assert.equal(status.services[0].totalConnections, 1);
+    assert.equal(status.services[0].bytesIn, 7);
+
+    // A broken file is refused with its file:line; the daemon keeps serving.
+    const good = await Deno.readTextFile(file);
+    await Deno.writeTextFile(file, `${good}\n[beta]\nPORT=not-a-port\nSTART_CMD=true\n`);
+    const refused = await cli("reload");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`${file}:\\d+: Cannot use "PORT"`));
+    assert.match(refused.stderr, /keeps running the configuration it had/);
+    assert.equal(await exchange(alpha.port, "still here"), "still here");
+
+    // A good file adds a service; alpha keeps its state and backend.
+    const beta = { name: "beta", port: freePort(), backend: freePort() };
+    await Deno.mkdir(`${dir}/beta`);
+    await Deno.writeTextFile(file, echoConfig(dir, [alpha, beta]));
+    const reloaded = await cli("reload");
+    assert.equal(reloaded.code, 0, reloaded.stderr);
+    assert.match(reloaded.stdout, /added: beta; unchanged: alpha/);
+    assert.equal(await exchange(beta.port, "new"), "new");
+    const both = JSON.parse((await cli("status", "--json")).stdout);
+    assert.deepEqual(
+      both.services.map((
+        s: { name: string; state: string; wakes: number },
+      ) => [s.name, s.state, s.wakes]),
+      [["alpha", "awake", 1], ["beta", "awake", 1]],
+    );
+
+    const stopped = await cli("stop");
+    assert.equal(stopped.code, 0);
+    assert.equal(
+      stopped.stdout,
+      `alpha (port ${alpha.port}) stopped\nbeta (port ${beta.port}) stopped\n`,
+    );
+    assert.ok(!isAlive(pid));
+    for (const name of ["alpha", "beta"]) {
+      assert.equal(
+        await Deno.readTextFile(`${dir}/${name}/stops`),
+        "stop\n",
+        `STOP_CMD of ${name}`,
+      );
+    }
+    assert.throws(() => Deno.statSync(`${dir}/run/sleepingd.pid`), Deno.errors.NotFound);
+    assert.throws(() => Deno.statSync(`${dir}/run/sleepingd.sock`), Deno.errors.NotFound);
+
+    const after = await cli("status");
+    assert.equal(after.code, 3);
+    assert.equal(
+      after.stdout,
+      `alpha (port ${alpha.port}) not running\nbeta (port ${beta.port}) not running\n`,
+    );
+    const log = await Deno.readTextFile(`${dir}/run/sleepingd.log`);
+    assert.match(log, /reload refused, the running configuration stays/);
+    assert.match(log, /\[beta\] asleep -> starting/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", async () => {
+  const { dir, services, cli, cleanup } = await setup(["alpha"]);
+  try {
+    await Deno.mkdir(`${dir}/run`);
+    await Deno.writeTextFile(`${dir}/run/sleepingd.pid`, "999999\n");
+    const started = await cli("start");
+    assert.equal(started.code, 0, started.stderr);
+    assert.notEqual((await Deno.readTextFile(`${dir}/run/sleepingd.pid`)).trim(), "999999");
+    assert.equal((await cli("stop")).code, 0);
+
+    const blocker = Deno.listen({ hostname: "127.0.0.1", port: services[0].port });
+    try {
+      const refused = await cli("start");
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${services[0].port}: address already in use`),
+      );
+      assert.equal(refused.stdout, "");
+    } finally {
+      blocker.close();
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("sleepingd stop and status say so when no daemon runs", async () => {
+  const { cli, cleanup } = await setup(["alpha"]);
+  try {
+    const stop = await cli("stop");
+    assert.equal(stop.code, 0);
+    assert.equal(stop.stdout, "sleepingd is not running\n");
+    const status = await cli("status", "--json");
+    assert.equal(status.code, 3);
+    assert.equal(JSON.parse(status.stdout).running, false);
+    const reload = await cli("reload");
+    assert.equal(reload.code, 1);
+    assert.match(reload.stderr, /sleepingd is not running/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("SIGHUP reloads, and metrics and health are served and parse", async () => {
+  const { dir, file, services, cleanup } = await setup(["alpha"]);
+  const metricsPort = freePort();
+  await Deno.writeTextFile(
+    file,
+    `METRICS_ADDRESS=127.0.0.1:${metricsPort}\n${await Deno.readTextFile(file)}`,
+  );
+  const daemon = await startDaemon(file, { args: ["--log-format", "json"] });
+  try {
+    assert.equal(await exchange(services[0].port, "m"), "m");
+    const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    assert.equal(await health.text(), "ok\n");
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.match(response.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+    const samples = parsePrometheus(await response.text());
+    assert.equal(samples.get('sleepingd_service_state{service="alpha",state="awake"}'), 1);
+    assert.equal(samples.get('sleepingd_wakes_total{service="alpha"}'), 1);
+    assert.equal(samples.get('sleepingd_connections_total{service="alpha"}'), 1);
+    assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="in"}'), 1);
+    assert.equal(
+      samples.get('sleepingd_command_exits_total{service="alpha",command="START_CMD",code="0"}'),
+      1,
+    );
+    assert.equal(
+      samples.get('sleepingd_wake_duration_seconds_count{service="alpha",outcome="awake"}'),
+      1,
+    );
+
+    const from = daemon.lines.length;
+    const pid = Number(await Deno.readTextFile(`${dir}/run/sleepingd.pid`));
+    Deno.kill(pid, "SIGHUP");
+    const line = await daemon.waitForLine(/reloaded/, from);
+    const record = JSON.parse(line);
+    assert.equal(record.level, "INFO");
+    assert.match(record.message, /unchanged: alpha/);
+    for (const logged of daemon.lines) JSON.parse(logged); // every line is JSON
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    await cleanup();
+  }
+});
+
+/**
+ * Parses the Prometheus text format strictly: every line is a comment
+ * (`# HELP`/`# TYPE`) or `name{labels} value`; fails on anything else.
+ */
+function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const sample =
+    /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (\S+)$/;
+  for (const line of text.trimEnd().split("\n")) {
+    if (/^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/.test(line)) continue;
+    const match = sample.exec(line);
+    assert.ok(match, `not a Prometheus line: ${line}`);
+    const value = Number(match[2] === "+Inf" ? Infinity : match[2]);
+    assert.ok(!Number.isNaN(value), `not a number in: ${line}`);
+    samples.set(match[1], value);
+  }
+  return samples;
+}
