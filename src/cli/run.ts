@@ -21,6 +21,14 @@ import { log, type LogFormat, setupLogging } from "../log.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { type CliOptions, type Command, UsageError } from "./options.ts";
 
+/** Global keys a reload cannot apply: the daemon has set them up at start. */
+const RESTART_ONLY = [
+  { name: "VARRUN_PATH", field: "varrunPath" },
+  { name: "LOG_FORMAT", field: "logFormat" },
+  { name: "LOG_FILE", field: "logFile" },
+  { name: "METRICS_ADDRESS", field: "metricsAddress" },
+] as const;
+
 /** Signals that ask the daemon to shut down gracefully. */
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
@@ -168,8 +176,14 @@ async function reload(
   let config: Config;
   try {
     config = await loadConfig(options.configFiles);
+    const before = supervisor.config.global;
     const summary = supervisor.reload(config);
     logWarnings(config);
+    for (const key of RESTART_ONLY) {
+      if (JSON.stringify(before[key.field]) !== JSON.stringify(config.global[key.field])) {
+        logger.warn("{key} changed: it takes effect when sleepingd restarts", { key: key.name });
+      }
+    }
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
       .map((kind) => `${kind}: ${summary[kind].join(", ")}`);

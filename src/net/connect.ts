@@ -25,7 +25,7 @@ export async function connectOnce(target: Target, signal?: AbortSignal): Promise
   const attempt = signal ? AbortSignal.any([signal, timeout]) : timeout;
   try {
     const conn = await Deno.connect({ ...target, signal: attempt });
-    conn.setNoDelay(true);
+    tuneConnection(conn);
     return conn;
   } catch (error) {
     if (timeout.aborted && !signal?.aborted) {
@@ -62,6 +62,16 @@ export async function connectWhenReady(
       backoff = Math.min(backoff * 1.5, MAX_BACKOFF_MS);
     }
   }
+}
+
+/**
+ * Sets what every proxied connection needs: no Nagle delay (sleepingd passes
+ * bytes on as they come), and TCP keepalive so that a peer that vanished
+ * without a FIN does not hold a connection, and the service, awake forever.
+ */
+export function tuneConnection(conn: Deno.TcpConn) {
+  conn.setNoDelay(true);
+  conn.setKeepAlive(true);
 }
 
 /** Waits `ms` milliseconds, or rejects with the abort reason. */

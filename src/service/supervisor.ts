@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import { formatAddr, formatTarget } from "../net/address.ts";
 import { closeQuietly, forward } from "../net/forward.ts";
 import { listenAll } from "../net/listen.ts";
-import { sleep } from "../net/connect.ts";
+import { sleep, tuneConnection } from "../net/connect.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { Service } from "./service.ts";
 
@@ -108,7 +108,7 @@ export class Supervisor {
         await sleep(100);
         continue;
       }
-      client.setNoDelay(true);
+      tuneConnection(client);
       const entry: Connection = { client, service, done: Promise.resolve() };
       entry.done = this.#handle(service, client).finally(() => this.#connections.delete(entry));
       this.#connections.add(entry);
