@@ -5,6 +5,8 @@
  * @module
  */
 
+export { isAlive } from "../src/process/proc_stat.ts";
+
 /** Listens on 127.0.0.1 on a port the kernel picks. */
 export function listenLocal(): Deno.TcpListener {
   return Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -74,17 +76,6 @@ export async function waitFor(
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${seconds}s waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Whether a process is alive: it exists and is not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
   }
 }
 

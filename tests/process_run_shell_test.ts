@@ -5,19 +5,9 @@
 
 import assert from "node:assert/strict";
 import { describeResult, firstLine, runShell, type ShellResult } from "../src/process/run_shell.ts";
+import { isAlive } from "../src/process/proc_stat.ts";
 
 const isRoot = Deno.uid() === 0;
-
-/** Whether `pid` is a running process; a zombie counts as dead (DESIGN §3). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
 async function waitUntil(condition: () => boolean, ms: number, message: string): Promise<void> {
   const deadline = Date.now() + ms;

@@ -5,7 +5,8 @@
  */
 
 import { NotRunningError, sendRequest } from "../control/protocol.ts";
-import { isAlive, runningPid } from "../control/run_dir.ts";
+import { runningPid } from "../control/run_dir.ts";
+import { isAlive } from "../process/proc_stat.ts";
 import { sleep } from "../net/connect.ts";
 import { locateDaemon } from "./daemon_files.ts";
 import type { Command } from "./options.ts";

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { isAlive } from "../process/proc_stat.ts";
+
 /** Paths of the daemon's files in one VARRUN_PATH. */
 export interface RunDir {
   /** The folder itself. */
@@ -46,17 +48,6 @@ export function runningPid(pidfile: string): number | undefined {
   }
   if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid) return undefined;
   return isAlive(pid) ? pid : undefined;
-}
-
-/** Whether a process exists and is not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.charAt(stat.lastIndexOf(")") + 2);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { isDead, readProcStat } from "./proc_stat.ts";
+
 /** Options for {@linkcode runShell}. */
 export interface ShellOptions {
   /** Seconds before the command is killed; `undefined` or 0 means no limit. */
@@ -308,15 +310,8 @@ async function groupHasLiveProcess(pgid: number): Promise<boolean> {
   try {
     for await (const entry of Deno.readDir("/proc")) {
       if (!/^\d+$/.test(entry.name)) continue;
-      let stat: string;
-      try {
-        stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      } catch {
-        continue; // exited while we looked
-      }
-      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+      const stat = readProcStat(entry.name); // undefined when it exited while we looked
+      if (stat?.pgrp === pgid && !isDead(stat)) return true;
     }
     return false;
   } catch {

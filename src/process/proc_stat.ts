@@ -1,0 +1,40 @@
+/**
+ * What Linux's /proc says of a process: its state and process group.
+ *
+ * @module
+ */
+
+/** The fields of `/proc/PID/stat` sleepingd uses. */
+export interface ProcStat {
+  /** One letter: R running, S sleeping, Z zombie, X dead, ... */
+  state: string;
+  /** Process group id. */
+  pgrp: number;
+}
+
+/** Reads `/proc/PID/stat`; undefined when the process does not exist. */
+export function readProcStat(pid: number | string): ProcStat | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+  const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { state, pgrp: Number(pgrp) };
+}
+
+/**
+ * Whether a process is running. Zombies do not count: an orphan reparented to
+ * a PID 1 that does not reap stays a zombie for good (DESIGN §3).
+ */
+export function isAlive(pid: number): boolean {
+  const stat = readProcStat(pid);
+  return stat !== undefined && !isDead(stat);
+}
+
+/** Whether a stat is of a zombie or dead process. */
+export function isDead(stat: ProcStat): boolean {
+  return stat.state === "Z" || stat.state === "X";
+}
