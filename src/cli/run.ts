@@ -177,7 +177,7 @@ async function reload(
   try {
     config = await loadConfig(options.configFiles);
     const before = supervisor.config.global;
-    const summary = supervisor.reload(config);
+    const summary = await supervisor.reload(config);
     logWarnings(config);
     for (const key of RESTART_ONLY) {
       if (JSON.stringify(before[key.field]) !== JSON.stringify(config.global[key.field])) {

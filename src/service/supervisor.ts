@@ -20,6 +20,9 @@ export class Supervisor {
   #config: Config;
   #recorder: Recorder;
   #listeners = new Map<Service, Deno.TcpListener[]>();
+  /** Each listener's accept loop, which ends once the listener is closed. */
+  #accepting = new Map<Deno.TcpListener, Promise<void>>();
+  #reloading: Promise<unknown> = Promise.resolve();
   #connections = new Set<Connection>();
   #log = log("supervisor");
 
@@ -85,13 +88,25 @@ export class Supervisor {
       service: service.config.name,
       address: formatAddr(listener.addr),
     });
-    this.#acceptLoop(service, listener).catch((error) => {
+    const loop = this.#acceptLoop(service, listener).catch((error) => {
       this.#log.error("[{service}] stopped accepting on {address}: {error}", {
         service: service.config.name,
         address: formatAddr(listener.addr),
         error,
       });
-    });
+    }).finally(() => this.#accepting.delete(listener));
+    this.#accepting.set(listener, loop);
+  }
+
+  /**
+   * Closes a service's listeners. The port is free again only once their
+   * accept loops have ended: the returned promise says when.
+   */
+  #stopListening(service: Service): Promise<unknown> {
+    const listeners = this.#listeners.get(service) ?? [];
+    this.#listeners.delete(service);
+    listeners.forEach(closeListener);
+    return Promise.all(listeners.map((listener) => this.#accepting.get(listener)));
   }
 
   async #acceptLoop(service: Service, listener: Deno.TcpListener) {
@@ -168,7 +183,13 @@ export class Supervisor {
    *
    * @throws {Error} when a new listener cannot be opened; nothing is changed then
    */
-  reload(config: Config): ReloadSummary {
+  reload(config: Config): Promise<ReloadSummary> {
+    const reload = this.#reloading.then(() => this.#reload(config));
+    this.#reloading = reload.catch(() => {});
+    return reload;
+  }
+
+  async #reload(config: Config): Promise<ReloadSummary> {
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
     const fresh = new Map(config.services.map((service) => [service.name, service]));
     const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [] };
@@ -188,6 +209,7 @@ export class Supervisor {
     }
 
     const services: Service[] = [];
+    const released: Promise<unknown>[] = [];
     for (const next of config.services) {
       const current = old.get(next.name);
       let service = current;
@@ -199,8 +221,7 @@ export class Supervisor {
         summary.unchanged.push(next.name);
       } else {
         if (!sameListen(current.config, next)) {
-          this.#listeners.get(current)?.forEach(closeListener);
-          this.#listeners.delete(current);
+          released.push(this.#stopListening(current));
           relisten.push(current);
         }
         current.reconfigure(next);
@@ -211,12 +232,12 @@ export class Supervisor {
     for (const [name, service] of old) {
       if (fresh.has(name)) continue;
       summary.removed.push(name);
-      this.#listeners.get(service)?.forEach(closeListener);
-      this.#listeners.delete(service);
+      released.push(this.#stopListening(service));
       this.#drain(service);
     }
     this.#services = services;
     this.#config = config;
+    await Promise.all(released);
     for (const service of relisten) {
       const { name, listenAddresses, port } = service.config;
       let listeners = opened.get(name);
