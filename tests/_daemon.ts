@@ -14,7 +14,7 @@ export interface Daemon {
   lines: string[];
   /** Waits (bounded) for a log line matching `pattern`, at or after line `from`. */
   waitForLine(pattern: RegExp, from?: number, seconds?: number): Promise<string>;
-  /** Sends SIGTERM and returns the exit code. */
+  /** Sends SIGTERM and returns the exit code; later calls return the same code. */
   stop(): Promise<number>;
 }
 
@@ -83,15 +83,19 @@ export async function startDaemon(
     }
   };
 
+  let stopped: Promise<number> | undefined;
   const daemon: Daemon = {
     lines,
     waitForLine,
-    async stop() {
-      if (!exited) child.kill("SIGTERM");
-      const { code } = await status;
-      await reading;
-      await Deno.remove(runDir, { recursive: true });
-      return code;
+    stop() {
+      stopped ??= (async () => {
+        if (!exited) child.kill("SIGTERM");
+        const { code } = await status;
+        await reading;
+        await Deno.remove(runDir, { recursive: true });
+        return code;
+      })();
+      return stopped;
     },
   };
   try {

@@ -278,3 +278,18 @@ fi`),
     await harness.close();
   }
 });
+
+Deno.test("a READY_CMD that cannot run fails the wake at once instead of retrying", async () => {
+  const harness = await startHarness((dir) => ({
+    readyCmd: command(`echo run >> '${dir}/ready'; /nonexistent/pg_isready`),
+  }));
+  try {
+    assert.equal(await exchange(harness.port, "hello"), "");
+    assert.equal(await Deno.readTextFile(`${harness.dir}/ready`), "run\n", "READY_CMD ran once");
+    assert.equal(harness.service.state, "asleep");
+    assert.equal(harness.service.stats.wakeFailures, 1);
+    assert.equal(harness.stops(), 1, "STOP_CMD cleans up what START_CMD started");
+  } finally {
+    await harness.close();
+  }
+});

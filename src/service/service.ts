@@ -23,6 +23,11 @@ import { describeResult, firstLine, type ShellResult } from "../process/run_shel
 
 /** How often one connection may find the backend gone and wake it again before giving up. */
 const MAX_WAKES_PER_CONNECTION = 3;
+/**
+ * Exit codes with which the shell says a command cannot run at all (126: not
+ * executable, 127: not found): running it again until READY_TIMEOUT is futile.
+ */
+const CANNOT_RUN = [126, 127];
 /** First pause between READY_CMD runs; it doubles up to one second. */
 const FIRST_READY_BACKOFF_MS = 50;
 
@@ -326,6 +331,9 @@ export class Service {
         });
         signal.throwIfAborted();
         if (ready.code === 0) break;
+        if (CANNOT_RUN.includes(ready.code)) {
+          throw new CommandError(`READY_CMD cannot run: ${describeResult(ready)}`, ready);
+        }
         if (Date.now() + backoff >= deadline) {
           throw new CommandError(
             `READY_CMD did not exit 0 within READY_TIMEOUT (${readyTimeout}s): last run ${
