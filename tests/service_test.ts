@@ -293,3 +293,31 @@ Deno.test("a READY_CMD that cannot run fails the wake at once instead of retryin
     await harness.close();
   }
 });
+
+Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills its START_CMD", async () => {
+  const harness = await startHarness((dir, port) => ({
+    startCmd: command(`sleep 1000 & echo $! > '${dir}/child.pid'; wait; echo "127.0.0.1 ${port}"`),
+  }));
+  try {
+    const client = exchange(harness.port, "waiting");
+    await waitFor("START_CMD to run", async () => {
+      try {
+        await Deno.stat(`${harness.dir}/child.pid`);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const child = Number(await Deno.readTextFile(`${harness.dir}/child.pid`));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("shutdown waited for the wake")), 30_000);
+    });
+    await Promise.race([harness.supervisor.shutdown(), bound]).finally(() => clearTimeout(timer));
+    assert.equal(await client, "", "the waiting client is closed");
+    await waitFor("the START_CMD child to die", () => !isAlive(child));
+    assert.equal(harness.service.state, "asleep");
+  } finally {
+    await harness.close();
+  }
+});

@@ -211,13 +211,19 @@ export class Service {
    * the backend if it is awake.
    */
   async close(reason: "shutdown" | "removed"): Promise<void> {
-    const detail = reason === "shutdown"
-      ? "sleepingd is shutting down"
-      : "the service was removed from the configuration";
-    this.#closing.abort(new WakeError(detail));
+    const detail = closeDetail(reason);
+    this.cancelWakes(reason);
     await this.#wake?.catch(() => {});
     await this.stop(reason, detail);
     this.#idleLoop?.abort();
+  }
+
+  /**
+   * Ends any wake under way and refuses new ones: its commands are killed,
+   * its clients closed, and STOP_CMD cleans up after a START_CMD that ran.
+   */
+  cancelWakes(reason: "shutdown" | "removed") {
+    if (!this.#closing.signal.aborted) this.#closing.abort(new WakeError(closeDetail(reason)));
   }
 
   #beginWake(client: Deno.NetAddr): Promise<WakeOutcome> {
@@ -486,4 +492,10 @@ export class Service {
     });
     return result.code === 0 ? undefined : `IDLE_CMD ${describeResult(result)}`;
   }
+}
+
+function closeDetail(reason: "shutdown" | "removed"): string {
+  return reason === "shutdown"
+    ? "sleepingd is shutting down"
+    : "the service was removed from the configuration";
 }

@@ -272,6 +272,7 @@ export class Supervisor {
     await this.#finishConnections(
       [...this.#connections].filter((entry) => entry.service === service),
       `[${name}] removed:`,
+      () => service.cancelWakes("removed"),
     );
     await service.close("removed");
   }
@@ -283,13 +284,19 @@ export class Supervisor {
    */
   async shutdown() {
     this.#closeListeners();
-    await this.#finishConnections([...this.#connections], "shutting down:");
+    await this.#finishConnections([...this.#connections], "shutting down:", () => {
+      for (const service of this.#services) service.cancelWakes("shutdown");
+    });
     await Promise.all(this.#services.map((service) => service.close("shutdown")));
     await Promise.all([...this.#connections].map((entry) => entry.done));
   }
 
-  /** Waits up to SHUTDOWN_GRACE for `open` connections to end, then closes what is left. */
-  async #finishConnections(open: Connection[], why: string) {
+  /**
+   * Waits up to SHUTDOWN_GRACE for `open` connections to end, then cancels
+   * the wakes some of them may still wait for (`cancelWakes`) and closes what
+   * is left.
+   */
+  async #finishConnections(open: Connection[], why: string, cancelWakes: () => void) {
     if (open.length === 0) return;
     const grace = this.#config.global.shutdownGrace;
     this.#log.info("{why} waiting up to {grace}s for {count} open connection(s)", {
@@ -309,6 +316,7 @@ export class Supervisor {
         count: left.length,
         grace,
       });
+      cancelWakes();
       for (const { client } of left) closeQuietly(client);
       await Promise.all(left.map((entry) => entry.done));
     }
