@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { runCli } from "./_helpers.ts";
 import { startDaemon } from "./_daemon.ts";
 import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
-import { freePort, isAlive, waitFor } from "./_net.ts";
+import { freePort, isAlive } from "./_net.ts";
 
 /** A config with one echo service per entry of `ports`, writing its files under `dir`. */
 function echoConfig(dir: string, services: { name: string; port: number; backend: number }[]) {
