@@ -321,3 +321,22 @@ Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills i
     await harness.close();
   }
 });
+
+Deno.test("a client arriving while STOP_CMD cleans up a failed wake waits, then wakes again", async () => {
+  const harness = await startHarness((dir, port) => ({
+    startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${port}"`),
+    stopCmd: command(`echo stop >> '${dir}/stops'; sleep 0.5`),
+    readyTimeout: 0.2,
+  }));
+  try {
+    const first = exchange(harness.port, "one");
+    await waitFor("the cleanup STOP_CMD", () => harness.stops() === 1);
+    assert.equal(harness.service.state, "stopping");
+    const second = exchange(harness.port, "two");
+    assert.deepEqual(await Promise.all([first, second]), ["", ""]);
+    assert.equal(harness.starts(), 2, "the second client woke the service again after the stop");
+    assert.equal(harness.stops(), 2);
+  } finally {
+    await harness.close();
+  }
+});

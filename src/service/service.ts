@@ -184,7 +184,9 @@ export class Service {
         if (++wakes > MAX_WAKES_PER_CONNECTION) {
           throw new WakeError(`Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row`);
         }
-        const outcome = await (this.#wake ?? this.#beginWake(client));
+        // Join the wake under way; a failed one may linger while it cleans up: never join that.
+        const current = state === "starting" ? this.#wake : undefined;
+        const outcome = await (current ?? this.#beginWake(client));
         const conn = outcome.take();
         if (conn) return { conn, target: outcome.target };
       }
@@ -270,9 +272,13 @@ export class Service {
   async #undoFailedStart(started: boolean) {
     const stopCmd = this.config.stopCmd;
     if (started && stopCmd && this.#lifecycle.transition("starting", "stopping", "wake failed")) {
-      await this.#runStopCmd();
-      this.#recorder.stopped(this.config.name, "failed_wake");
-      this.#lifecycle.transition("stopping", "asleep", "STOP_CMD ran after the failed wake");
+      // Connections arriving meanwhile wait for this stop, as for any other.
+      this.#stopping = (async () => {
+        await this.#runStopCmd();
+        this.#recorder.stopped(this.config.name, "failed_wake");
+        this.#lifecycle.transition("stopping", "asleep", "STOP_CMD ran after the failed wake");
+      })();
+      await this.#stopping;
     } else {
       this.#lifecycle.transition("starting", "asleep", "wake failed");
     }
