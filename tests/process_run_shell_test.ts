@@ -264,15 +264,44 @@ Deno.test("runShell() refuses a user that does not exist", async () => {
   });
 });
 
-Deno.test({
-  name: "runShell() refuses to switch users when not root",
-  ignore: isRoot,
-  fn: async () => {
-    await assert.rejects(runShell("true", { user: "root" }), {
-      message: `Cannot run command as user "root": sleepingd must run as root to switch users ` +
-        `(running as uid ${Deno.uid()})`,
-    });
-  },
+Deno.test("runShell() refuses to switch users when not root", async () => {
+  const message = (uid: number | string | null) =>
+    `Cannot run command as user "root": sleepingd must run as root to switch users ` +
+    `(running as uid ${uid})`;
+  if (!isRoot) {
+    await assert.rejects(runShell("true", { user: "root" }), { message: message(Deno.uid()) });
+    return;
+  }
+  // As root, ask the same of a child running as nobody (its own DENO_DIR: root's is private).
+  const denoDir = await Deno.makeTempDir({ prefix: "sleepingd-nobody-" });
+  try {
+    await Deno.chmod(denoDir, 0o777);
+    const module = new URL("../src/process/run_shell.ts", import.meta.url).href;
+    const script = `import { runShell } from "${module}";
+try { await runShell("true", { user: "root" }); console.log("no error"); }
+catch (error) { console.log(error.message); }`;
+    const { code, stdout, stderr } = await new Deno.Command("setpriv", {
+      args: [
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--",
+        Deno.execPath(),
+        "eval",
+        "--no-config",
+        script,
+      ],
+      env: { DENO_DIR: denoDir, HOME: denoDir, NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const nobody = new TextDecoder().decode(
+      (await new Deno.Command("id", { args: ["-u", "nobody"] }).output()).stdout,
+    ).trim();
+    assert.equal(new TextDecoder().decode(stdout).trim(), message(nobody));
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
 });
 
 Deno.test("runShell() rejects a negative timeout", async () => {
