@@ -106,3 +106,14 @@ export async function startDaemon(
   }
   return daemon;
 }
+
+/**
+ * `text` (a recipe's configuration) with the line matching `pattern`
+ * replaced by `line`; fails when the recipe no longer has such a line, so a
+ * test never runs a recipe it did not mean to change.
+ */
+export function replaceLine(text: string, pattern: RegExp, line: string): string {
+  if (!pattern.test(text)) throw new Error(`The recipe no longer has a line matching ${pattern}`);
+  pattern.lastIndex = 0;
+  return text.replace(pattern, line);
+}

@@ -20,6 +20,16 @@ export function freePort(): number {
   return port;
 }
 
+/** Whether nothing accepts connections on 127.0.0.1:`port` (the server there is gone). */
+export async function refuses(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** Reads `conn` until EOF (or a reset) and returns everything it sent. */
 export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>> {
   const chunks: Uint8Array[] = [];

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Daemon, startDaemon } from "./_daemon.ts";
+import { type Daemon, replaceLine, startDaemon } from "./_daemon.ts";
 import { freePort, isAlive, waitFor } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
 
@@ -186,12 +186,6 @@ async function postmasterPid(data: string): Promise<number> {
   } catch {
     return 0;
   }
-}
-
-/** `text` with the line matching `pattern` replaced; fails if the recipe changed. */
-function replaceLine(text: string, pattern: RegExp, line: string): string {
-  assert.match(text, pattern, `the recipe no longer has a line matching ${pattern}`);
-  return text.replace(pattern, line);
 }
 
 function count(daemon: Daemon, pattern: RegExp): number {

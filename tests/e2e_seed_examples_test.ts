@@ -2,8 +2,8 @@
  * The seed's two examples, end to end: the real CLI, real backends, curl.
  */
 import assert from "node:assert/strict";
-import { startDaemon } from "./_daemon.ts";
-import { freePort, waitFor } from "./_net.ts";
+import { replaceLine, startDaemon } from "./_daemon.ts";
+import { freePort, refuses, waitFor } from "./_net.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 
@@ -18,24 +18,12 @@ async function curl(url: string): Promise<string> {
   return decoder.decode(stdout);
 }
 
-async function refuses(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 Deno.test("the shipped demo answers three requests in a row, each one waking it", async () => {
   const port = freePort();
   const backendPort = freePort();
   const shipped = await Deno.readTextFile(`${REPO}/sleepingd.conf`);
-  assert.match(shipped, /^PORT=10080$/m);
-  const config = shipped.replace(/^PORT=10080$/m, `PORT=${port}`).replaceAll(
-    "8080",
-    `${backendPort}`,
-  );
+  const config = replaceLine(shipped, /^PORT=10080$/m, `PORT=${port}`)
+    .replaceAll("8080", `${backendPort}`);
   const file = await Deno.makeTempFile({ suffix: ".conf" });
   await Deno.writeTextFile(file, config);
   const daemon = await startDaemon(file);
@@ -59,10 +47,9 @@ Deno.test("the pool example routes each connection, stops once when idle, and le
   const pool = [freePort(), freePort()];
   const state = await Deno.makeTempDir({ prefix: "sleepingd-pool-" });
   const example = await Deno.readTextFile(`${REPO}/examples/pool/sleepingd.conf`);
-  const config = example
-    .replace(/^PORT=20080$/m, `PORT=${port}`)
-    .replace(/^IDLE_TIME=20$/m, "IDLE_TIME=1")
-    .replace(/^IDLE_CHECK_INTERVAL=5$/m, "IDLE_CHECK_INTERVAL=0.2");
+  let config = replaceLine(example, /^PORT=20080$/m, `PORT=${port}`);
+  config = replaceLine(config, /^IDLE_TIME=20$/m, "IDLE_TIME=1");
+  config = replaceLine(config, /^IDLE_CHECK_INTERVAL=5$/m, "IDLE_CHECK_INTERVAL=0.2");
   const file = `${state}/pool.conf`;
   await Deno.writeTextFile(file, config);
   const daemon = await startDaemon(file, {

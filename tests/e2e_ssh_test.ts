@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Daemon, startDaemon } from "./_daemon.ts";
+import { type Daemon, replaceLine, startDaemon } from "./_daemon.ts";
 import { freePort, isAlive, randomBytes, sha256, waitFor } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
 
@@ -165,12 +165,6 @@ async function withRecipe(
       await Deno.remove(dir, { recursive: true });
     }
   }
-}
-
-/** `text` with the line matching `pattern` replaced; fails if the recipe changed. */
-function replaceLine(text: string, pattern: RegExp, line: string): string {
-  assert.match(text, pattern, `the recipe no longer has a line matching ${pattern}`);
-  return text.replace(pattern, line);
 }
 
 async function readOr(file: string, fallback = ""): Promise<string> {

@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
 import { command, exchange, startHarness } from "./_service.ts";
-import { freePort, readAll, text, waitFor, writeAll } from "./_net.ts";
+import { freePort, readAll, refuses, text, waitFor, writeAll } from "./_net.ts";
 
 /** The harness's configuration with `services` in place of its one service. */
 function withServices(config: Config, services: ServiceConfig[]): Config {
   return { ...config, services };
-}
-
-async function refuses(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 Deno.test("Supervisor.reload() keeps an unchanged service awake with its open connection", async () => {
