@@ -10,6 +10,8 @@ const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 
 /** A running daemon: its log so far, and ways to wait for a line and to stop it. */
 export interface Daemon {
+  /** The daemon's pid. */
+  pid: number;
   /** Every stderr line so far. */
   lines: string[];
   /** Waits (bounded) for a log line matching `pattern`, at or after line `from`. */
@@ -85,6 +87,7 @@ export async function startDaemon(
 
   let stopped: Promise<number> | undefined;
   const daemon: Daemon = {
+    pid: child.pid,
     lines,
     waitForLine,
     stop() {

@@ -238,3 +238,39 @@ function parsePrometheus(text: string): Map<string, number> {
   }
   return samples;
 }
+
+Deno.test("a second SIGTERM ends a shutdown stuck in STOP_CMD, with exit code 1", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-stuck-" });
+  const port = freePort();
+  const backend = freePort();
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `[stuck]
+PORT=${port}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='${startEchoBackend(dir, backend)}'
+STOP_CMD='echo "$$" > ${dir}/stop.pid; exec sleep 1000'
+`,
+  );
+  const daemon = await startDaemon(file);
+  try {
+    assert.equal(await exchange(port, "x"), "x");
+    Deno.kill(daemon.pid, "SIGTERM");
+    await daemon.waitForLine(/awake -> stopping/);
+    Deno.kill(daemon.pid, "SIGTERM");
+    assert.equal(await daemon.stop(), 1);
+    assert.ok(daemon.lines.some((line) => /SIGTERM again: exiting without finishing/.test(line)));
+  } finally {
+    await daemon.stop();
+    for (const name of ["stop.pid", "backend.pid"]) {
+      try {
+        const leftover = Number(await Deno.readTextFile(`${dir}/${name}`));
+        if (isAlive(leftover)) Deno.kill(leftover, "SIGKILL");
+      } catch {
+        // Not started.
+      }
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});

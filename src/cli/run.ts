@@ -118,8 +118,18 @@ async function runDaemon(options: CliOptions, config: Config): Promise<number> {
 
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
   const reason = await stop.promise;
-  logger.info("{reason}: shutting down", { reason });
-  await supervisor.shutdown();
+  logger.info("{reason}: shutting down (signal again to exit at once)", { reason });
+  const again = Promise.withResolvers<string>();
+  const onSignalAgain = (signal: string) => () => again.resolve(signal);
+  const impatient = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignalAgain(signal)] as const);
+  for (const [signal, handler] of impatient) Deno.addSignalListener(signal, handler);
+  const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
+  if (forced) {
+    logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
+    releaseRunDir(dir);
+    return 1;
+  }
+  for (const [signal, handler] of impatient) Deno.removeSignalListener(signal, handler);
   await metricsServer?.shutdown();
   control?.close();
   releaseRunDir(dir);

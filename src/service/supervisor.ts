@@ -14,6 +14,16 @@ import { sleep, tuneConnection } from "../net/connect.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { Service } from "./service.ts";
 
+/** Pause after an accept failure that is not the client's doing. */
+const ACCEPT_RETRY_MS = 100;
+
+/** Whether an accept error only says that the client went away before it was accepted. */
+function isClientGone(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.NotConnected;
+}
+
 /** Runs every active service of a configuration in this process. */
 export class Supervisor {
   #services: Service[];
@@ -120,7 +130,9 @@ export class Supervisor {
           service: service.config.name,
           error,
         });
-        await sleep(100);
+        // A client that reset before it was accepted concerns that client alone; anything
+        // else (e.g. out of file descriptors) would fail again at once: pause, do not spin.
+        if (!isClientGone(error)) await sleep(ACCEPT_RETRY_MS);
         continue;
       }
       tuneConnection(client);
