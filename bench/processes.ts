@@ -1,0 +1,212 @@
+/**
+ * The processes the bench starts: spawning them, reading their output, waiting
+ * until they listen, and stopping every one of them — also on an error or
+ * Ctrl-C.
+ *
+ * @module
+ */
+
+/** Things to undo before the bench exits, newest first. */
+const cleanups: (() => Promise<void> | void)[] = [];
+/** The clean-up under way, shared by everyone who asks for it. */
+let cleaning: Promise<void> | undefined;
+/** Set once SIGINT or SIGTERM arrived: the bench stops measuring and prints nothing more. */
+let interruptedBy: Deno.Signal | undefined;
+
+/** Thrown where the bench notices it was interrupted: no error to report. */
+export class Interrupted extends Error {}
+
+/** Registers `undo` to run at {@linkcode cleanUp}, e.g. removing a temp dir. */
+export function onCleanUp(undo: () => Promise<void> | void): void {
+  cleanups.push(undo);
+}
+
+/**
+ * Runs every registered undo once, newest first, never throwing; a second
+ * call waits for the same clean-up.
+ */
+export function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      try {
+        await cleanups.pop()!();
+      } catch {
+        // best effort: the remaining cleanups still run
+      }
+    }
+  })();
+  return cleaning;
+}
+
+/** Throws {@linkcode Interrupted} once a signal asked the bench to stop. */
+export function throwIfInterrupted(): void {
+  if (interruptedBy !== undefined) throw new Interrupted(interruptedBy);
+}
+
+/** On SIGINT or SIGTERM: clean up, then exit 130 (Ctrl-C) or 143. */
+export function cleanUpOnSignals(): void {
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    Deno.addSignalListener(signal, () => {
+      if (interruptedBy !== undefined) return;
+      interruptedBy = signal;
+      console.error(`\n${signal}: stopping everything the bench started`);
+      cleanUp().finally(() => Deno.exit(code));
+    });
+  }
+}
+
+/** A child process started by {@linkcode start}, with its output read as lines. */
+export interface Child {
+  /** The name the bench uses for it in messages. */
+  name: string;
+  /** Its process id. */
+  pid: number;
+  /** Lines of stdout and stderr, as they come (at most the last 200 are kept). */
+  lines: string[];
+  /** Resolves when it has exited, with its status. */
+  exited: Promise<Deno.CommandStatus>;
+  /** Resolves with the first line (stdout or stderr) for which `match` is true. */
+  waitForLine(match: (line: string) => boolean, timeoutMs: number): Promise<string>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `command args`, with stdin a pipe the bench never writes (a child may
+ * exit at its end) and stdout/stderr read line by line and kept draining so the
+ * child never blocks on a full pipe. The child is stopped at {@linkcode cleanUp}.
+ */
+export function start(name: string, command: string, args: string[], cwd?: string): Child {
+  const spawned = new Deno.Command(command, {
+    args,
+    cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
+  const onLine = (line: string) => {
+    lines.push(line);
+    if (lines.length > 200) lines.shift();
+    for (const waiter of [...waiters]) {
+      if (waiter.match(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  };
+  readLines(spawned.stdout, onLine);
+  readLines(spawned.stderr, onLine);
+  let hasExited = false;
+  const exited = spawned.status.finally(() => hasExited = true);
+
+  const waitForLine = (match: (line: string) => boolean, timeoutMs: number) => {
+    const seen = lines.find(match);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise<string>((resolve, reject) => {
+      const waiter = { match, resolve: (line: string) => done(() => resolve(line)) };
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`${name}: no expected output in ${timeoutMs} ms`))),
+        timeoutMs,
+      );
+      exited.then((s) =>
+        done(() => reject(new Error(`${name} exited with code ${s.code}:\n${tail(lines)}`)))
+      );
+      const done = (settle: () => void) => {
+        clearTimeout(timer);
+        const index = waiters.indexOf(waiter);
+        if (index >= 0) waiters.splice(index, 1);
+        settle();
+      };
+      waiters.push(waiter);
+    });
+  };
+
+  const stop = async (graceMs = 3000) => {
+    if (hasExited) return;
+    kill(spawned, "SIGTERM");
+    const timer = setTimeout(() => kill(spawned, "SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanUp(stop);
+  return { name, pid: spawned.pid, lines, exited, waitForLine, stop };
+}
+
+/** The last lines a child printed, indented, for an error message. */
+export function tail(lines: string[], count = 10): string {
+  return lines.slice(-count).map((line) => `    ${line}`).join("\n");
+}
+
+function kill(child: Deno.ChildProcess, signal: Deno.Signal) {
+  try {
+    child.kill(signal);
+  } catch {
+    // it has exited in the meantime
+  }
+}
+
+async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+  let pending = "";
+  try {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (pending + text).split("\n");
+      pending = parts.pop()!;
+      parts.forEach(onLine);
+    }
+  } catch {
+    // the child is gone
+  }
+  if (pending !== "") onLine(pending);
+}
+
+/** Resolves once 127.0.0.1:`port` accepts a connection (which it closes at once). */
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      if (performance.now() > deadline) {
+        throw new Error(`nothing accepts on 127.0.0.1:${port} after ${timeoutMs} ms: ${error}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** A TCP port on 127.0.0.1 that is free right now (the kernel picks it). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** The full path of `name` on PATH, or undefined when it is not installed. */
+export function findExecutable(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    const path = `${dir}/${name}`;
+    try {
+      const info = Deno.statSync(path);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
+    } catch {
+      // not in this dir
+    }
+  }
+  return undefined;
+}
+
+/** Runs `command args` to its end and returns its stdout and stderr, or "" when it fails. */
+export async function output(command: string, args: string[]): Promise<string> {
+  try {
+    const result = await new Deno.Command(command, { args, stdin: "null" }).output();
+    const decoder = new TextDecoder();
+    return decoder.decode(result.stdout) + decoder.decode(result.stderr);
+  } catch {
+    return "";
+  }
+}
