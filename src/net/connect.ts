@@ -21,19 +21,31 @@ const MAX_BACKOFF_MS = 500;
  * `Deno.errors.TimedOut` when the backend does not answer
  */
 export async function connectOnce(target: Target, signal?: AbortSignal): Promise<Deno.TcpConn> {
-  const timeout = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
-  const attempt = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  signal?.throwIfAborted();
+  // A timer cleared on success rather than AbortSignal.timeout(), which would stay pending
+  // for the whole timeout after every connection: this runs once per proxied connection.
+  const attempt = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    attempt.abort();
+  }, ATTEMPT_TIMEOUT_MS);
+  const onAbort = () => attempt.abort(signal!.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const conn = await Deno.connect({ ...target, signal: attempt });
+    const conn = await Deno.connect({ ...target, signal: attempt.signal });
     tuneConnection(conn);
     return conn;
   } catch (error) {
-    if (timeout.aborted && !signal?.aborted) {
+    if (timedOut) {
       throw new Deno.errors.TimedOut(
         `Connection to ${formatTarget(target)} timed out after ${ATTEMPT_TIMEOUT_MS / 1000}s`,
       );
     }
     throw error;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 
