@@ -112,7 +112,7 @@ ${startEchoBackend(dir, port)}`),
     assert.deepEqual(answers, ["", "", ""], "waiting clients are closed without an answer");
     assert.equal(harness.service.state, "asleep");
     assert.equal(harness.service.stats.wakeFailures, 1);
-    assert.equal(harness.stops(), 0, "STOP_CMD does not run when START_CMD failed to run");
+    assert.equal(harness.stops(), 1, "STOP_CMD cleans up after the failed START_CMD");
     await Deno.writeTextFile(`${harness.dir}/fixed`, "");
     assert.equal(await exchange(harness.port, "retry"), "retry");
     assert.equal(harness.service.stats.wakes, 1);
@@ -124,7 +124,6 @@ ${startEchoBackend(dir, port)}`),
 Deno.test("a START_CMD timeout closes the client and leaves no child process behind", async () => {
   const harness = await startHarness((dir) => ({
     startCmd: command(`sleep 1000 & echo $! > '${dir}/child.pid'; wait`, 0.5),
-    stopCmd: undefined,
   }));
   try {
     assert.equal(await exchange(harness.port, "hello"), "");
@@ -132,6 +131,7 @@ Deno.test("a START_CMD timeout closes the client and leaves no child process beh
     await waitFor("the START_CMD child to die", () => !isAlive(child), 10);
     assert.equal(harness.service.state, "asleep");
     assert.equal(harness.service.stats.wakeFailures, 1);
+    assert.equal(harness.stops(), 1, "STOP_CMD cleans up after the START_CMD that timed out");
   } finally {
     await harness.close();
   }
@@ -143,6 +143,7 @@ Deno.test("a START_CMD that prints no target is a clear failure", async () => {
     assert.equal(await exchange(harness.port, "hello"), "");
     assert.equal(harness.service.state, "asleep");
     assert.equal(harness.service.stats.wakeFailures, 1);
+    assert.equal(harness.stops(), 1);
   } finally {
     await harness.close();
   }

@@ -90,8 +90,9 @@ export const KEYS: readonly KeyDefinition[] = [
     name: "STOP_CMD",
     kind: "command",
     default: "false",
-    doc: "Command that stops the backend, run when it has been idle for IDLE_TIME and when " +
-      "sleepingd stops. false or blank means none.",
+    doc: "Command that stops the backend, run when it has been idle for IDLE_TIME, when " +
+      "sleepingd stops, and after a wake that failed once START_CMD had run (so nothing is " +
+      "left half-started). false or blank means none.",
   },
   {
     name: "IDLE_CMD",

@@ -241,34 +241,36 @@ export class Service {
   async #runWake(client: Deno.NetAddr): Promise<WakeOutcome> {
     const began = Date.now();
     this.#lifecycle.transition("asleep", "starting", `connection from ${formatAddr(client)}`);
-    let started = false;
+    const progress = { started: false };
     try {
-      const bringUp = await this.#bringUp(client);
-      started = bringUp.started;
-      const conn = await this.#waitReady(bringUp.target);
-      this.#target = bringUp.target;
+      const target = await this.#bringUp(client, progress);
+      const conn = await this.#waitReady(target);
+      this.#target = target;
       this.stats.wakes++;
       this.#recorder.wakeEnded(this.config.name, true, (Date.now() - began) / 1000);
       const seconds = ((Date.now() - began) / 1000).toFixed(2);
       this.#lifecycle.transition(
         "starting",
         "awake",
-        `${formatTarget(bringUp.target)} accepted after ${seconds}s`,
+        `${formatTarget(target)} accepted after ${seconds}s`,
       );
       this.#startIdleLoop();
       let taken: Deno.TcpConn | undefined = conn;
-      return { target: bringUp.target, take: () => [taken, taken = undefined][0] };
+      return { target, take: () => [taken, taken = undefined][0] };
     } catch (error) {
       this.stats.wakeFailures++;
       this.#recorder.wakeEnded(this.config.name, false, (Date.now() - began) / 1000);
       const reason = error instanceof Error ? error.message : String(error);
       this.#log.error("[{service}] cannot wake: {reason}", { service: this.config.name, reason });
-      await this.#undoFailedStart(started);
+      await this.#undoFailedStart(progress.started);
       throw new WakeError(reason, { cause: error });
     }
   }
 
-  /** After a failed wake: STOP_CMD if START_CMD ran (nothing is left half-started), then asleep. */
+  /**
+   * After a failed wake: STOP_CMD if START_CMD ran, even if it failed or timed out (nothing is
+   * left half-started: a VM or container may be on its way up), then asleep.
+   */
   async #undoFailedStart(started: boolean) {
     const stopCmd = this.config.stopCmd;
     if (started && stopCmd && this.#lifecycle.transition("starting", "stopping", "wake failed")) {
@@ -286,28 +288,34 @@ export class Service {
 
   /**
    * Runs CHECK_CMD, then START_CMD unless the check said the backend is up and
-   * named (or we know) its target.
+   * named (or we know) its target. Sets `progress.started` as START_CMD begins.
+   *
+   * @returns the target
    */
-  async #bringUp(client: Deno.NetAddr): Promise<{ target: Target; started: boolean }> {
+  async #bringUp(
+    client: Deno.NetAddr,
+    progress = { started: false },
+  ): Promise<Target> {
     const { checkCmd, startCmd } = this.config;
     const signal = this.#closing.signal;
     if (checkCmd) {
       const check = await this.#command("check", checkCmd, { client, signal });
       signal.throwIfAborted();
       const target = check.code === 0 ? this.#targetFrom("check", check.stdout) : undefined;
-      if (target) return { target, started: false };
+      if (target) return target;
       if (!startCmd) {
         requireSuccess("check", check);
         throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
       }
     }
+    progress.started = true;
     const start = requireSuccess(
       "start",
       await this.#command("start", startCmd!, { client, signal }),
     );
     const target = this.#targetFrom("start", start.stdout);
     if (!target) throw new CommandError("START_CMD exited with 0 but printed no target (IP PORT)");
-    return { target, started: true };
+    return target;
   }
 
   /** Reads the target from a command's first output line; falls back to the known target. */
@@ -390,7 +398,7 @@ export class Service {
     this.#pendingRoutes++;
     this.#lifecycle.transition("asleep", "starting", `connection from ${formatAddr(client)}`);
     try {
-      const { target } = await this.#bringUp(client);
+      const target = await this.#bringUp(client);
       const conn = await this.#waitReady(target);
       this.#target = target;
       if (this.#lifecycle.transition("starting", "awake", `${formatTarget(target)} accepted`)) {
