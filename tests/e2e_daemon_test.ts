@@ -150,7 +150,11 @@ Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", 
       assert.equal(refused.code, 1);
       assert.match(
         refused.stderr,
-        new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${services[0].port}: address already in use`),
+        new RegExp(
+          `sleepingd\\.conf:\\d+: \\[alpha\\] Cannot listen on 127\\.0\\.0\\.1:${
+            services[0].port
+          }: address already in use`,
+        ),
       );
       assert.equal(refused.stdout, "");
     } finally {

@@ -65,11 +65,12 @@ export class Supervisor {
   listen() {
     try {
       for (const service of this.#services) {
-        const { name, listenAddresses, port } = service.config;
+        const { name, listenAddresses, port, source } = service.config;
         try {
           this.#listeners.set(service, listenAll(listenAddresses, port));
         } catch (error) {
-          throw new Error(`[${name}] ${(error as Error).message}`);
+          const where = `${source.file}:${source.line}`;
+          throw new Error(`${where}: [${name}] ${(error as Error).message}`);
         }
       }
     } catch (error) {
