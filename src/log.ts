@@ -14,7 +14,6 @@ import {
   type Logger,
   type LogLevel,
   type LogRecord,
-  reset,
 } from "@logtape/logtape";
 import type { Verbosity } from "./cli/options.ts";
 
@@ -39,7 +38,7 @@ const LEVEL_LABEL: Record<LogLevel, string> = {
 const encoder = new TextEncoder();
 
 /** Renders a record as `TIME LEVEL message`, values inline without quotes. */
-export function formatText(record: LogRecord): string {
+function formatText(record: LogRecord): string {
   const message = record.message
     .map((part, index) => index % 2 === 0 ? part : renderValue(part))
     .join("");
@@ -87,11 +86,6 @@ export async function setupLogging(
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["log"] },
     ],
   });
-}
-
-/** Stops logging (used by tests that configure logging more than once). */
-export async function teardownLogging() {
-  await reset();
 }
 
 /** The logger for one part of sleepingd, e.g. `log("service")`. */

@@ -10,7 +10,7 @@ import { locateDaemon } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
 
 /** Exit code when the daemon is not running (as LSB init scripts' `status`). */
-export const NOT_RUNNING = 3;
+const NOT_RUNNING = 3;
 
 /** `sleepingd status [--json]`. */
 export const statusCommand: Command = {

@@ -369,7 +369,7 @@ function overlap(a: string[], b: string[]): boolean {
 }
 
 /** Reads `HOST:PORT` (`[v6]:PORT` for IPv6); undefined when it is not one. */
-export function parseHostPort(text: string): { hostname: string; port: number } | undefined {
+function parseHostPort(text: string): { hostname: string; port: number } | undefined {
   const match = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<host>[^:\s]+)):(?<port>\d{1,5})$/.exec(
     text.trim(),
   );

@@ -52,7 +52,7 @@ export interface DaemonStatus {
 }
 
 /** A snapshot of one service. */
-export function serviceStatus(service: Service): ServiceStatus {
+function serviceStatus(service: Service): ServiceStatus {
   const { stats, config, target } = service;
   return {
     name: config.name,

@@ -29,7 +29,6 @@ export type OnTransition = (from: State, to: State, reason: string) => void;
 /** Holds one service's state; {@linkcode Lifecycle.transition} is the only writer. */
 export class Lifecycle {
   #state: State = "asleep";
-  #waiters: Array<(state: State) => void> = [];
   #onTransition: OnTransition;
 
   /** Creates a lifecycle in `asleep` that reports every change to `onTransition`. */
@@ -44,7 +43,7 @@ export class Lifecycle {
 
   /**
    * Moves from `from` to `to`, only if the state is `from` now and the change
-   * is an allowed one; reports the change and wakes everyone in {@linkcode changed}.
+   * is an allowed one, and reports the change.
    *
    * @returns whether the change happened
    */
@@ -52,14 +51,6 @@ export class Lifecycle {
     if (this.#state !== from || !ALLOWED[from].includes(to)) return false;
     this.#state = to;
     this.#onTransition(from, to, reason);
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake(to);
     return true;
-  }
-
-  /** Resolves with the new state at the next change. */
-  changed(): Promise<State> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
