@@ -281,7 +281,9 @@ fi`),
 });
 
 Deno.test("a READY_CMD that cannot run fails the wake at once instead of retrying", async () => {
-  const harness = await startHarness((dir) => ({
+  const harness = await startHarness((dir, port) => ({
+    // No backend process: a STOP_CMD this quick could run before it wrote its pidfile.
+    startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${port}"`),
     readyCmd: command(`echo run >> '${dir}/ready'; /nonexistent/pg_isready`),
   }));
   try {
