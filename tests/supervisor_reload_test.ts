@@ -116,7 +116,14 @@ Deno.test("Supervisor.reload() changes nothing when a new listener cannot be ope
     assert.deepEqual(harness.supervisor.services.map((s) => s.config.name), ["echo"]);
     assert.equal(await exchange(harness.port, "still"), "still");
     const other = freePort();
-    const fine = { ...added, name: "fine", port: other };
+    // Connecting wakes it: let it share echo's backend rather than start a second one.
+    const fine: ServiceConfig = {
+      ...added,
+      name: "fine",
+      port: other,
+      startCmd: command(`echo "127.0.0.1 ${harness.backendPort}"`),
+      stopCmd: undefined,
+    };
     await harness.supervisor.reload(
       withServices(harness.supervisor.config, [harness.service.config, fine]),
     );
