@@ -5,6 +5,7 @@
  * @module
  */
 
+import { closeQuietly, writeAll } from "../net/forward.ts";
 import type { DaemonStatus } from "./status.ts";
 
 /** What the CLI can ask the daemon. */
@@ -43,15 +44,11 @@ export async function sendRequest(
     throw new NotRunningError(socket, (error as Error).message);
   }
   try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(request) + "\n"));
+    await writeAll(conn, new TextEncoder().encode(JSON.stringify(request) + "\n"));
     const answer = await readLine(conn, AbortSignal.timeout(ANSWER_TIMEOUT_MS));
     return JSON.parse(answer) as ControlResponse;
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(conn);
   }
 }
 
@@ -60,13 +57,7 @@ export async function readLine(conn: Deno.Conn, signal?: AbortSignal): Promise<s
   const decoder = new TextDecoder();
   const buffer = new Uint8Array(64 * 1024);
   let text = "";
-  const onAbort = () => {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  };
+  const onAbort = () => closeQuietly(conn);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     while (!text.includes("\n")) {

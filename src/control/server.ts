@@ -6,6 +6,7 @@
  */
 
 import { log } from "../log.ts";
+import { closeQuietly, writeAll } from "../net/forward.ts";
 import { type ControlRequest, type ControlResponse, readLine } from "./protocol.ts";
 
 /** Answers one control request. */
@@ -36,13 +37,7 @@ export function serveControl(path: string, handler: ControlHandler): () => void 
       });
     }
   })().catch(() => {});
-  return () => {
-    try {
-      listener.close();
-    } catch {
-      // Already closed.
-    }
-  };
+  return () => closeQuietly(listener);
 }
 
 async function answer(conn: Deno.Conn, handler: ControlHandler) {
@@ -58,15 +53,8 @@ async function answer(conn: Deno.Conn, handler: ControlHandler) {
     } catch (error) {
       response = { ok: false, error: (error as Error).message };
     }
-    const bytes = new TextEncoder().encode(JSON.stringify(response) + "\n");
-    for (let written = 0; written < bytes.length;) {
-      written += await conn.write(bytes.subarray(written));
-    }
+    await writeAll(conn, new TextEncoder().encode(JSON.stringify(response) + "\n"));
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(conn);
   }
 }

@@ -86,10 +86,10 @@ export async function writeAll(conn: Deno.Conn, chunk: Uint8Array) {
   }
 }
 
-/** Closes a connection, ignoring that it may be closed already. */
-export function closeQuietly(conn: Deno.Conn) {
+/** Closes a connection or listener, ignoring that it may be closed already. */
+export function closeQuietly(resource: { close(): void }) {
   try {
-    conn.close();
+    resource.close();
   } catch (error) {
     ignoreClosed(error);
   }

@@ -74,7 +74,7 @@ export class Supervisor {
         }
       }
     } catch (error) {
-      this.#closeListeners();
+      this.#closeQuietlys();
       throw error;
     }
     for (const [service, listeners] of this.#listeners) {
@@ -116,7 +116,7 @@ export class Supervisor {
   #stopListening(service: Service): Promise<unknown> {
     const listeners = this.#listeners.get(service) ?? [];
     this.#listeners.delete(service);
-    listeners.forEach(closeListener);
+    listeners.forEach(closeQuietly);
     return Promise.all(listeners.map((listener) => this.#accepting.get(listener)));
   }
 
@@ -217,7 +217,7 @@ export class Supervisor {
         opened.set(next.name, listenAll(next.listenAddresses, next.port));
       }
     } catch (error) {
-      for (const listeners of opened.values()) listeners.forEach(closeListener);
+      for (const listeners of opened.values()) listeners.forEach(closeQuietly);
       throw error;
     }
 
@@ -296,7 +296,7 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown() {
-    this.#closeListeners();
+    this.#closeQuietlys();
     await this.#finishConnections([...this.#connections], "shutting down:", () => {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
@@ -335,8 +335,8 @@ export class Supervisor {
     }
   }
 
-  #closeListeners() {
-    for (const listeners of this.#listeners.values()) listeners.forEach(closeListener);
+  #closeQuietlys() {
+    for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
   }
 }
 
@@ -368,12 +368,4 @@ function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
 /** Whether two settings listen on the same port and addresses. */
 function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
   return a.port === b.port && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
-}
-
-function closeListener(listener: Deno.Listener) {
-  try {
-    listener.close();
-  } catch {
-    // Already closed.
-  }
 }
