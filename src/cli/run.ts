@@ -110,7 +110,13 @@ async function runDaemon(options: CliOptions, config: Config): Promise<number> {
     throw error;
   }
 
-  const onSignal = (signal: string) => () => stop.resolve(signal);
+  // The first signal (or `sleepingd stop`) asks for a graceful shutdown; one more ends it.
+  let stopping = false;
+  const again = Promise.withResolvers<string>();
+  const onSignal = (signal: string) => () => {
+    (stopping ? again : stop).resolve(signal);
+    stopping = true;
+  };
   const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   const onHangup = () => reload(options, supervisor).catch(() => {});
@@ -118,18 +124,14 @@ async function runDaemon(options: CliOptions, config: Config): Promise<number> {
 
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
   const reason = await stop.promise;
+  stopping = true;
   logger.info("{reason}: shutting down (signal again to exit at once)", { reason });
-  const again = Promise.withResolvers<string>();
-  const onSignalAgain = (signal: string) => () => again.resolve(signal);
-  const impatient = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignalAgain(signal)] as const);
-  for (const [signal, handler] of impatient) Deno.addSignalListener(signal, handler);
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
   if (forced) {
     logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
     releaseRunDir(dir);
     return 1;
   }
-  for (const [signal, handler] of impatient) Deno.removeSignalListener(signal, handler);
   await metricsServer?.shutdown();
   control?.close();
   releaseRunDir(dir);
@@ -183,9 +185,8 @@ async function reload(
   supervisor: Supervisor,
 ): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
   const logger = log("daemon");
-  let config: Config;
   try {
-    config = await loadConfig(options.configFiles);
+    const config = await loadConfig(options.configFiles);
     const before = supervisor.config.global;
     const summary = await supervisor.reload(config);
     logWarnings(config);

@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../config/load.ts";
 import { sendRequest } from "../control/protocol.ts";
-import { runDir, runningPid } from "../control/run_dir.ts";
+import { createRunDir, runDir, runningPid } from "../control/run_dir.ts";
 import { sleep } from "../net/connect.ts";
 import { printWarning } from "./report.ts";
 import { DAEMONIZED_ENV } from "./run.ts";
@@ -47,14 +47,7 @@ Options:
       return 1;
     }
     const logFile = config.global.logFile ?? dir.log;
-    try {
-      await Deno.mkdir(dir.path, { recursive: true });
-    } catch (error) {
-      throw new Error(
-        `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ` +
-          "run as root or set VARRUN_PATH in the global section",
-      );
-    }
+    createRunDir(dir); // for the log file, before the daemon claims it
     const child = new Deno.Command(Deno.execPath(), {
       args: [...selfArgs(), ...daemonArgs(options, logFile)],
       env: { [DAEMONIZED_ENV]: "1" },

@@ -51,13 +51,11 @@ export function runningPid(pidfile: string): number | undefined {
 }
 
 /**
- * Creates the folder (owner-only when new) and writes this process's pid,
- * replacing the pidfile of a daemon that is gone.
+ * Creates the folder if it does not exist yet.
  *
- * @throws {AlreadyRunningError} when a live daemon holds the pidfile
- * @throws {Error} naming the folder when it cannot be created or written
+ * @throws {Error} naming the folder and the key to change when it cannot be created
  */
-export function claimRunDir(dir: RunDir): void {
+export function createRunDir(dir: RunDir): void {
   try {
     Deno.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
   } catch (error) {
@@ -66,6 +64,17 @@ export function claimRunDir(dir: RunDir): void {
         "run as root or set VARRUN_PATH in the global section",
     );
   }
+}
+
+/**
+ * Creates the folder and writes this process's pid, replacing the pidfile of
+ * a daemon that is gone.
+ *
+ * @throws {AlreadyRunningError} when a live daemon holds the pidfile
+ * @throws {Error} naming the folder when it cannot be created or written
+ */
+export function claimRunDir(dir: RunDir): void {
+  createRunDir(dir);
   const pid = runningPid(dir.pidfile);
   if (pid !== undefined) throw new AlreadyRunningError(pid, dir.pidfile);
   try {
