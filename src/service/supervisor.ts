@@ -74,17 +74,12 @@ export class Supervisor {
         }
       }
     } catch (error) {
-      this.#closeQuietlys();
+      this.#closeListeners();
       throw error;
     }
     for (const [service, listeners] of this.#listeners) {
       for (const listener of listeners) this.serve(service, listener);
     }
-  }
-
-  /** Addresses each service listens on, for logs and tests. */
-  addresses(service: Service): Deno.NetAddr[] {
-    return (this.#listeners.get(service) ?? []).map((listener) => listener.addr);
   }
 
   /**
@@ -296,7 +291,7 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown() {
-    this.#closeQuietlys();
+    this.#closeListeners();
     await this.#finishConnections([...this.#connections], "shutting down:", () => {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
@@ -335,7 +330,7 @@ export class Supervisor {
     }
   }
 
-  #closeQuietlys() {
+  #closeListeners() {
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
   }
 }
