@@ -34,6 +34,8 @@ export class Supervisor {
   #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
   #connections = new Set<Connection>();
+  /** Removed services finishing their connections and stopping their backend. */
+  #drains = new Set<Promise<void>>();
   #log = log("supervisor");
 
   /**
@@ -65,13 +67,7 @@ export class Supervisor {
   listen() {
     try {
       for (const service of this.#services) {
-        const { name, listenAddresses, port, source } = service.config;
-        try {
-          this.#listeners.set(service, listenAll(listenAddresses, port));
-        } catch (error) {
-          const where = `${source.file}:${source.line}`;
-          throw new Error(`${where}: [${name}] ${(error as Error).message}`);
-        }
+        this.#listeners.set(service, listenFor(service.config));
       }
     } catch (error) {
       this.#closeListeners();
@@ -209,7 +205,7 @@ export class Supervisor {
         if (current && sameListen(current.config, next)) continue;
         // A new listener on a port an old one keeps would fail: those move after the swap.
         if (this.#portHeld(next.port, old, fresh)) continue;
-        opened.set(next.name, listenAll(next.listenAddresses, next.port));
+        opened.set(next.name, listenFor(next));
       }
     } catch (error) {
       for (const listeners of opened.values()) listeners.forEach(closeQuietly);
@@ -241,24 +237,19 @@ export class Supervisor {
       if (fresh.has(name)) continue;
       summary.removed.push(name);
       released.push(this.#stopListening(service));
-      this.#drain(service);
+      const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
+      this.#drains.add(drain);
     }
     this.#services = services;
     this.#config = config;
     await Promise.all(released);
     for (const service of relisten) {
-      const { name, listenAddresses, port } = service.config;
-      let listeners = opened.get(name);
-      if (!listeners) {
-        try {
-          listeners = listenAll(listenAddresses, port);
-        } catch (error) {
-          this.#log.error("[{service}] {error}", {
-            service: name,
-            error: (error as Error).message,
-          });
-          continue;
-        }
+      let listeners = opened.get(service.config.name);
+      try {
+        listeners ??= listenFor(service.config);
+      } catch (error) {
+        this.#log.error("{error}", { error: (error as Error).message });
+        continue;
       }
       for (const listener of listeners) this.serve(service, listener);
     }
@@ -296,7 +287,7 @@ export class Supervisor {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
     await Promise.all(this.#services.map((service) => service.close("shutdown")));
-    await Promise.all([...this.#connections].map((entry) => entry.done));
+    await Promise.all([...this.#drains, ...[...this.#connections].map((entry) => entry.done)]);
   }
 
   /**
@@ -352,6 +343,20 @@ export interface ReloadSummary {
   changed: string[];
   /** Services left as they were. */
   unchanged: string[];
+}
+
+/**
+ * Opens a service's listeners.
+ *
+ * @throws {Error} naming the service's file:line, the address and the reason
+ */
+function listenFor(config: ServiceConfig): Deno.TcpListener[] {
+  try {
+    return listenAll(config.listenAddresses, config.port);
+  } catch (error) {
+    const where = `${config.source.file}:${config.source.line}`;
+    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
+  }
 }
 
 /** Whether two settings of a service are the same, wherever in the files they were written. */
