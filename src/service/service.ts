@@ -246,8 +246,7 @@ export class Service {
       const target = await this.#bringUp(client, progress);
       const conn = await this.#waitReady(target);
       this.#target = target;
-      this.stats.wakes++;
-      this.#recorder.wakeEnded(this.config.name, true, (Date.now() - began) / 1000);
+      this.#wakeEnded(true, began);
       const seconds = ((Date.now() - began) / 1000).toFixed(2);
       this.#lifecycle.transition(
         "starting",
@@ -258,8 +257,7 @@ export class Service {
       let taken: Deno.TcpConn | undefined = conn;
       return { target, take: () => [taken, taken = undefined][0] };
     } catch (error) {
-      this.stats.wakeFailures++;
-      this.#recorder.wakeEnded(this.config.name, false, (Date.now() - began) / 1000);
+      this.#wakeEnded(false, began);
       const reason = error instanceof Error ? error.message : String(error);
       this.#log.error("[{service}] cannot wake: {reason}", { service: this.config.name, reason });
       await this.#undoFailedStart(progress.started);
@@ -395,6 +393,7 @@ export class Service {
   /** Per-connection routing: every connection runs CHECK_CMD/START_CMD for its own target. */
   async #route(client: Deno.NetAddr): Promise<BackendConnection> {
     while (this.#lifecycle.state === "stopping") await this.#stopping;
+    const began = Date.now();
     this.#pendingRoutes++;
     this.#lifecycle.transition("asleep", "starting", `connection from ${formatAddr(client)}`);
     try {
@@ -402,7 +401,7 @@ export class Service {
       const conn = await this.#waitReady(target);
       this.#target = target;
       if (this.#lifecycle.transition("starting", "awake", `${formatTarget(target)} accepted`)) {
-        this.stats.wakes++;
+        this.#wakeEnded(true, began);
         this.#startIdleLoop();
       }
       return { conn, target };
@@ -414,7 +413,7 @@ export class Service {
         reason,
       });
       if (this.#pendingRoutes === 1 && this.#lifecycle.state === "starting") {
-        this.stats.wakeFailures++;
+        this.#wakeEnded(false, began);
         this.#lifecycle.transition("starting", "asleep", "wake failed");
       }
       throw new WakeError(reason, { cause: error });
@@ -450,6 +449,13 @@ export class Service {
       });
       return false;
     }
+  }
+
+  /** Counts a wake that began at `began` (epoch ms) and ended awake (`ok`) or failed. */
+  #wakeEnded(ok: boolean, began: number) {
+    if (ok) this.stats.wakes++;
+    else this.stats.wakeFailures++;
+    this.#recorder.wakeEnded(this.config.name, ok, (Date.now() - began) / 1000);
   }
 
   /** Runs one of the service's commands and records how it ended. */
