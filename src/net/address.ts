@@ -47,11 +47,16 @@ export function formatTarget(target: Target): string {
   return `${host}:${target.port}`;
 }
 
+/** An IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, as a dual-stack listener sees IPv4 clients) as IPv4. */
+export function unmapped(hostname: string): string {
+  return hostname.replace(/^::ffff:(?=\d+\.)/, "");
+}
+
 /** Formats a socket address for logs, showing IPv4-mapped IPv6 addresses as IPv4. */
 export function formatAddr(addr: Deno.Addr): string {
   if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
   return formatTarget({
-    hostname: addr.hostname.replace(/^::ffff:(?=\d+\.)/, ""),
+    hostname: unmapped(addr.hostname),
     port: addr.port,
   });
 }

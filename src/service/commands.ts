@@ -6,7 +6,7 @@
 
 import type { CommandSpec, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
-import { type Target } from "../net/address.ts";
+import { type Target, unmapped } from "../net/address.ts";
 import { describeResult, runShell, type ShellResult } from "../process/run_shell.ts";
 
 /** Which command runs; also `SLEEPINGD_ACTION` in its environment. */
@@ -109,7 +109,7 @@ function commandEnv(
     SLEEPINGD_ACTION: action,
   };
   if (client) {
-    env.SLEEPINGD_CLIENT_ADDRESS = client.hostname.replace(/^::ffff:(?=\d+\.)/, "");
+    env.SLEEPINGD_CLIENT_ADDRESS = unmapped(client.hostname);
     env.SLEEPINGD_CLIENT_PORT = String(client.port);
   }
   if (target) {
