@@ -69,6 +69,8 @@ const STDERR_TAIL = 8 * 1024;
 const OUTPUT_GRACE_MS = 150;
 /** Milliseconds between checks that a killed process group is gone. */
 const GROUP_POLL_MS = 20;
+/** Longest wait, after the KILL, for the killed processes to be gone (KILL cannot be ignored). */
+const KILL_SETTLE_MS = 1000;
 /** `setTimeout` fires at once for delays above 2^31−1 ms, so longer ones are chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -122,14 +124,14 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
 
   let exited = false;
   let killedBy: "timeout" | "abort" | undefined;
-  let escalated = false;
+  let escalatedAt: number | undefined;
   let cancelKillTimer = () => {};
   const kill = (why: "timeout" | "abort") => {
     if (exited || killedBy) return;
     killedBy = why;
     signalGroup(child.pid, "SIGTERM");
     cancelKillTimer = startTimer(killGraceMs, () => {
-      escalated = true;
+      escalatedAt = performance.now();
       signalGroup(child.pid, "SIGKILL");
     });
   };
@@ -142,8 +144,12 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
     exited = true;
     const durationMs = Math.round(performance.now() - started);
     if (killedBy) {
-      // The leader is gone; give the rest of its group until the KILL to go too.
-      while (!escalated && await groupHasLiveProcess(child.pid)) await delay(GROUP_POLL_MS);
+      // The leader is gone; give the rest of its group until the KILL to go too, and after
+      // the KILL a moment to finish dying, so that nothing of it is alive when we return.
+      while (await groupHasLiveProcess(child.pid)) {
+        if (escalatedAt !== undefined && performance.now() - escalatedAt > KILL_SETTLE_MS) break;
+        await delay(GROUP_POLL_MS);
+      }
       cancelKillTimer(); // the group is empty: its ID may be reused, never signal it again
     }
     const outputClosed = await within(outputDone, OUTPUT_GRACE_MS);
