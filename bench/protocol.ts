@@ -18,10 +18,5 @@ export const SINK = 0x53;
 /** Header byte of an echo connection ("E"). */
 export const ECHO = 0x45;
 
-/** Writes every byte of `chunk`, looping over short writes. */
-export async function writeAll(conn: Deno.Conn, chunk: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < chunk.length) {
-    written += await conn.write(chunk.subarray(written));
-  }
-}
+/** Writes every byte of a chunk, looping over short writes (the proxy's own helper). */
+export { writeAll } from "../src/net/forward.ts";

@@ -6,6 +6,7 @@
  */
 
 export { isAlive } from "../src/process/proc_stat.ts";
+export { writeAll } from "../src/net/forward.ts";
 
 /** Listens on 127.0.0.1 on a port the kernel picks. */
 export function listenLocal(): Deno.TcpListener {
@@ -50,12 +51,6 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>>
     offset += chunk.length;
   }
   return all;
-}
-
-/** Writes every byte of `data` to `conn`. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array) {
-  let written = 0;
-  while (written < data.length) written += await conn.write(data.subarray(written));
 }
 
 /** Hex SHA-256 of `data`. */
