@@ -6,6 +6,8 @@
  * @module
  */
 
+export { findExecutable } from "../src/process/which.ts";
+
 /** Things to undo before the bench exits, newest first. */
 const cleanups: (() => Promise<void> | void)[] = [];
 /** The clean-up under way, shared by everyone who asks for it. */
@@ -183,21 +185,6 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
-}
-
-/** The full path of `name` on PATH, or undefined when it is not installed. */
-export function findExecutable(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    const path = `${dir}/${name}`;
-    try {
-      const info = Deno.statSync(path);
-      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
-    } catch {
-      // not in this dir
-    }
-  }
-  return undefined;
 }
 
 /** Runs `command args` to its end and returns its stdout and stderr, or "" when it fails. */

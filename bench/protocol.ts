@@ -19,4 +19,4 @@ export const SINK = 0x53;
 export const ECHO = 0x45;
 
 /** Writes every byte of a chunk, looping over short writes (the proxy's own helper). */
-export { writeAll } from "../src/net/forward.ts";
+export { writeAll } from "../src/net/conn.ts";

@@ -7,15 +7,14 @@
  * @module
  */
 
-import {
-  configure,
-  getLogger,
-  jsonLinesFormatter,
-  type Logger,
-  type LogLevel,
-  type LogRecord,
-} from "@logtape/logtape";
-import type { Verbosity } from "./cli/options.ts";
+import { configure, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+
+/**
+ * How much is logged: `info` by default, `debug` with `-v` (polling commands,
+ * why a service is not idle), `trace` with `--debug` (every connect attempt,
+ * each command's output, each idle check).
+ */
+export type Verbosity = "info" | "debug" | "trace";
 
 /** How log lines are written: `text` for people, `json` for log collectors. */
 export type LogFormat = "text" | "json";
@@ -37,13 +36,31 @@ const LEVEL_LABEL: Record<LogLevel, string> = {
 
 const encoder = new TextEncoder();
 
-/** Renders a record as `TIME LEVEL message`, values inline without quotes. */
-function formatText(record: LogRecord): string {
-  const message = record.message
+/** A record's message with its values inline, without quotes: the same in text and JSON. */
+function renderMessage(record: LogRecord): string {
+  return record.message
     .map((part, index) => index % 2 === 0 ? part : renderValue(part))
     .join("");
+}
+
+/** Renders a record as `TIME LEVEL message`. */
+function formatText(record: LogRecord): string {
   const time = new Date(record.timestamp).toISOString();
-  return `${time} ${LEVEL_LABEL[record.level].padEnd(5)} ${message}\n`;
+  return `${time} ${LEVEL_LABEL[record.level].padEnd(5)} ${renderMessage(record)}\n`;
+}
+
+/** Renders a record as one JSON object: time, level, message, logger, and every value as a field. */
+function formatJson(record: LogRecord): string {
+  const line = {
+    "@timestamp": new Date(record.timestamp).toISOString(),
+    level: LEVEL_LABEL[record.level],
+    message: renderMessage(record),
+    logger: record.category.join("."),
+    properties: record.properties,
+  };
+  const errorsAsText = (_key: string, value: unknown) =>
+    value instanceof Error ? value.message : value;
+  return `${JSON.stringify(line, errorsAsText)}\n`;
 }
 
 function renderValue(value: unknown): string {
@@ -65,22 +82,23 @@ export async function setupLogging(
   format: LogFormat = "text",
   file?: string,
 ) {
-  const formatter = format === "json" ? jsonLinesFormatter : formatText;
-  let output: { writeSync(data: Uint8Array): number } = Deno.stderr;
+  const formatter = format === "json" ? formatJson : formatText;
+  let logFile: Deno.FsFile | undefined;
   if (file !== undefined) {
     try {
-      output = Deno.openSync(file, { append: true, create: true });
+      logFile = Deno.openSync(file, { append: true, create: true });
     } catch (error) {
       throw new Error(`Cannot open log file "${file}": ${(error as Error).message}`);
     }
   }
+  const output = logFile ?? Deno.stderr;
+  // Disposable: a reconfiguration (or a reset) closes the file of the sink it replaces.
+  const sink = Object.assign((record: LogRecord) => {
+    output.writeSync(encoder.encode(formatter(record)));
+  }, { [Symbol.dispose]: () => logFile?.close() });
   await configure({
     reset: true,
-    sinks: {
-      log: (record: LogRecord) => {
-        output.writeSync(encoder.encode(formatter(record)));
-      },
-    },
+    sinks: { log: sink },
     loggers: [
       { category: ["sleepingd"], lowestLevel: LOWEST_LEVEL[verbosity], sinks: ["log"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["log"] },

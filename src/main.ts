@@ -13,7 +13,8 @@ import { startCommand } from "./cli/start.ts";
 import { statusCommand } from "./cli/status.ts";
 import { stopCommand } from "./cli/stop.ts";
 import { versionCommand } from "./cli/version.ts";
-import { type Command, UsageError, type Verbosity } from "./cli/options.ts";
+import { type Command, UsageError } from "./cli/options.ts";
+import type { Verbosity } from "./log.ts";
 import { printError } from "./cli/report.ts";
 import { VERSION } from "./version.ts";
 

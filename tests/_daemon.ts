@@ -5,8 +5,7 @@
  * @module
  */
 
-const REPO = new URL("../", import.meta.url).pathname;
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+import { MAIN, REPO } from "./_helpers.ts";
 
 /** A running daemon: its log so far, and ways to wait for a line and to stop it. */
 export interface Daemon {

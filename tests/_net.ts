@@ -1,12 +1,12 @@
 /**
  * Helpers for tests on real sockets: local listeners, free ports, reading to
- * the end, checksums, and bounded waits.
+ * the end, checksums.
  *
  * @module
  */
 
 export { isAlive } from "../src/process/proc_stat.ts";
-export { writeAll } from "../src/net/forward.ts";
+export { writeAll } from "../src/net/conn.ts";
 
 /** Listens on 127.0.0.1 on a port the kernel picks. */
 export function listenLocal(): Deno.TcpListener {
@@ -66,22 +66,6 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
     crypto.getRandomValues(data.subarray(offset, Math.min(offset + 65536, size)));
   }
   return data;
-}
-
-/**
- * Polls `condition` every 20 ms until it holds; fails with `what` after
- * `seconds` (a bound against hangs, not a speed assertion).
- */
-export async function waitFor(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  seconds = 20,
-): Promise<void> {
-  const deadline = Date.now() + seconds * 1000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${seconds}s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Text of a byte array. */

@@ -6,22 +6,14 @@
  * @module
  */
 
+import { findExecutable } from "../src/process/which.ts";
+
 /** Folders searched besides PATH: Debian puts some servers outside it. */
 const EXTRA_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"];
 
 /** Finds an executable by name on PATH and in `extraDirs` (globs like `/usr/lib/postgresql/*\/bin` allowed). */
 export function findBinary(name: string, extraDirs: string[] = []): string | undefined {
-  const path = (Deno.env.get("PATH") ?? "").split(":").filter(Boolean);
-  for (const dir of [...path, ...EXTRA_DIRS, ...extraDirs.flatMap(expandGlob)]) {
-    const candidate = `${dir}/${name}`;
-    try {
-      const info = Deno.statSync(candidate);
-      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return candidate;
-    } catch {
-      // Not there.
-    }
-  }
-  return undefined;
+  return findExecutable(name, [...EXTRA_DIRS, ...extraDirs.flatMap(expandGlob)]);
 }
 
 /** Expands one `*` path segment (enough for `/usr/lib/postgresql/*\/bin`), newest last. */

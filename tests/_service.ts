@@ -6,7 +6,9 @@
  * @module
  */
 
+import { reset as resetLogging } from "@logtape/logtape";
 import type { CommandSpec, Config, ServiceConfig } from "../src/config/types.ts";
+import { setupLogging, type Verbosity } from "../src/log.ts";
 import type { Service } from "../src/service/service.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
 import { freePort, isAlive, listenLocal, readAll, text, writeAll } from "./_net.ts";
@@ -49,11 +51,28 @@ function countLines(path: string): number {
   }
 }
 
-/** Shell text that starts the echo backend on `port` in the background and prints its target. */
-export function startEchoBackend(dir: string, port: number): string {
+/**
+ * Shell text that starts the echo backend on `port` in the background and
+ * prints its target; with `once`, the backend serves one connection only.
+ */
+export function startEchoBackend(dir: string, port: number, mode: "" | "once" = ""): string {
   return `echo start >> '${dir}/starts'
-'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>&1 &
+'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' ${mode} > /dev/null 2>&1 &
 echo "127.0.0.1 ${port}"`;
+}
+
+/**
+ * Shell text that waits until the test opens the gate ({@linkcode openGate}):
+ * put before a START_CMD, it holds the wake until every client the test
+ * meant to race is waiting.
+ */
+export function waitForGate(dir: string): string {
+  return `while [ ! -f '${dir}/gate' ]; do sleep 0.01; done`;
+}
+
+/** Lets the commands waiting at {@linkcode waitForGate} go on. */
+export async function openGate(dir: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/gate`, "");
 }
 
 /** Shell text that kills the echo backend and counts the stop. */
@@ -81,6 +100,7 @@ export async function startHarness(
     startCmd: command(startEchoBackend(dir, backendPort)),
     stopCmd: command(stopEchoBackend(dir)),
     readyTimeout: 20,
+    connectTimeout: 5,
     routePerConnection: false,
     ...overrides(dir, backendPort),
   };
@@ -114,6 +134,28 @@ export async function startHarness(
       const pid = backendPid();
       if (pid && isAlive(pid)) Deno.kill(pid, "SIGKILL");
       await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** The log lines of this process, as long as the capture is in use. */
+export interface LogCapture extends AsyncDisposable {
+  /** Every line logged so far. */
+  lines(): string[];
+}
+
+/**
+ * Sends this process's log (at `verbosity`) to a file until disposed, then
+ * back to nothing: the log is read as an operator reads it.
+ */
+export async function captureLog(verbosity: Verbosity = "debug"): Promise<LogCapture> {
+  const file = await Deno.makeTempFile({ prefix: "sleepingd-log-" });
+  await setupLogging(verbosity, "text", file);
+  return {
+    lines: () => Deno.readTextFileSync(file).split("\n").filter(Boolean),
+    async [Symbol.asyncDispose]() {
+      await resetLogging();
+      await Deno.remove(file);
     },
   };
 }

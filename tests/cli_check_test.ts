@@ -52,6 +52,7 @@ START_CMD="echo one
 echo 127.0.0.1 7001"
 READY_CMD=pg_isready -q
 READY_TIMEOUT=90
+CONNECT_TIMEOUT=2.5
 ROUTE_PER_CONNECTION=yes
 STOP_CMD=stop-it
 IDLE_CMD=who | grep -q . && exit 1 || exit 0
@@ -68,6 +69,7 @@ IDLE_CHECK_INTERVAL=0.5
       "  check: test -e /tmp/up (timeout 3s)\n" +
       "  start: echo one... (timeout 30s)\n" +
       "  ready: pg_isready -q (timeout 3s), retried for up to 90s\n" +
+      "  connect: within 2.5s\n" +
       "  route: per connection\n" +
       "  stop: stop-it (timeout 3s)\n" +
       "  idle: every 0.5s, stop after 600s idle\n" +
@@ -153,6 +155,17 @@ const MALFORMED: [string, string, string][] = [
     "[web]\nPORT=80\n",
     "1: Cannot wake [web] as it has neither START_CMD nor CHECK_CMD: set START_CMD in [web]",
   ],
+  [
+    "a service whose PORT is blank",
+    "[web]\nSTART_CMD=go\nPORT=\n",
+    "3: Cannot listen for [web] as its PORT is blank: set PORT in [web] to the port sleepingd " +
+    "listens on",
+  ],
+  [
+    "a CONNECT_TIMEOUT of 0",
+    "[web]\nSTART_CMD=go\nPORT=80\nCONNECT_TIMEOUT=0\n",
+    '4: Cannot use "CONNECT_TIMEOUT" as it must be more than 0 seconds: current value is "0"',
+  ],
 ];
 
 for (const [what, text, error] of MALFORMED) {
@@ -165,6 +178,22 @@ for (const [what, text, error] of MALFORMED) {
     assert.equal(code, 1);
   });
 }
+
+Deno.test("sleepingd check reports every unreadable line of a file, and nothing that follows from them", async () => {
+  await using dir = await tempFiles({
+    "bad.conf": "[web]\nPORT 80\nSTART_CMD=go\nSTOP_CMD go\n",
+  });
+  const file = `${dir.path}/bad.conf`;
+  const { code, stdout, stderr } = await runCli(["-f", file, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: error: ${file}:2: Cannot read line "PORT 80": expected KEY=value or [section]\n` +
+      `sleepingd: error: ${file}:4: Cannot read line "STOP_CMD go": expected KEY=value or ` +
+      "[section]\n",
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
 
 Deno.test("sleepingd check prints every error on its own line, after the warnings", async () => {
   await using dir = await tempFiles({ "bad.conf": "[a]\nPROT=80\nSTART_CMD=go\n[b]\nPORT=0\n" });

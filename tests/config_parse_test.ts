@@ -9,16 +9,16 @@ function valueOf(line: string): string {
   return global[0].value;
 }
 
-/** Asserts that parsing `text` throws a ConfigError with exactly `message`. */
+/** Asserts that parsing `text` reports one ConfigError, with exactly `message`. */
 function assertConfigError(text: string, message: string, line: number, key?: string) {
-  assert.throws(() => parseConfigText(text, "x.conf"), (error) => {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
-    assert.equal(error.message, message);
-    assert.equal(error.file, "x.conf");
-    assert.equal(error.line, line);
-    assert.equal(error.key, key);
-    return true;
-  });
+  const { errors } = parseConfigText(text, "x.conf");
+  assert.equal(errors.length, 1, errors.map(String).join("\n"));
+  const [error] = errors;
+  assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+  assert.equal(error.message, message);
+  assert.equal(error.file, "x.conf");
+  assert.equal(error.line, line);
+  assert.equal(error.key, key);
 }
 
 Deno.test("parseConfigText() puts keys before the first section in the global section", () => {
@@ -41,6 +41,7 @@ Deno.test("parseConfigText() puts keys before the first section in the global se
         entries: [{ key: "PORT", value: "5432", location: { file: "a.conf", line: 6 } }],
       },
     ],
+    errors: [],
   });
 });
 
@@ -215,5 +216,26 @@ Deno.test("parseConfigText() reports file:line for an empty section name", () =>
     "\n[  ]\n",
     'x.conf:2: Cannot read section header "[  ]": the section name is empty',
     2,
+  );
+});
+
+Deno.test("parseConfigText() reads on past bad lines, reporting each, and keeps the rest", () => {
+  const parsed = parseConfigText(
+    "VARRUN_PATH=/run/x\nfoo bar\n[  ]\nLOST=1\n[web]\nPORT=80\n1BAD\nSTART_CMD='open\n",
+    "x.conf",
+  );
+  assert.deepEqual(parsed.errors.map((error) => error.message), [
+    'x.conf:2: Cannot read line "foo bar": expected KEY=value or [section]',
+    'x.conf:3: Cannot read section header "[  ]": the section name is empty',
+    'x.conf:7: Cannot read line "1BAD": expected KEY=value or [section]',
+    'x.conf:8: Cannot read "START_CMD": the quote opened here is never closed',
+  ]);
+  assert.deepEqual(parsed.global.map(({ key, value }) => `${key}=${value}`), [
+    "VARRUN_PATH=/run/x",
+  ]);
+  assert.deepEqual(
+    parsed.sections.map(({ name, entries }) => [name, entries.map(({ key }) => key)]),
+    [["web", ["PORT"]]],
+    "the keys under a bad header belong to no section",
   );
 });

@@ -86,6 +86,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
           source: { file: "seed.conf", line: 7 },
         },
         readyTimeout: 60,
+        connectTimeout: 5,
         routePerConnection: false,
       },
       {
@@ -106,6 +107,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
           source: { file: "seed.conf", line: 19 },
         },
         readyTimeout: 60,
+        connectTimeout: 5,
         idleTime: 20,
         idleCheckInterval: 5,
         routePerConnection: false,
@@ -127,6 +129,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       listenAddresses: ["::"],
       startCmd: { text: "go", source: { file: "t.conf", line: 2 } },
       readyTimeout: 60,
+      connectTimeout: 5,
       routePerConnection: false,
     }],
     inactive: [],
@@ -305,6 +308,26 @@ Deno.test("buildConfig() refuses an active service without PORT, with a hint", (
   ]);
 });
 
+Deno.test("buildConfig() refuses an active service whose PORT is blank, at the PORT line", () => {
+  assert.deepEqual(errorsOf("[web]\nSTART_CMD=go\nPORT=\n"), [
+    "t.conf:3: Cannot listen for [web] as its PORT is blank: set PORT in [web] to the port " +
+    "sleepingd listens on",
+  ]);
+  assert.deepEqual(errorsOf("ACTIVE=yes\nPORT= # none yet\nSTART_CMD=go\n"), [
+    "t.conf:2: Cannot listen for the global section as its PORT is blank: set PORT in the " +
+    "global section to the port sleepingd listens on",
+  ]);
+  assert.deepEqual(build("[web]\nACTIVE=no\nPORT=\n").inactive, ["web"]);
+});
+
+Deno.test("buildConfig() reads CONNECT_TIMEOUT, 5 seconds by default, and refuses 0", () => {
+  assert.equal(service(WEB).connectTimeout, 5);
+  assert.equal(service(`CONNECT_TIMEOUT=0.5\n${WEB}`).connectTimeout, 0.5);
+  assert.deepEqual(errorsOf(`${WEB}CONNECT_TIMEOUT=0\n`), [
+    't.conf:4: Cannot use "CONNECT_TIMEOUT" as it must be more than 0 seconds: current value is "0"',
+  ]);
+});
+
 Deno.test("buildConfig() refuses an active service without START_CMD and CHECK_CMD, with a hint", () => {
   assert.deepEqual(errorsOf("\n[web]\nPORT=80\nSTART_CMD=false\n"), [
     "t.conf:2: Cannot wake [web] as it has neither START_CMD nor CHECK_CMD: set START_CMD in [web]",
@@ -460,6 +483,19 @@ Deno.test("loadConfig() reports the syntax errors of every file at once", async 
       return true;
     },
   );
+});
+
+Deno.test("loadConfig() reports only the unreadable lines, and still says VARRUN_PATH", async () => {
+  await using dir = await tempFiles({
+    "a.conf": "VARRUN_PATH=/run/mine\n[web]\nPORT 80\nSTART_CMD=go\n",
+  });
+  await assert.rejects(loadConfig([`${dir.path}/a.conf`]), (error: InvalidConfigError) => {
+    assert.deepEqual(error.errors.map(({ message }) => message), [
+      `${dir.path}/a.conf:3: Cannot read line "PORT 80": expected KEY=value or [section]`,
+    ], "no follow-on error for the PORT that could not be read");
+    assert.equal(error.varrunPath, "/run/mine", "the CLI still finds the running daemon");
+    return true;
+  });
 });
 
 Deno.test("loadConfig() reads every file of the search list that exists, then conf.d in order", async () => {

@@ -2,7 +2,7 @@
  * Operating the daemon through the real CLI: start, status, reload, metrics, stop.
  */
 import assert from "node:assert/strict";
-import { runCli } from "./_helpers.ts";
+import { runCli, waitFor } from "./_helpers.ts";
 import { startDaemon } from "./_daemon.ts";
 import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
 import { freePort, isAlive } from "./_net.ts";
@@ -134,6 +134,82 @@ Deno.test("sleepingd start, status, reload and stop run a daemon the way the ori
   }
 });
 
+Deno.test("sleepingd reload of a file with a line it cannot read says file:line, and the daemon is still found", async () => {
+  const { file, services, cli, cleanup } = await setup(["alpha"]);
+  const [alpha] = services;
+  try {
+    assert.equal((await cli("start")).code, 0);
+    const good = await Deno.readTextFile(file);
+    await Deno.writeTextFile(file, `${good}foo bar\n`);
+    const line = good.split("\n").length;
+    const refused = await cli("reload");
+    assert.equal(
+      refused.stderr,
+      `sleepingd: error: ${file}:${line}: Cannot read line "foo bar": expected KEY=value or ` +
+        "[section]\nsleepingd: the daemon keeps running the configuration it had\n",
+    );
+    assert.equal(refused.stdout, "");
+    assert.equal(refused.code, 1);
+    const status = await cli("status");
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`^alpha \\(port ${alpha.port}\\) running\n`));
+    assert.equal(await exchange(alpha.port, "served"), "served");
+    const stopped = await cli("stop");
+    assert.equal(stopped.stdout, `alpha (port ${alpha.port}) stopped\n`);
+    assert.equal(stopped.code, 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("sleepingd reload without a daemon prints the file's own errors too", async () => {
+  const { file, cli, cleanup } = await setup(["alpha"]);
+  try {
+    await Deno.writeTextFile(file, `${await Deno.readTextFile(file)}foo bar\n`);
+    const reload = await cli("reload");
+    assert.match(
+      reload.stderr,
+      new RegExp(`^sleepingd: error: ${file}:\\d+: Cannot read line "foo bar"`),
+    );
+    assert.match(reload.stderr, /sleepingd is not running/);
+    assert.equal(reload.code, 1);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("sleepingd --debug logs each connect attempt, command output and idle check; -v does not", async () => {
+  const { file, services, cleanup } = await setup(["alpha"]);
+  const [alpha] = services;
+  const text = await Deno.readTextFile(file);
+  await Deno.writeTextFile(
+    file,
+    text.replace("IDLE_TIME=\n", "IDLE_TIME=30\nIDLE_CHECK_INTERVAL=0.05\n"),
+  );
+  const traced = [
+    /^\S+ TRACE \[alpha\] connect attempt \d+ to 127\.0\.0\.1:\d+: accepted$/,
+    /^\S+ TRACE \[alpha\] START_CMD printed "127\.0\.0\.1 \d+\\n" on stdout and nothing on stderr$/,
+    /^\S+ TRACE \[alpha\] idle check: idle for \d+\.\ds of IDLE_TIME 30s$/,
+  ];
+  try {
+    for (const flag of ["-v", "--debug"]) {
+      const daemon = await startDaemon(file, { args: [flag] });
+      try {
+        assert.equal(await exchange(alpha.port, "x"), "x");
+        const since = Date.now();
+        await waitFor("several idle checks", () => Date.now() - since > 500);
+        await daemon.waitForLine(/ DEBUG \[alpha\] running START_CMD/);
+      } finally {
+        assert.equal(await daemon.stop(), 0);
+      }
+      const found = traced.map((pattern) => daemon.lines.some((line) => pattern.test(line)));
+      assert.deepEqual(found, traced.map(() => flag === "--debug"), daemon.lines.join("\n"));
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", async () => {
   const { dir, services, cli, cleanup } = await setup(["alpha"]);
   try {
@@ -201,6 +277,14 @@ Deno.test("SIGHUP reloads, and metrics and health are served and parse", async (
     assert.equal(samples.get('sleepingd_wakes_total{service="alpha"}'), 1);
     assert.equal(samples.get('sleepingd_connections_total{service="alpha"}'), 1);
     assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="in"}'), 1);
+    assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="out"}'), 1);
+    const [status] = JSON.parse((await runCli(["-f", file, "status", "--json"])).stdout).services;
+    assert.deepEqual([status.bytesIn, status.bytesOut], [1, 1], "status counts as metrics do");
+    const closed = daemon.lines.map((line) => JSON.parse(line)).find((record) =>
+      record.properties.bytesIn !== undefined
+    );
+    assert.deepEqual([closed.properties.bytesIn, closed.properties.bytesOut], [1, 1]);
+    assert.match(closed.message, /, 1 bytes in, 1 bytes out$/);
     assert.equal(
       samples.get('sleepingd_command_exits_total{service="alpha",command="START_CMD",code="0"}'),
       1,

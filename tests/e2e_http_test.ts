@@ -5,36 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { replaceLine, startDaemon } from "./_daemon.ts";
-import { freePort, isAlive, randomBytes, sha256, waitFor } from "./_net.ts";
+import { freePort, isAlive, randomBytes, sha256 } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
+import { curl, readPid, REPO, waitFor } from "./_helpers.ts";
 
-const REPO = new URL("../", import.meta.url).pathname;
-
-/** Seconds a curl may take before the test gives up on it (a bound, not a timing). */
-const CLIENT_BOUND_SECONDS = 60;
 /** Size of the large download: big enough for many reads, writes and full buffers. */
 const LARGE_FILE_BYTES = 50 * 1024 * 1024;
-
-/** Runs curl (a real client) with `args`; returns its stdout, failing on a curl error. */
-async function curl(...args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("curl", {
-    args: ["-sS", "--fail", "--max-time", `${CLIENT_BOUND_SECONDS}`, ...args],
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  assert.equal(code, 0, `curl ${args.join(" ")} failed: ${decoder.decode(stderr)}`);
-  return decoder.decode(stdout);
-}
-
-/** The pid in nginx's pidfile, waiting (bounded) for it to be written. */
-async function readPid(pidfile: string): Promise<number> {
-  let pid = 0;
-  await waitFor(`a pid in ${pidfile}`, async () => {
-    pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
-    return pid > 0 && isAlive(pid);
-  });
-  return pid;
-}
 
 /** The pids of the live children of `parent` (nginx's workers). */
 function childrenOf(parent: number): number[] {
@@ -65,7 +41,7 @@ serverTest(
     const large = randomBytes(LARGE_FILE_BYTES);
     await Deno.writeFile(`${root}/large.bin`, large);
 
-    const recipe = await Deno.readTextFile(`${REPO}/examples/nginx/sleepingd.conf`);
+    const recipe = await Deno.readTextFile(`${REPO}examples/nginx/sleepingd.conf`);
     let config = replaceLine(recipe, /^PORT=80$/m, `PORT=${port}`);
     config = replaceLine(config, /^IDLE_TIME=600$/m, "IDLE_TIME=1");
     config = replaceLine(config, /^IDLE_CHECK_INTERVAL=30$/m, "IDLE_CHECK_INTERVAL=0.2");
@@ -91,7 +67,7 @@ serverTest(
     try {
       // Cold: the first request wakes nginx and is answered.
       const began = performance.now();
-      const first = await curl("-w", "\n%{time_starttransfer}", `${base}/`);
+      const first = await curl("--fail", "-w", "\n%{time_starttransfer}", `${base}/`);
       const coldSeconds = (performance.now() - began) / 1000;
       const [body, firstByte] = first.split("\n").filter((line) => line !== "");
       assert.equal(body, "<h1>awake</h1>");
@@ -111,7 +87,10 @@ serverTest(
       const format = "%{http_code} %{num_connects} %{size_download}\n";
       const outputs = urls.flatMap(() => ["-o", "/dev/null"]);
       let before = daemon.lines.length;
-      assert.equal(await curl("-w", format, ...outputs, ...urls), "200 1 1\n200 0 1\n200 0 1\n");
+      assert.equal(
+        await curl("--fail", "-w", format, ...outputs, ...urls),
+        "200 1 1\n200 0 1\n200 0 1\n",
+      );
       await daemon.waitForLine(/ closed after /, before);
       const connected = (from: number) =>
         daemon.lines.slice(from).filter((line) => line.includes(" connected to ")).length;
@@ -121,14 +100,14 @@ serverTest(
       before = daemon.lines.length;
       const close = ["-H", "Connection: close"];
       assert.equal(
-        await curl(...close, "-w", format, ...outputs, ...urls),
+        await curl("--fail", ...close, "-w", format, ...outputs, ...urls),
         "200 1 1\n200 1 1\n200 1 1\n",
       );
       await waitFor("three connections in the log", () => connected(before) === 3);
 
       // A large download arrives intact.
       before = daemon.lines.length;
-      await curl("-o", `${dir}/large.out`, `${base}/large.bin`);
+      await curl("--fail", "-o", `${dir}/large.out`, `${base}/large.bin`);
       assert.equal(await sha256(await Deno.readFile(`${dir}/large.out`)), await sha256(large));
 
       // Idle: the recipe's STOP_CMD (nginx -s quit) stops the master and its workers.
@@ -137,7 +116,7 @@ serverTest(
 
       // The next request wakes it again.
       before = daemon.lines.length;
-      assert.equal(await curl(`${base}/a.txt`), "a");
+      assert.equal(await curl("--fail", `${base}/a.txt`), "a");
       await daemon.waitForLine(/starting -> awake/, before);
       const again = await readPid(pidfile);
       assert.ok(!pids.includes(again));

@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { type Daemon, replaceLine, startDaemon } from "./_daemon.ts";
-import { freePort, isAlive, waitFor } from "./_net.ts";
+import { freePort, isAlive } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
+import { type Output, REPO, runProgram, waitFor } from "./_helpers.ts";
 
-const REPO = new URL("../", import.meta.url).pathname;
 const EXAMPLE = `${REPO}examples/postgresql`;
 const SCRIPT = "examples/postgresql/postgres-on-demand";
 const PG_DIRS = ["/usr/lib/postgresql/*/bin"];
@@ -38,34 +38,11 @@ interface Setup {
   postmasterPid(): Promise<number>;
 }
 
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const decoder = new TextDecoder();
-
-/** Runs a program to its end, killed after 60 s at most (a bound against hangs). */
-async function run(
-  program: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<Output> {
-  const { code, stdout, stderr } = await new Deno.Command(program, {
-    args,
-    ...options,
-    stdin: "null",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
-
 /** The uid and gid of the user postgres. */
 async function postgresUser(): Promise<{ uid: number; gid: number }> {
-  const { code, stdout } = await run("id", ["-u", "postgres"]);
+  const { code, stdout } = await runProgram("id", ["-u", "postgres"]);
   assert.equal(code, 0, "the user postgres exists (made by the postgresql package)");
-  const gid = await run("id", ["-g", "postgres"]);
+  const gid = await runProgram("id", ["-g", "postgres"]);
   return { uid: Number(stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
@@ -97,7 +74,7 @@ async function withRecipe(
   try {
     const { uid, gid } = await postgresUser();
     await Deno.chown(dir, uid, gid);
-    const initdb = await run(paths.setpriv, [
+    const initdb = await runProgram(paths.setpriv, [
       `--reuid=${uid}`,
       `--regid=${gid}`,
       "--init-groups",
@@ -151,7 +128,7 @@ async function withRecipe(
       daemon,
       bin,
       psql: (sql, { port: to = port, host = "127.0.0.1" } = {}) =>
-        run(psqlBinary, [
+        runProgram(psqlBinary, [
           ...["-h", host, "-p", `${to}`, "-U", "postgres", "-d", "postgres"],
           ...["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
         ], { env: { PGCONNECT_TIMEOUT: "30" } }),
@@ -331,7 +308,7 @@ serverTest("the recipe's postgres-on-demand script passes bash -n and shellcheck
   { binary: "shellcheck", package: "shellcheck" },
 ], async (paths) => {
   for (const [program, args] of [[paths.bash, ["-n"]], [paths.shellcheck, []]] as const) {
-    const result = await run(program, [...args, `${REPO}${SCRIPT}`]);
+    const result = await runProgram(program, [...args, `${REPO}${SCRIPT}`]);
     assert.equal(result.code, 0, `${program}: ${result.stdout}${result.stderr}`);
   }
 });

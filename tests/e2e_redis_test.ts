@@ -5,37 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { replaceLine, startDaemon } from "./_daemon.ts";
-import { freePort, isAlive, waitFor } from "./_net.ts";
+import { freePort, isAlive } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
-
-const REPO = new URL("../", import.meta.url).pathname;
-
-/** Seconds any client command may take before the test gives up on it (a bound, not a timing). */
-const CLIENT_BOUND_SECONDS = 60;
-
-/** Runs a real client with a bounded wait; returns its exit code and output. */
-async function run(
-  program: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(program, {
-    args,
-    stdin: "null",
-    signal: AbortSignal.timeout(CLIENT_BOUND_SECONDS * 1000),
-  }).output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
-
-/** The pid in redis-server's pidfile, waiting (bounded) for it to be written. */
-async function readPid(pidfile: string): Promise<number> {
-  let pid = 0;
-  await waitFor(`a pid in ${pidfile}`, async () => {
-    pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
-    return pid > 0;
-  });
-  return pid;
-}
+import { readPid, REPO, runProgram, waitFor } from "./_helpers.ts";
 
 serverTest(
   "redis-cli and redis-benchmark reach a Redis woken from cold, which sleeps when idle and keeps its data",
@@ -48,7 +20,7 @@ serverTest(
     const port = freePort();
     const redisPort = freePort();
     const dir = await Deno.makeTempDir({ prefix: "sleepingd-redis-" });
-    const recipe = await Deno.readTextFile(`${REPO}/examples/redis/sleepingd.conf`);
+    const recipe = await Deno.readTextFile(`${REPO}examples/redis/sleepingd.conf`);
     let config = replaceLine(recipe, /^PORT=6379$/m, `PORT=${port}`);
     config = replaceLine(config, /^IDLE_TIME=300$/m, "IDLE_TIME=1");
     config = replaceLine(config, /^IDLE_CHECK_INTERVAL=10$/m, "IDLE_CHECK_INTERVAL=0.2");
@@ -68,7 +40,13 @@ serverTest(
     });
     const pids: number[] = [];
     const cli = async (...args: string[]) => {
-      const result = await run(paths["redis-cli"], ["-h", "127.0.0.1", "-p", `${port}`, ...args]);
+      const result = await runProgram(paths["redis-cli"], [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        `${port}`,
+        ...args,
+      ]);
       assert.equal(result.code, 0, `redis-cli ${args.join(" ")} failed: ${result.stderr}`);
       return result.stdout.trim();
     };
@@ -105,7 +83,7 @@ serverTest(
 
       // Cold again: a whole benchmark with 20 clients, through one wake, without an error.
       before = daemon.lines.length;
-      const bench = await run(paths["redis-benchmark"], [
+      const bench = await runProgram(paths["redis-benchmark"], [
         ...["-h", "127.0.0.1", "-p", `${port}`, "-q", "-n", "2000", "-c", "20"],
       ]);
       assert.equal(bench.code, 0, `redis-benchmark failed: ${bench.stderr}\n${bench.stdout}`);

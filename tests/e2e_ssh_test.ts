@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { type Daemon, replaceLine, startDaemon } from "./_daemon.ts";
-import { freePort, isAlive, randomBytes, sha256, waitFor } from "./_net.ts";
+import { freePort, isAlive, randomBytes, sha256 } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
+import { type Output, REPO, runProgram, waitFor } from "./_helpers.ts";
 
-const REPO = new URL("../", import.meta.url).pathname;
 const EXAMPLE = `${REPO}examples/ssh`;
 const NEEDS = [
   { binary: "sshd", package: "openssh-server" },
@@ -33,24 +33,6 @@ interface Setup {
   ssh(port: number, command: string): Promise<Output>;
   /** The pid sshd wrote to its PidFile, once it runs. */
   sshdPid(): Promise<number>;
-}
-
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const decoder = new TextDecoder();
-
-/** Runs a client to its end, killed after 60 s at most (a bound against hangs). */
-async function run(program: string, args: string[]): Promise<Output> {
-  const { code, stdout, stderr } = await new Deno.Command(program, {
-    args,
-    stdin: "null",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
 function sshOptions(dir: string): string[] {
@@ -86,7 +68,7 @@ async function withRecipe(
   const stopDaemon = () => stopping ??= daemon?.stop() ?? Promise.resolve(0);
   try {
     for (const key of ["host_key", "client_key"]) {
-      const keygen = await run(paths["ssh-keygen"], [
+      const keygen = await runProgram(paths["ssh-keygen"], [
         "-q",
         "-t",
         "ed25519",
@@ -145,7 +127,7 @@ async function withRecipe(
       daemon,
       stopDaemon,
       ssh: (to, command) =>
-        run(paths.ssh, [...sshOptions(dir), "-p", `${to}`, "root@127.0.0.1", command]),
+        runProgram(paths.ssh, [...sshOptions(dir), "-p", `${to}`, "root@127.0.0.1", command]),
       async sshdPid() {
         let pid = 0;
         await waitFor("sshd to write its pid file", async () => {
@@ -224,7 +206,7 @@ serverTest(
       const data = randomBytes(20 * 1024 * 1024);
       await Deno.writeFile(`${dir}/original.bin`, data);
       const scp = (from: string, to: string) =>
-        run(paths.scp, [...sshOptions(dir), "-P", `${port}`, from, to]);
+        runProgram(paths.scp, [...sshOptions(dir), "-P", `${port}`, from, to]);
 
       const up = await scp(`${dir}/original.bin`, `root@127.0.0.1:${dir}/uploaded.bin`);
       assert.equal(up.code, 0, `${up.stderr}\n${daemon.lines.join("\n")}`);
@@ -291,7 +273,7 @@ serverTest("the recipe's sshd-on-demand script passes bash -n and shellcheck", [
   { binary: "shellcheck", package: "shellcheck" },
 ], async (paths) => {
   for (const [program, args] of [[paths.bash, ["-n"]], [paths.shellcheck, []]] as const) {
-    const result = await run(program, [...args, `${EXAMPLE}/sshd-on-demand`]);
+    const result = await runProgram(program, [...args, `${EXAMPLE}/sshd-on-demand`]);
     assert.equal(result.code, 0, `${program}: ${result.stdout}${result.stderr}`);
   }
 });

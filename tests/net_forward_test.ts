@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
-import { forward, type ForwardResult } from "../src/net/forward.ts";
-import { listenLocal, randomBytes, readAll, sha256, text, waitFor, writeAll } from "./_net.ts";
+import { forward, type ForwardResult, largeBuffers } from "../src/net/forward.ts";
+import { listenLocal, randomBytes, readAll, sha256, text, writeAll } from "./_net.ts";
+import { bounded, waitFor } from "./_helpers.ts";
 
 /**
  * Sets up client ⇄ proxy ⇄ backend on real sockets: `forward()` runs between
  * the proxy's accepted client socket and its connection to the backend.
  */
-async function proxyPair(onBytes?: (bytes: number) => void) {
+async function proxyPair(
+  onBytes?: (bytes: number) => void,
+  wrapBackend: (conn: Deno.TcpConn) => Deno.TcpConn = (conn) => conn,
+) {
   const front = listenLocal();
   const back = listenLocal();
   const client = await Deno.connect({ port: front.addr.port });
@@ -17,7 +21,7 @@ async function proxyPair(onBytes?: (bytes: number) => void) {
   back.close();
   const forwarding: Promise<ForwardResult> = forward(
     accepted,
-    toBackend,
+    wrapBackend(toBackend),
     (_direction, bytes) => onBytes?.(bytes),
   );
   return { client, backend, forwarding };
@@ -34,8 +38,8 @@ Deno.test("forward() passes a half-close to the backend and still delivers the r
   assert.equal(text(await readAll(client)), "the whole reply");
   client.close();
   const result = await forwarding;
-  assert.equal(result.clientToBackend, 16);
-  assert.equal(result.backendToClient, 15);
+  assert.equal(result.bytesIn, 16);
+  assert.equal(result.bytesOut, 15);
   assert.equal(result.error, undefined);
 });
 
@@ -57,23 +61,56 @@ Deno.test("forward() moves 32 MiB each way at once byte-identical", async () => 
   client.close();
   backend.close();
   const result = await forwarding;
-  assert.equal(result.clientToBackend, size);
-  assert.equal(result.backendToClient, size);
+  assert.equal(result.bytesIn, size);
+  assert.equal(result.bytesOut, size);
 });
 
-Deno.test("forward() closes the client when the backend resets", async () => {
-  const { client, backend, forwarding } = await proxyPair();
+/** Makes `conn` reset: bytes it never read are waiting when it closes, so the kernel sends RST. */
+async function resetFrom(conn: Deno.Conn, peer: Deno.Conn, forwarded: () => number) {
+  const before = forwarded();
+  await writeAll(peer, new TextEncoder().encode("never read"));
+  await waitFor("the unread bytes to reach the resetting side", () => forwarded() > before);
+  conn.close();
+}
+
+Deno.test("forward() ends with ConnectionReset and closes the client when the backend resets", async () => {
+  let forwarded = 0;
+  const { client, backend, forwarding } = await proxyPair((bytes) => forwarded += bytes);
   await writeAll(client, new TextEncoder().encode("hello"));
-  const buffer = new Uint8Array(5);
-  assert.equal(await backend.read(buffer), 5);
-  // Closing with unread data makes the kernel send a reset instead of a FIN.
-  await writeAll(client, new TextEncoder().encode("unread"));
-  await new Promise((resolve) => setTimeout(resolve, 100)); // let them reach the backend
-  backend.close();
-  const rest = await readAll(client);
-  assert.equal(rest.length, 0);
+  assert.equal(await backend.read(new Uint8Array(5)), 5);
+  await resetFrom(backend, client, () => forwarded);
+  const result = await bounded(forwarding, "forward() to end at the reset");
+  assert.ok(
+    result.error instanceof Deno.errors.ConnectionReset,
+    `expected a reset, got ${result.error}`,
+  );
+  assert.equal((await readAll(client)).length, 0, "the client's side was closed");
   client.close();
-  await forwarding;
+});
+
+Deno.test("forward() resolves with the first error even when closing a connection throws", async () => {
+  let forwarded = 0;
+  const { client, backend, forwarding } = await proxyPair(
+    (bytes) => forwarded += bytes,
+    // A connection whose close() fails after closing: forward() must still settle.
+    (conn) =>
+      new Proxy(conn, {
+        get(target, property) {
+          if (property === "close") {
+            return () => {
+              target.close();
+              throw new Error("close failed");
+            };
+          }
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      }),
+  );
+  await resetFrom(backend, client, () => forwarded);
+  const result = await bounded(forwarding, "forward() to end at the reset");
+  assert.ok(result.error instanceof Deno.errors.ConnectionReset, `got ${result.error}`);
+  client.close();
 });
 
 Deno.test("forward() holds a fast writer back while the backend does not read", async () => {
@@ -100,3 +137,36 @@ Deno.test("forward() holds a fast writer back while the backend does not read", 
   client.close();
   await forwarding;
 });
+
+Deno.test("forward() gives its large buffers back once a burst is over, while the connections stay open", async () => {
+  const pairs = await Promise.all(Array.from({ length: 20 }, () => proxyPair()));
+  const burst = randomBytes(1024 * 1024);
+  const before = largeBuffers().borrowed;
+  await Promise.all(pairs.map(async ({ client, backend }) => {
+    const [received] = await Promise.all([
+      readExactly(backend, burst.length),
+      writeAll(client, burst),
+    ]);
+    assert.equal(await sha256(received), await sha256(burst));
+  }));
+  // Quiet now: every direction waits for its next bytes in its small buffer.
+  assert.equal(largeBuffers().borrowed, before);
+  assert.ok(largeBuffers().pooled <= 16, "the pool keeps at most 16 for reuse");
+  for (const { client, backend, forwarding } of pairs) {
+    client.close();
+    backend.close();
+    await forwarding;
+  }
+});
+
+/** Reads exactly `size` bytes from `conn`. */
+async function readExactly(conn: Deno.Conn, size: number): Promise<Uint8Array<ArrayBuffer>> {
+  const data = new Uint8Array(size);
+  let at = 0;
+  while (at < size) {
+    const n = await conn.read(data.subarray(at));
+    if (n === null) throw new Error(`EOF after ${at} of ${size} bytes`);
+    at += n;
+  }
+  return data;
+}

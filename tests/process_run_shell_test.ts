@@ -6,16 +6,9 @@
 import assert from "node:assert/strict";
 import { describeResult, firstLine, runShell, type ShellResult } from "../src/process/run_shell.ts";
 import { isAlive } from "../src/process/proc_stat.ts";
+import { waitFor } from "./_helpers.ts";
 
 const isRoot = Deno.uid() === 0;
-
-async function waitUntil(condition: () => boolean, ms: number, message: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** SIGKILLs the process group `pgid`, whatever is left of it. */
 function killGroup(pgid: number): void {
@@ -29,7 +22,7 @@ function killGroup(pgid: number): void {
 /** Kills what is left of a background process and lets the pipe reader see its EOF. */
 async function cleanUp(result: ShellResult, pid?: number): Promise<void> {
   killGroup(result.pid);
-  if (pid) await waitUntil(() => !isAlive(pid), 2000, `background process ${pid} dies`);
+  if (pid) await waitFor(`background process ${pid} to die`, () => !isAlive(pid), 2);
   await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
@@ -39,6 +32,7 @@ Deno.test("runShell() captures the exit code, stdout and stderr", async () => {
   assert.equal(result.stdout, "out\n");
   assert.equal(result.stdoutBytes, 4);
   assert.equal(result.stderrTail, "err\n");
+  assert.equal(result.stderrBytes, 4);
   assert.equal(result.timedOut, false);
   assert.equal(result.aborted, false);
   assert.equal(result.outputLeftOpen, false);
@@ -55,6 +49,7 @@ Deno.test("runShell() keeps only the last 8 KiB of stderr", async () => {
   const result = await runShell("head -c 20000 /dev/zero | tr '\\0' a >&2; echo END >&2");
   assert.equal(result.code, 0);
   assert.equal(result.stderrTail, "a".repeat(8192 - 4) + "END\n");
+  assert.equal(result.stderrBytes, 20004);
 });
 
 Deno.test("runShell() reads 10 MiB of stdout and stderr at once without a deadlock", async () => {
@@ -323,6 +318,7 @@ Deno.test("describeResult() sums up how a command ended in one line", () => {
     stdout: "",
     stdoutBytes: 0,
     stderrTail: "",
+    stderrBytes: 0,
     timedOut: false,
     aborted: false,
     durationMs: 200,

@@ -1,38 +1,147 @@
 import assert from "node:assert/strict";
-import { Lifecycle, type State } from "../src/service/lifecycle.ts";
+import { Lifecycle, TransitionError } from "../src/service/lifecycle.ts";
+import type { Recorder } from "../src/service/recorder.ts";
+import { newStats } from "../src/service/stats.ts";
+import { listenLocal } from "./_net.ts";
 
+const TARGET = { hostname: "127.0.0.1", port: 9 };
+
+/** A life cycle whose recorder and idle monitor write down what they are told. */
 function recorded() {
-  const changes: string[] = [];
-  const lifecycle = new Lifecycle((from, to, reason) => changes.push(`${from}->${to} ${reason}`));
-  return { lifecycle, changes };
+  const events: string[] = [];
+  const recorder: Recorder = {
+    wakeEnded: (_service, ok) => events.push(`wake ${ok ? "ok" : "failed"}`),
+    commandEnded: () => {},
+    stopped: (_service, reason) => events.push(`stopped ${reason}`),
+  };
+  const idle = { start: () => events.push("idle on"), stop: () => events.push("idle off") };
+  const stats = newStats();
+  const life = new Lifecycle({ name: "web", recorder, stats, idle });
+  return { life, events, stats };
 }
 
-Deno.test("Lifecycle.transition() goes round asleep, starting, awake, stopping and reports each change", () => {
-  const { lifecycle, changes } = recorded();
-  const path: State[] = ["asleep", "starting", "awake", "stopping", "asleep"];
-  for (let i = 1; i < path.length; i++) {
-    assert.equal(lifecycle.transition(path[i - 1], path[i], `step ${i}`), true);
-  }
-  assert.deepEqual(changes, [
-    "asleep->starting step 1",
-    "starting->awake step 2",
-    "awake->stopping step 3",
-    "stopping->asleep step 4",
+Deno.test("Lifecycle.transition() goes round the states and does what entering each one does", () => {
+  const { life, events, stats } = recorded();
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  assert.deepEqual(events, []);
+  life.transition("starting", { to: "awake", target: TARGET, reason: "accepted" });
+  assert.deepEqual(life.target, TARGET);
+  assert.deepEqual(events, ["wake ok", "idle on"]);
+  life.transition("awake", { to: "stopping", stopReason: "idle", reason: "idle for 3s" });
+  assert.deepEqual(life.target, TARGET, "STOP_CMD still gets the target");
+  life.transition("stopping", { to: "asleep", reason: "STOP_CMD done" });
+  assert.equal(life.target, undefined);
+  assert.deepEqual(life.lastTarget, TARGET, "kept for a CHECK_CMD that names no target");
+  assert.deepEqual(events, ["wake ok", "idle on", "idle off", "idle off", "stopped idle"]);
+  assert.equal(stats.wakes, 1);
+  assert.equal(stats.idleStops, 1);
+});
+
+Deno.test("Lifecycle.transition() counts a failed wake, and the stop that cleans up after it", () => {
+  const { life, events, stats } = recorded();
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  life.transition("starting", { to: "asleep", reason: "wake failed: no target" });
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  life.transition("starting", {
+    to: "stopping",
+    stopReason: "failed_wake",
+    target: TARGET,
+    reason: "wake failed: never ready",
+  });
+  assert.deepEqual(life.target, TARGET, "STOP_CMD gets the target START_CMD printed");
+  life.transition("stopping", { to: "asleep", reason: "STOP_CMD ran" });
+  assert.equal(stats.wakeFailures, 2);
+  assert.equal(stats.wakes, 0);
+  assert.deepEqual(events, [
+    "idle off",
+    "wake failed",
+    "idle off",
+    "wake failed",
+    "idle off",
+    "stopped failed_wake",
   ]);
 });
 
-Deno.test("Lifecycle.transition() refuses a change from a state the service is not in", () => {
-  const { lifecycle, changes } = recorded();
-  assert.equal(lifecycle.transition("awake", "stopping", "idle"), false);
-  assert.equal(lifecycle.state, "asleep");
-  assert.deepEqual(changes, []);
+Deno.test("Lifecycle.transition() records a backend found gone while awake", () => {
+  const { life, events } = recorded();
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  life.transition("starting", { to: "awake", target: TARGET, reason: "accepted" });
+  life.transition("awake", { to: "asleep", reason: "127.0.0.1:9 is gone: refused" });
+  assert.deepEqual(events.slice(-2), ["idle off", "stopped gone"]);
 });
 
-Deno.test("Lifecycle.transition() refuses changes the life cycle does not allow", () => {
-  const { lifecycle } = recorded();
-  assert.equal(lifecycle.transition("asleep", "awake", "skip starting"), false);
-  assert.equal(lifecycle.transition("asleep", "asleep", "no change"), false);
-  lifecycle.transition("asleep", "starting", "wake");
-  assert.equal(lifecycle.transition("starting", "starting", "again"), false);
-  assert.equal(lifecycle.state, "starting");
+Deno.test("Lifecycle.transition() throws for a change from a state the service is not in", () => {
+  const { life, events } = recorded();
+  assert.throws(
+    () => life.transition("awake", { to: "stopping", stopReason: "idle", reason: "idle" }),
+    (error) => {
+      assert.ok(error instanceof TransitionError);
+      assert.equal(
+        error.message,
+        "Cannot change [web] from awake to stopping: the service is asleep",
+      );
+      return true;
+    },
+  );
+  assert.equal(life.state, "asleep");
+  assert.deepEqual(events, []);
+});
+
+Deno.test("Lifecycle.transition() and tryTransition() throw for a change the life cycle does not allow", () => {
+  const { life } = recorded();
+  const skip = () => life.transition("asleep", { to: "awake", target: TARGET, reason: "skip" });
+  assert.throws(skip, /Cannot change \[web\] from asleep to awake: asleep never leads to awake/);
+  assert.throws(
+    () => life.tryTransition("starting", { to: "starting", reason: "again" }),
+    TransitionError,
+  );
+  assert.equal(life.state, "asleep");
+});
+
+Deno.test("Lifecycle.tryTransition() lets one caller win asleep -> starting", () => {
+  const { life } = recorded();
+  const wins = [1, 2, 3].map(() =>
+    life.tryTransition("asleep", { to: "starting", reason: "connection" })
+  );
+  assert.deepEqual(wins, [true, false, false]);
+  assert.equal(life.state, "starting");
+});
+
+Deno.test("Lifecycle.changed() tells every waiting client the next change and its reason", async () => {
+  const { life } = recorded();
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  const waiting = [life.changed(), life.changed()];
+  life.transition("starting", { to: "asleep", reason: "wake failed: START_CMD exit 3" });
+  for (const change of await Promise.all(waiting)) {
+    assert.deepEqual(change, {
+      from: "starting",
+      to: "asleep",
+      reason: "wake failed: START_CMD exit 3",
+    });
+  }
+});
+
+Deno.test("Lifecycle.takeSpare() gives the readiness connection once; leaving awake closes it untaken", async () => {
+  const listener = listenLocal();
+  const { life } = recorded();
+  try {
+    const first = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    (await listener.accept()).close();
+    life.transition("asleep", { to: "starting", reason: "connection" });
+    life.transition("starting", { to: "awake", target: TARGET, conn: first, reason: "accepted" });
+    assert.equal(life.takeSpare(), first);
+    assert.equal(life.takeSpare(), undefined);
+    first.close();
+
+    const second = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const accepted = await listener.accept();
+    life.transition("awake", { to: "asleep", reason: "gone" });
+    life.transition("asleep", { to: "starting", reason: "connection" });
+    life.transition("starting", { to: "awake", target: TARGET, conn: second, reason: "accepted" });
+    life.transition("awake", { to: "stopping", stopReason: "idle", reason: "idle" });
+    assert.equal(await accepted.read(new Uint8Array(1)), null, "the spare was closed");
+    accepted.close();
+  } finally {
+    listener.close();
+  }
 });

@@ -1,13 +1,44 @@
+/**
+ * A service behind a real listener, with real commands and a real echo
+ * backend: wakes, failures, the awake fast path, idle stops, routing.
+ */
 import assert from "node:assert/strict";
-import { command, exchange, startEchoBackend, startHarness, stopEchoBackend } from "./_service.ts";
-import { isAlive, randomBytes, readAll, sha256, waitFor, writeAll } from "./_net.ts";
+import {
+  captureLog,
+  command,
+  exchange,
+  type Harness,
+  openGate,
+  startEchoBackend,
+  startHarness,
+  stopEchoBackend,
+  waitForGate,
+} from "./_service.ts";
+import { isAlive, randomBytes, readAll, sha256, writeAll } from "./_net.ts";
+import { bounded, exists, waitFor } from "./_helpers.ts";
 
-Deno.test("openBackend() wakes once for 200 clients arriving at once while asleep", async () => {
-  const harness = await startHarness();
+/**
+ * Waits (bounded) for a failed wake's clean-up to end: its clients are closed
+ * at once, while STOP_CMD may still run.
+ */
+async function settled(harness: Harness) {
+  await waitFor("the wake's clean-up", () => harness.service.state === "asleep");
+}
+
+Deno.test("openBackend() wakes once for 200 clients that all wait for the same wake", async () => {
+  const harness = await startHarness((dir, port) => ({
+    startCmd: command(`${waitForGate(dir)}\n${startEchoBackend(dir, port)}`),
+  }));
   try {
     const messages = Array.from({ length: 200 }, (_, i) => `client ${i}`);
-    const answers = await Promise.all(messages.map((message) => exchange(harness.port, message)));
-    assert.deepEqual(answers, messages);
+    const answers = Promise.all(messages.map((message) => exchange(harness.port, message)));
+    await waitFor(
+      "200 clients waiting for the wake",
+      () => harness.service.stats.openConnections === 200,
+    );
+    assert.equal(harness.service.state, "starting", "START_CMD waits at the gate");
+    await openGate(harness.dir);
+    assert.deepEqual(await answers, messages);
     assert.equal(harness.starts(), 1);
     assert.equal(harness.service.state, "awake");
     assert.equal(harness.service.stats.wakes, 1);
@@ -102,17 +133,56 @@ Deno.test("IDLE_CMD exiting non-zero keeps the service awake", async () => {
   }
 });
 
-Deno.test("a START_CMD failure closes the waiting clients and the next client tries again", async () => {
+Deno.test("a reload that turns idle stops off ends the idle checks of an awake service", async () => {
+  const harness = await startHarness((dir) => ({
+    idleTime: 0.3,
+    idleCheckInterval: 0.1,
+    idleCmd: command(`echo idle >> '${dir}/idle'`),
+  }));
+  try {
+    assert.equal(await exchange(harness.port, "x"), "x");
+    assert.equal(harness.service.idleMonitor.running, true);
+    const { idleTime: _time, idleCheckInterval: _interval, ...rest } = harness.service.config;
+    harness.service.reconfigure(rest);
+    assert.equal(harness.service.idleMonitor.running, false);
+    const runs = () => Deno.readTextFileSync(`${harness.dir}/idle`);
+    const before = exists(`${harness.dir}/idle`) ? runs() : "";
+    const since = Date.now();
+    await waitFor("well past the old IDLE_TIME", () => Date.now() - since > 1000);
+    assert.equal(harness.service.state, "awake", "the old schedule stopped nothing");
+    assert.equal(harness.stops(), 0);
+    assert.equal(exists(`${harness.dir}/idle`) ? runs() : "", before, "no IDLE_CMD ran since");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("a START_CMD failure closes every waiting client, logs its stderr, and the next client tries again", async () => {
+  await using log = await captureLog();
   const harness = await startHarness((dir, port) => ({
-    startCmd: command(`if [ ! -f '${dir}/fixed' ]; then echo "no disk" >&2; exit 3; fi
+    startCmd: command(`${waitForGate(dir)}
+if [ ! -f '${dir}/fixed' ]; then echo "no disk" >&2; exit 3; fi
 ${startEchoBackend(dir, port)}`),
   }));
   try {
-    const answers = await Promise.all([1, 2, 3].map((i) => exchange(harness.port, `c${i}`)));
-    assert.deepEqual(answers, ["", "", ""], "waiting clients are closed without an answer");
-    assert.equal(harness.service.state, "asleep");
+    const answers = Promise.all([1, 2, 3].map((i) => exchange(harness.port, `c${i}`)));
+    await waitFor("3 clients waiting", () => harness.service.stats.openConnections === 3);
+    await openGate(harness.dir);
+    assert.deepEqual(await answers, ["", "", ""], "waiting clients are closed without an answer");
+    await settled(harness);
     assert.equal(harness.service.stats.wakeFailures, 1);
     assert.equal(harness.stops(), 1, "STOP_CMD cleans up after the failed START_CMD");
+    const lines = log.lines();
+    assert.ok(
+      lines.some((line) => / \[echo\] START_CMD exit 3 after \d+\.\ds: no disk$/.test(line)),
+      lines.join("\n"),
+    );
+    const closed = lines.filter((line) =>
+      /closing connection from .*: wake failed: START_CMD exit 3 after \d+\.\ds: no disk$/.test(
+        line,
+      )
+    );
+    assert.equal(closed.length, 3, lines.join("\n"));
     await Deno.writeTextFile(`${harness.dir}/fixed`, "");
     assert.equal(await exchange(harness.port, "retry"), "retry");
     assert.equal(harness.service.stats.wakes, 1);
@@ -129,7 +199,7 @@ Deno.test("a START_CMD timeout closes the client and leaves no child process beh
     assert.equal(await exchange(harness.port, "hello"), "");
     const child = Number(await Deno.readTextFile(`${harness.dir}/child.pid`));
     await waitFor("the START_CMD child to die", () => !isAlive(child), 10);
-    assert.equal(harness.service.state, "asleep");
+    await settled(harness);
     assert.equal(harness.service.stats.wakeFailures, 1);
     assert.equal(harness.stops(), 1, "STOP_CMD cleans up after the START_CMD that timed out");
   } finally {
@@ -138,26 +208,42 @@ Deno.test("a START_CMD timeout closes the client and leaves no child process beh
 });
 
 Deno.test("a START_CMD that prints no target is a clear failure", async () => {
+  await using log = await captureLog();
   const harness = await startHarness(() => ({ startCmd: command("echo 'started ok'") }));
   try {
     assert.equal(await exchange(harness.port, "hello"), "");
-    assert.equal(harness.service.state, "asleep");
+    await settled(harness);
     assert.equal(harness.service.stats.wakeFailures, 1);
     assert.equal(harness.stops(), 1);
+    assert.ok(
+      log.lines().some((line) =>
+        line.endsWith(
+          `[echo] cannot wake: START_CMD printed no target: Cannot read target from "started ok": ` +
+            `expected "IP PORT", e.g. "127.0.0.1 8080"`,
+        )
+      ),
+      log.lines().join("\n"),
+    );
   } finally {
     await harness.close();
   }
 });
 
-Deno.test("a backend that never accepts fails the wake after READY_TIMEOUT and runs STOP_CMD", async () => {
+Deno.test("a backend that never accepts fails the wake after READY_TIMEOUT and runs STOP_CMD with its target", async () => {
   const harness = await startHarness((dir, port) => ({
     startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${port}"`),
+    stopCmd: command(`echo "$SLEEPINGD_TARGET" >> '${dir}/stops'`),
     readyTimeout: 0.3,
   }));
   try {
     assert.equal(await exchange(harness.port, "hello"), "");
+    await settled(harness);
     assert.equal(harness.starts(), 1);
-    assert.equal(harness.stops(), 1, "STOP_CMD cleans up what START_CMD started");
+    assert.equal(
+      await Deno.readTextFile(`${harness.dir}/stops`),
+      `127.0.0.1 ${harness.backendPort}\n`,
+      "STOP_CMD cleans up what START_CMD started, knowing where it is",
+    );
     assert.equal(harness.service.state, "asleep");
   } finally {
     await harness.close();
@@ -203,6 +289,84 @@ Deno.test("a refused connection while awake means the backend died: the service 
   }
 });
 
+/**
+ * A backend that accepts one connection into its queue and no more: later
+ * connection attempts time out (the kernel drops them), they are not refused.
+ */
+function stuckBackend(): Deno.TcpListener {
+  return Deno.listen({ hostname: "127.0.0.1", port: 0, tcpBacklog: 0 });
+}
+
+Deno.test("a connection timeout while awake fails that client alone: no new START_CMD, still awake", async () => {
+  await using log = await captureLog();
+  const stuck = stuckBackend();
+  const harness = await startHarness((dir) => ({
+    startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${stuck.addr.port}"`),
+    stopCmd: undefined,
+    connectTimeout: 0.2,
+  }));
+  try {
+    const first = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await waitFor("the wake", () => harness.service.state === "awake");
+    assert.equal(await exchange(harness.port, "second"), "", "the second client is closed");
+    assert.equal(harness.service.state, "awake");
+    assert.equal(harness.starts(), 1);
+    assert.equal(harness.service.stats.wakes, 1);
+    const address = `127\\.0\\.0\\.1:${stuck.addr.port}`;
+    const pattern = new RegExp(
+      `closing connection from .*: Cannot connect to ${address}: Connection to ${address} ` +
+        "timed out after 0\\.2s \\(not refused, so not known to be gone: the service stays awake\\)$",
+    );
+    assert.ok(log.lines().some((line) => pattern.test(line)), log.lines().join("\n"));
+    first.close();
+  } finally {
+    stuck.close();
+    await harness.close();
+  }
+});
+
+Deno.test("a client that finds the backend gone after 3 wakes gives up, saying why (CHECK_CMD says down)", async () => {
+  await using log = await captureLog();
+  const stuck = [stuckBackend(), stuckBackend(), stuckBackend()];
+  const ports = stuck.map((listener) => listener.addr.port);
+  const harness = await startHarness((dir) => ({
+    checkCmd: command("exit 1"),
+    // Each wake goes to the next stuck backend: its spare connection fills its queue,
+    // so the other clients' connections time out and CHECK_CMD says the backend is down.
+    startCmd: command(`${waitForGate(dir)}
+echo start >> '${dir}/starts'
+echo "127.0.0.1 $(sed -n "$(wc -l < '${dir}/starts')p" '${dir}/ports')"`),
+    stopCmd: undefined,
+    connectTimeout: 0.2,
+  }));
+  await Deno.writeTextFile(`${harness.dir}/ports`, ports.join("\n") + "\n");
+  const clients: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port: harness.port }));
+    }
+    await waitFor("5 clients waiting", () => harness.service.stats.openConnections === 5);
+    await openGate(harness.dir);
+    await waitFor(
+      "two clients to give up",
+      () => log.lines().filter((line) => line.includes("Gave up")).length === 2,
+    );
+    const pattern = new RegExp(
+      "closing connection from .*: Gave up after 3 wakes in a row: " +
+        `127\\.0\\.0\\.1:${ports[2]} is gone: Connection to 127\\.0\\.0\\.1:${ports[2]} ` +
+        "timed out after 0\\.2s$",
+    );
+    const gaveUp = log.lines().filter((line) => line.includes("Gave up"));
+    assert.ok(gaveUp.every((line) => pattern.test(line)), gaveUp.join("\n"));
+    assert.equal(harness.starts(), 3, "one START_CMD per wake, and no fourth wake");
+    assert.equal(harness.service.state, "asleep");
+  } finally {
+    for (const client of clients) client.close();
+    for (const listener of stuck) listener.close();
+    await harness.close();
+  }
+});
+
 Deno.test("CHECK_CMD exiting 0 with a target skips START_CMD", async () => {
   const harness = await startHarness((dir, port) => ({
     checkCmd: command(`[ -f '${dir}/backend.pid' ] && echo "127.0.0.1 ${port}"`),
@@ -242,13 +406,18 @@ ${startEchoBackend(dir, port)}`,
 
 Deno.test("a client arriving while STOP_CMD runs waits for the stop, then wakes the service", async () => {
   const harness = await startHarness((dir) => ({
-    stopCmd: command(`${stopEchoBackend(dir)}; sleep 0.5; echo stopped >> '${dir}/stopped'`),
+    stopCmd: command(
+      `${stopEchoBackend(dir)}; ${waitForGate(dir)}; echo stopped >> '${dir}/stopped'`,
+    ),
   }));
   try {
     assert.equal(await exchange(harness.port, "one"), "one");
     const stopping = harness.service.stop("requested");
     assert.equal(harness.service.state, "stopping");
-    assert.equal(await exchange(harness.port, "two"), "two");
+    const second = exchange(harness.port, "two");
+    await waitFor("the second client to wait", () => harness.service.stats.totalConnections === 2);
+    await openGate(harness.dir);
+    assert.equal(await second, "two");
     await stopping;
     assert.equal(await Deno.readTextFile(`${harness.dir}/stopped`), "stopped\n");
     assert.equal(harness.stops(), 1);
@@ -280,6 +449,23 @@ fi`),
   }
 });
 
+Deno.test("ROUTE_PER_CONNECTION runs STOP_CMD after a failed START_CMD, as a shared wake does", async () => {
+  const harness = await startHarness((dir) => ({
+    routePerConnection: true,
+    startCmd: command(`echo start >> '${dir}/starts'; echo "half started" >&2; exit 1`),
+  }));
+  try {
+    assert.equal(await exchange(harness.port, "a"), "");
+    await settled(harness);
+    assert.equal(harness.starts(), 1);
+    assert.equal(harness.stops(), 1, "STOP_CMD cleans up what START_CMD began");
+    assert.equal(harness.service.state, "asleep");
+    assert.equal(harness.service.stats.wakeFailures, 1);
+  } finally {
+    await harness.close();
+  }
+});
+
 Deno.test("a READY_CMD that cannot run fails the wake at once instead of retrying", async () => {
   const harness = await startHarness((dir, port) => ({
     // No backend process: a STOP_CMD this quick could run before it wrote its pidfile.
@@ -288,8 +474,8 @@ Deno.test("a READY_CMD that cannot run fails the wake at once instead of retryin
   }));
   try {
     assert.equal(await exchange(harness.port, "hello"), "");
+    await settled(harness);
     assert.equal(await Deno.readTextFile(`${harness.dir}/ready`), "run\n", "READY_CMD ran once");
-    assert.equal(harness.service.state, "asleep");
     assert.equal(harness.service.stats.wakeFailures, 1);
     assert.equal(harness.stops(), 1, "STOP_CMD cleans up what START_CMD started");
   } finally {
@@ -303,20 +489,9 @@ Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills i
   }));
   try {
     const client = exchange(harness.port, "waiting");
-    await waitFor("START_CMD to run", async () => {
-      try {
-        await Deno.stat(`${harness.dir}/child.pid`);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await waitFor("START_CMD to run", () => exists(`${harness.dir}/child.pid`));
     const child = Number(await Deno.readTextFile(`${harness.dir}/child.pid`));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const bound = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error("shutdown waited for the wake")), 30_000);
-    });
-    await Promise.race([harness.supervisor.shutdown(), bound]).finally(() => clearTimeout(timer));
+    await bounded(harness.supervisor.shutdown(), "the shutdown, which must not wait for the wake");
     assert.equal(await client, "", "the waiting client is closed");
     await waitFor("the START_CMD child to die", () => !isAlive(child));
     assert.equal(harness.service.state, "asleep");
@@ -328,17 +503,39 @@ Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills i
 Deno.test("a client arriving while STOP_CMD cleans up a failed wake waits, then wakes again", async () => {
   const harness = await startHarness((dir, port) => ({
     startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${port}"`),
-    stopCmd: command(`echo stop >> '${dir}/stops'; sleep 0.5`),
+    stopCmd: command(`echo stop >> '${dir}/stops'; ${waitForGate(dir)}`),
     readyTimeout: 0.2,
   }));
   try {
     const first = exchange(harness.port, "one");
     await waitFor("the cleanup STOP_CMD", () => harness.stops() === 1);
     assert.equal(harness.service.state, "stopping");
+    assert.equal(await first, "", "the failed wake's client is closed");
     const second = exchange(harness.port, "two");
-    assert.deepEqual(await Promise.all([first, second]), ["", ""]);
+    await waitFor("the second client to wait", () => harness.service.stats.totalConnections === 2);
+    assert.equal(harness.service.state, "stopping");
+    await openGate(harness.dir);
+    assert.equal(await second, "", "its own wake fails too: nothing listens");
+    await settled(harness);
     assert.equal(harness.starts(), 2, "the second client woke the service again after the stop");
     assert.equal(harness.stops(), 2);
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("bytes are counted once, as in and out, the same in stats and in the log", async () => {
+  await using log = await captureLog();
+  const harness = await startHarness();
+  try {
+    assert.equal(await exchange(harness.port, "12345"), "12345");
+    await waitFor("the connection to close", () => harness.service.stats.openConnections === 0);
+    assert.equal(harness.service.stats.bytesIn, 5);
+    assert.equal(harness.service.stats.bytesOut, 5);
+    assert.ok(
+      log.lines().some((line) => / closed after \d+\.\d+s, 5 bytes in, 5 bytes out$/.test(line)),
+      log.lines().join("\n"),
+    );
   } finally {
     await harness.close();
   }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
 import { command, exchange, startHarness } from "./_service.ts";
-import { freePort, readAll, refuses, text, waitFor, writeAll } from "./_net.ts";
+import { freePort, readAll, refuses, text, writeAll } from "./_net.ts";
+import { waitFor } from "./_helpers.ts";
 
 /** The harness's configuration with `services` in place of its one service. */
 function withServices(config: Config, services: ServiceConfig[]): Config {

@@ -6,8 +6,12 @@
 
 import { printWarning } from "./report.ts";
 import { loadConfig } from "../config/load.ts";
+import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import type { Command } from "./options.ts";
+
+/** CONNECT_TIMEOUT's default: `check` shows the key only when it is set otherwise. */
+const DEFAULT_CONNECT_TIMEOUT = Number(KEYS_BY_NAME.get("CONNECT_TIMEOUT")!.default);
 
 /** How much of a command `check` shows: its first line, cut to this many characters. */
 const COMMAND_WIDTH = 70;
@@ -57,6 +61,9 @@ function describeService(service: ServiceConfig): string[] {
       "ready",
       `${describeCommand(service.readyCmd)}, retried for up to ${service.readyTimeout}s`,
     );
+  }
+  if (service.connectTimeout !== DEFAULT_CONNECT_TIMEOUT) {
+    detail("connect", `within ${service.connectTimeout}s`);
   }
   if (service.routePerConnection) detail("route", "per connection");
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));

@@ -15,15 +15,17 @@ import type { CliOptions } from "./options.ts";
 export interface DaemonFiles {
   /** The configuration, or undefined when it does not load. */
   config?: Config;
+  /** Why the configuration does not load, when it does not. */
+  error?: unknown;
   /** Where the daemon's pidfile and socket are. */
   dir: RunDir;
 }
 
 /**
  * Loads the configuration to find VARRUN_PATH. A configuration with errors
- * (you may be fixing it) still gives its VARRUN_PATH when it parsed, else the
- * default one: `reload` then hears the errors from the daemon itself, and
- * `stop` and `status` still reach it.
+ * (you may be fixing it) still gives the VARRUN_PATH its files set, as
+ * reading goes on past a bad line, else the default one: `reload` then hears
+ * the errors from the daemon itself, and `stop` and `status` still reach it.
  */
 export async function locateDaemon(options: CliOptions): Promise<DaemonFiles> {
   try {
@@ -31,6 +33,6 @@ export async function locateDaemon(options: CliOptions): Promise<DaemonFiles> {
     return { config, dir: runDir(config.global.varrunPath) };
   } catch (error) {
     const varrunPath = error instanceof InvalidConfigError ? error.varrunPath : undefined;
-    return { dir: runDir(varrunPath ?? KEYS_BY_NAME.get("VARRUN_PATH")!.default) };
+    return { error, dir: runDir(varrunPath ?? KEYS_BY_NAME.get("VARRUN_PATH")!.default) };
   }
 }

@@ -4,8 +4,7 @@
  * @module
  */
 
-/** How much the daemon logs: the seed's `-v` and `--debug` raise it. */
-export type Verbosity = "info" | "debug" | "trace";
+import type { Verbosity } from "../log.ts";
 
 /** Options given before or after the command word. */
 export interface CliOptions {

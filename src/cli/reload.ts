@@ -4,9 +4,10 @@
  * @module
  */
 
-import { sendRequest } from "../control/protocol.ts";
+import { NotRunningError, sendRequest } from "../control/protocol.ts";
 import { locateDaemon } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
+import { printError } from "./report.ts";
 
 /** `sleepingd reload`. */
 export const reloadCommand: Command = {
@@ -19,8 +20,15 @@ running the old one and the error (FILE:LINE: message) is printed here, exit 1.
 Otherwise unchanged services keep their state and connections, changed ones
 take their new settings, removed ones drain and stop, added ones listen.`,
   async run(options) {
-    const { dir } = await locateDaemon(options);
-    const response = await sendRequest(dir.socket, { command: "reload" });
+    const { dir, error } = await locateDaemon(options);
+    let response;
+    try {
+      response = await sendRequest(dir.socket, { command: "reload" });
+    } catch (notRunning) {
+      // No daemon to ask: the errors of the files here are all there is to say.
+      if (notRunning instanceof NotRunningError && error !== undefined) printError(error);
+      throw notRunning;
+    }
     if (!response.ok) {
       for (const line of response.error.split("\n")) console.error(`sleepingd: error: ${line}`);
       console.error("sleepingd: the daemon keeps running the configuration it had");

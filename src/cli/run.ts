@@ -6,37 +6,9 @@
 
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { Metrics, serveMetrics } from "../control/metrics.ts";
-import type { ControlResponse } from "../control/protocol.ts";
-import {
-  AlreadyRunningError,
-  claimRunDir,
-  releaseRunDir,
-  type RunDir,
-  runDir,
-} from "../control/run_dir.ts";
-import { serveControl } from "../control/server.ts";
-import { daemonStatus } from "../control/status.ts";
-import { log, type LogFormat, setupLogging } from "../log.ts";
-import { Supervisor } from "../service/supervisor.ts";
+import { runDaemon } from "../control/daemon.ts";
+import { type LogFormat, setupLogging } from "../log.ts";
 import { type CliOptions, type Command, UsageError } from "./options.ts";
-
-/** Global keys a reload cannot apply: the daemon has set them up at start. */
-const RESTART_ONLY = [
-  { name: "VARRUN_PATH", field: "varrunPath" },
-  { name: "LOG_FORMAT", field: "logFormat" },
-  { name: "LOG_FILE", field: "logFile" },
-  { name: "METRICS_ADDRESS", field: "metricsAddress" },
-] as const;
-
-/** Signals that ask the daemon to shut down gracefully. */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
-
-/**
- * Set by `sleepingd start` for the daemon it spawns: the control socket is
- * then required (start waits on it), not optional as in the foreground.
- */
-export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
 
 /** `sleepingd run`: listens for every active service until SIGINT, SIGTERM or `sleepingd stop`. */
 export const runCommand: Command = {
@@ -70,7 +42,7 @@ Options:
     const format = logFormat(options, config);
     const logFile = (options.flags["log-file"] as string | undefined) ?? config.global.logFile;
     await setupLogging(options.verbosity, format, logFile);
-    return await runDaemon(options, config);
+    return await runDaemon(config, options.configFiles);
   },
 };
 
@@ -81,140 +53,4 @@ function logFormat(options: CliOptions, config: Config): LogFormat {
     throw new UsageError(`Cannot use --log-format "${flag}": it must be text or json`);
   }
   return flag;
-}
-
-async function runDaemon(options: CliOptions, config: Config): Promise<number> {
-  const logger = log("daemon");
-  logWarnings(config);
-  if (config.services.length === 0) {
-    logger.error("no service is active in {files}", { files: config.files.join(", ") });
-    return 1;
-  }
-  const metrics = new Metrics();
-  const supervisor = new Supervisor(config, metrics);
-  const dir = runDir(config.global.varrunPath);
-  const stop = Promise.withResolvers<string>();
-  const control = openControl(dir, options, supervisor, () => stop.resolve("sleepingd stop"));
-  let metricsServer: Deno.HttpServer | undefined;
-  try {
-    supervisor.listen();
-    if (config.global.metricsAddress) {
-      metricsServer = serveMetrics(
-        config.global.metricsAddress,
-        () => metrics.render(supervisor.services),
-      );
-    }
-  } catch (error) {
-    control?.close();
-    releaseRunDir(dir);
-    throw error;
-  }
-
-  // The first signal (or `sleepingd stop`) asks for a graceful shutdown; one more ends it.
-  let stopping = false;
-  const again = Promise.withResolvers<string>();
-  const onSignal = (signal: string) => () => {
-    (stopping ? again : stop).resolve(signal);
-    stopping = true;
-  };
-  const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
-  const onHangup = () => reload(options, supervisor).catch(() => {});
-  Deno.addSignalListener("SIGHUP", onHangup);
-
-  logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
-  const reason = await stop.promise;
-  stopping = true;
-  logger.info("{reason}: shutting down (signal again to exit at once)", { reason });
-  const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
-  if (forced) {
-    logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
-    releaseRunDir(dir);
-    return 1;
-  }
-  await metricsServer?.shutdown();
-  control?.close();
-  releaseRunDir(dir);
-  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-  Deno.removeSignalListener("SIGHUP", onHangup);
-  logger.info("sleepingd stopped");
-  return 0;
-}
-
-/**
- * Claims VARRUN_PATH and serves the control socket. In the foreground a
- * VARRUN_PATH that cannot be written only disables status/reload/stop; for
- * `sleepingd start` it is fatal. A live daemon in the same VARRUN_PATH is
- * always fatal.
- */
-function openControl(
-  dir: RunDir,
-  options: CliOptions,
-  supervisor: Supervisor,
-  requestStop: () => void,
-): { close(): void } | undefined {
-  const startedAt = new Date();
-  try {
-    claimRunDir(dir);
-  } catch (error) {
-    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
-      throw error;
-    }
-    log("daemon").warn(
-      "{reason}; sleepingd status, reload and stop will not reach this daemon",
-      { reason: (error as Error).message },
-    );
-    return undefined;
-  }
-  const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
-  const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
-    if (request.command === "status") return { ok: true, status: status() };
-    if (request.command === "stop") {
-      setTimeout(requestStop, 0);
-      return { ok: true, status: status() };
-    }
-    const result = await reload(options, supervisor);
-    return result.ok ? { ok: true, status: status(), message: result.message } : result;
-  });
-  return { close };
-}
-
-/** Re-reads the configuration files and applies them; a broken configuration changes nothing. */
-async function reload(
-  options: CliOptions,
-  supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
-  const logger = log("daemon");
-  try {
-    const config = await loadConfig(options.configFiles);
-    const before = supervisor.config.global;
-    const summary = await supervisor.reload(config);
-    logWarnings(config);
-    for (const key of RESTART_ONLY) {
-      if (JSON.stringify(before[key.field]) !== JSON.stringify(config.global[key.field])) {
-        logger.warn("{key} changed: it takes effect when sleepingd restarts", { key: key.name });
-      }
-    }
-    const parts = (["added", "removed", "changed", "unchanged"] as const)
-      .filter((kind) => summary[kind].length > 0)
-      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
-    const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
-    logger.info("{message}", { message });
-    return { ok: true, message };
-  } catch (error) {
-    const message = (error as Error).message;
-    logger.error("reload refused, the running configuration stays: {error}", { error: message });
-    return { ok: false, error: message };
-  }
-}
-
-function logWarnings(config: Config) {
-  const logger = log("daemon");
-  for (const warning of config.warnings) {
-    logger.warn("{file}:{line}: {message}", {
-      file: warning.location.file,
-      line: warning.location.line,
-      message: warning.message,
-    });
-  }
 }

@@ -8,9 +8,9 @@ import { fileURLToPath } from "node:url";
 import { loadConfig } from "../config/load.ts";
 import { sendRequest } from "../control/protocol.ts";
 import { createRunDir, runDir, runningPid } from "../control/run_dir.ts";
-import { sleep } from "../net/connect.ts";
+import { sleep } from "../timers.ts";
 import { printWarning } from "./report.ts";
-import { DAEMONIZED_ENV } from "./run.ts";
+import { DAEMONIZED_ENV } from "../control/daemon.ts";
 import type { CliOptions, Command } from "./options.ts";
 
 /** Longest `start` waits for the daemon to listen and answer on its control socket. */

@@ -7,7 +7,7 @@
 import { NotRunningError, sendRequest } from "../control/protocol.ts";
 import { runningPid } from "../control/run_dir.ts";
 import { isAlive } from "../process/proc_stat.ts";
-import { sleep } from "../net/connect.ts";
+import { sleep } from "../timers.ts";
 import { locateDaemon } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
 

@@ -144,6 +144,14 @@ export const KEYS: readonly KeyDefinition[] = [
       "READY_CMD succeed); waiting clients are closed after that.",
   },
   {
+    name: "CONNECT_TIMEOUT",
+    kind: "seconds",
+    default: "5",
+    doc: "Seconds one connection to the backend may take to be accepted, more than 0. A " +
+      "timeout is not a refusal: it fails that client alone and the service stays awake, " +
+      "unless CHECK_CMD says the backend is down.",
+  },
+  {
     name: "USER",
     kind: "text",
     default: "",

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { ConfigError, InvalidConfigError } from "./config_error.ts";
 import { parseConfigText, type ParsedFile } from "./parse.ts";
 import type { Config } from "./types.ts";
 import { type MergedConfig, type MergedSection, validateConfig } from "./validate.ts";
@@ -48,29 +47,20 @@ export async function loadConfig(
   search: SearchList = DEFAULT_SEARCH_LIST,
 ): Promise<Config> {
   const texts = files.length > 0 ? await readNamed(files) : await readFound(search);
-  const parsed: ParsedFile[] = [];
-  const errors: ConfigError[] = [];
-  for (const { file, text } of texts) {
-    try {
-      parsed.push(parseConfigText(text, file));
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      errors.push(error);
-    }
-  }
-  if (errors.length > 0) throw new InvalidConfigError(errors);
-  return buildConfig(parsed);
+  return buildConfig(texts.map(({ file, text }) => parseConfigText(text, file)));
 }
 
 /**
- * Merges parsed files, later ones overriding earlier ones, and validates the result.
+ * Merges parsed files, later ones overriding earlier ones, and validates the
+ * result. The lines the files could not read are errors too, listed with the
+ * others; what could be read is still checked.
  *
  * @param files the parsed files, in the order they were read
  * @returns the configuration, with its warnings
  * @throws {InvalidConfigError} listing every error
  */
 export function buildConfig(files: ParsedFile[]): Config {
-  return validateConfig(merge(files));
+  return validateConfig(merge(files), files.flatMap((file) => file.errors));
 }
 
 function merge(files: ParsedFile[]): MergedConfig {

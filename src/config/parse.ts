@@ -1,10 +1,10 @@
 /**
  * Reads text in the seed's configuration dialect into sections of raw `KEY=value` entries.
  *
- * The rules are those of the original bash reader (DESIGN §1): one `KEY=value` per line,
- * values made of bare text, `"double quoted"` and `'single quoted'` parts, `#` comments,
- * quotes that go on over several lines, and `[Section name]` headers. Values are kept
- * literally: `$VAR` is left for the shell that runs the command.
+ * The rules are those of the original bash reader (docs/ARCHITECTURE.md, "Configuration"):
+ * one `KEY=value` per line, values made of bare text, `"double quoted"` and `'single quoted'`
+ * parts, `#` comments, quotes that go on over several lines, and `[Section name]` headers.
+ * Values are kept literally: `$VAR` is left for the shell that runs the command.
  *
  * @module
  */
@@ -32,7 +32,7 @@ export interface RawSection {
   entries: RawEntry[];
 }
 
-/** A whole file: its global entries (before the first header) and its sections. */
+/** A whole file: its global entries (before the first header), its sections, and the lines it could not read. */
 export interface ParsedFile {
   /** Path of the file, as it was given or found. */
   file: string;
@@ -40,6 +40,13 @@ export interface ParsedFile {
   global: RawEntry[];
   /** Sections in file order; a name may appear more than once. */
   sections: RawSection[];
+  /**
+   * The lines that could not be read, in file order. Reading goes on past
+   * each, so the rest of the file still counts: the CLI finds VARRUN_PATH
+   * (and the running daemon) in a file being fixed, and one run shows every
+   * error.
+   */
+  errors: ConfigError[];
 }
 
 /** `[Section name]`, optionally followed by a comment. */
@@ -60,13 +67,13 @@ const LINE_BREAK = /\r?\n/;
  *
  * @param text the file's contents
  * @param file the path to name in locations and errors
- * @returns the global entries and the sections, in file order
- * @throws {ConfigError} at the first line that cannot be read, e.g.
+ * @returns the global entries and the sections, in file order, and every
+ *   line that could not be read, e.g.
  *   `x.conf:3: Cannot read line "foo bar": expected KEY=value or [section]`
  */
 export function parseConfigText(text: string, file: string): ParsedFile {
   const lines = text.replace(/^\uFEFF/, "").split(LINE_BREAK);
-  const parsed: ParsedFile = { file, global: [], sections: [] };
+  const parsed: ParsedFile = { file, global: [], sections: [], errors: [] };
   let entries = parsed.global;
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index].trimStart();
@@ -77,10 +84,14 @@ export function parseConfigText(text: string, file: string): ParsedFile {
     if (section) {
       const name = section.groups!.name.trim();
       if (name === "") {
-        throw new ConfigError({
-          location,
-          message: `Cannot read section header "${trimmed}": the section name is empty`,
-        });
+        parsed.errors.push(
+          new ConfigError({
+            location,
+            message: `Cannot read section header "${trimmed}": the section name is empty`,
+          }),
+        );
+        entries = []; // its keys belong to no section: kept nowhere
+        continue;
       }
       entries = [];
       parsed.sections.push({ name, location, entries });
@@ -88,13 +99,20 @@ export function parseConfigText(text: string, file: string): ParsedFile {
     }
     const assignment = ASSIGNMENT.exec(line);
     if (!assignment) {
-      throw new ConfigError({
-        location,
-        message: `Cannot read line "${trimmed}": expected KEY=value or [section]`,
-      });
+      parsed.errors.push(
+        new ConfigError({
+          location,
+          message: `Cannot read line "${trimmed}": expected KEY=value or [section]`,
+        }),
+      );
+      continue;
     }
     const { key, rest } = assignment.groups!;
     const read = readValue(key, lines, index, rest, file);
+    if (read instanceof ConfigError) {
+      parsed.errors.push(read);
+      break; // the open quote took the rest of the file
+    }
     entries.push({ key, value: read.value, location });
     index = read.lastIndex;
   }
@@ -110,6 +128,8 @@ interface ValueRead {
 /**
  * Reads a value that starts with `rest`, on line `index`, going on over the next lines
  * while a quote is open.
+ *
+ * @returns the value, or the error when a quote is never closed
  */
 function readValue(
   key: string,
@@ -117,7 +137,7 @@ function readValue(
   index: number,
   rest: string,
   file: string,
-): ValueRead {
+): ValueRead | ConfigError {
   let value = "";
   let started = false;
   // Unquoted whitespace is kept only when more of the value follows it.
@@ -139,7 +159,7 @@ function readValue(
         if (at >= line.length) {
           index++;
           if (index >= lines.length) {
-            throw new ConfigError({
+            return new ConfigError({
               location: { file, line: openedAt + 1 },
               key,
               message: `Cannot read "${key}": the quote opened here is never closed`,

@@ -53,6 +53,11 @@ export interface ServiceConfig {
    * @default 60
    */
   readyTimeout: number;
+  /**
+   * `CONNECT_TIMEOUT`: seconds one connection to the backend may take to be accepted.
+   * @default 5
+   */
+  connectTimeout: number;
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */

@@ -17,9 +17,13 @@
 
 import { closest } from "./_closest.ts";
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
-import { type KeyDefinition, type KeyKind, KEYS_BY_NAME } from "./keys.ts";
+import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
 import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
+import { INVALID, parseHostPort, READERS, readValue, type Value } from "./values.ts";
+
+/** Addresses that take every interface, so they clash with any other address. */
+const WILDCARDS = new Set(["::", "0.0.0.0", ""]);
 
 /** One section after every file was read: the last value of each key wins. */
 export interface MergedSection {
@@ -41,73 +45,18 @@ export interface MergedConfig {
   sections: MergedSection[];
 }
 
-/** Marks a value that could not be read; the error is already recorded. */
-const INVALID = Symbol("invalid");
-
-/** A value read from the file, as its key's kind gives it. */
-type Value = boolean | number | string | string[] | undefined;
-
-/** How to read the values of one kind. */
-interface Reader {
-  /** Completes "as it must be ..." in errors, for the kinds whose values can be wrong. */
-  rule?: string;
-  read(text: string, key: KeyDefinition): Value | typeof INVALID;
-}
-
-const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
-  ["yes", true],
-  ["true", true],
-  ["1", true],
-  ["no", false],
-  ["false", false],
-  ["0", false],
-]);
-
-const INTEGER = /^\d+$/;
-const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
-/** Addresses that take every interface, so they clash with any other address. */
-const WILDCARDS = new Set(["::", "0.0.0.0", ""]);
-
-const READERS: Record<KeyKind, Reader> = {
-  boolean: {
-    rule: "yes, no, true, false, 1 or 0",
-    read: (text) => BOOLEANS.get(text.trim().toLowerCase()) ?? INVALID,
-  },
-  port: {
-    rule: "an integer from 1 to 65535",
-    read(text) {
-      const trimmed = text.trim();
-      if (trimmed === "") return undefined;
-      const port = Number(trimmed);
-      return INTEGER.test(trimmed) && port >= 1 && port <= 65535 ? port : INVALID;
-    },
-  },
-  seconds: {
-    rule: "a number of seconds, 0 or more",
-    read(text) {
-      const trimmed = text.trim();
-      if (trimmed === "") return undefined;
-      return SECONDS.test(trimmed) ? Number(trimmed) : INVALID;
-    },
-  },
-  command: {
-    read(text, key) {
-      const trimmed = text.trim();
-      return trimmed === "" || trimmed === key.default ? undefined : text;
-    },
-  },
-  text: { read: (text) => text.trim() || undefined },
-  addresses: { read: (text) => text.trim().split(/\s+/) },
-};
-
 /**
  * Checks merged sections and builds the typed configuration.
  *
  * @param merged the sections of every file, merged
+ * @param readErrors lines the files could not read: when there are any, they are the
+ *   errors reported, as the rest would only follow from them (a PORT on a bad line is
+ *   "missing"); the files' VARRUN_PATH is still read
  * @returns the configuration, with its warnings
- * @throws {InvalidConfigError} listing every error, in file and line order
+ * @throws {InvalidConfigError} listing every error, in file and line order,
+ *   with the VARRUN_PATH the files set
  */
-export function validateConfig(merged: MergedConfig): Config {
+export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] = []): Config {
   const issues = new Issues(merged.files);
   const values = new Map<RawEntry, Value | typeof INVALID>();
   readEntries(merged.global, true, values, issues);
@@ -153,8 +102,11 @@ export function validateConfig(merged: MergedConfig): Config {
   }
 
   const { warnings, errors } = issues.sorted();
-  if (errors.length > 0) {
-    const error = new InvalidConfigError(errors.map((issue) => new ConfigError(issue)), warnings);
+  const reported = readErrors.length > 0
+    ? readErrors
+    : errors.map((issue) => new ConfigError(issue));
+  if (reported.length > 0) {
+    const error = new InvalidConfigError(reported, warnings);
     error.varrunPath = globalSettings.get("VARRUN_PATH") as string;
     throw error;
   }
@@ -242,12 +194,6 @@ function readEntries(
   }
 }
 
-/** Reads one value; a blank one means the key's default. */
-function readValue(key: KeyDefinition, text: string, isGlobal: boolean): Value | typeof INVALID {
-  const fallback = (isGlobal ? key.globalDefault : undefined) ?? key.default;
-  return READERS[key.kind].read(text.trim() === "" ? fallback : text, key);
-}
-
 /** The settings of one service: its own entries, then the global ones it inherits. */
 class Settings {
   readonly section: MergedSection;
@@ -326,6 +272,23 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
         `set START_CMD in ${settings.describe()}`,
     );
   }
+  if (portEntry !== undefined && portEntry.value.trim() === "") {
+    issues.error(
+      portEntry.location,
+      "PORT",
+      `Cannot listen for ${settings.describe()} as its PORT is blank: ` +
+        `set PORT in ${settings.describe()} to the port sleepingd listens on`,
+    );
+  }
+  const connectTimeoutEntry = settings.entry("CONNECT_TIMEOUT");
+  if (connectTimeoutEntry !== undefined && settings.get("CONNECT_TIMEOUT") === 0) {
+    issues.error(
+      connectTimeoutEntry.location,
+      "CONNECT_TIMEOUT",
+      'Cannot use "CONNECT_TIMEOUT" as it must be more than 0 seconds: current value is ' +
+        `"${connectTimeoutEntry.value}"`,
+    );
+  }
   if (port === undefined) return [];
   const service: ServiceConfig = {
     name: isGlobal ? "global" : section.name,
@@ -338,6 +301,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     idleCmd: settings.command("IDLE_CMD", "IDLE_CMD_TIMEOUT"),
     readyCmd: settings.command("READY_CMD"),
     readyTimeout: settings.get("READY_TIMEOUT") as number,
+    connectTimeout: settings.get("CONNECT_TIMEOUT") as number,
     user: settings.get("USER") as string | undefined,
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
@@ -366,16 +330,6 @@ function checkPorts(built: Built[], issues: Issues): void {
 function overlap(a: string[], b: string[]): boolean {
   if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
   return a.some((address) => b.includes(address));
-}
-
-/** Reads `HOST:PORT` (`[v6]:PORT` for IPv6); undefined when it is not one. */
-function parseHostPort(text: string): { hostname: string; port: number } | undefined {
-  const match = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<host>[^:\s]+)):(?<port>\d{1,5})$/.exec(
-    text.trim(),
-  );
-  const port = Number(match?.groups?.port);
-  if (!match || port < 1 || port > 65535) return undefined;
-  return { hostname: match.groups!.v6 ?? match.groups!.host, port };
 }
 
 /** `{ [key]: value }`, or `{}` when the value is undefined: unset keys stay absent. */

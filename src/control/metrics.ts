@@ -8,6 +8,7 @@
 
 import { log } from "../log.ts";
 import { formatTarget } from "../net/address.ts";
+import { largeBuffers } from "../net/forward.ts";
 import type { Action } from "../service/commands.ts";
 import type { State } from "../service/lifecycle.ts";
 import type { Recorder, StopReason } from "../service/recorder.ts";
@@ -141,6 +142,17 @@ export class Metrics implements Recorder {
       (s) => s.stats.lastActivity / 1000,
     );
 
+    family(
+      "sleepingd_forward_buffer_bytes",
+      "gauge",
+      "Bytes of large forwarding buffers, held by connections moving data or pooled for reuse.",
+    );
+    const buffers = largeBuffers();
+    for (const state of ["borrowed", "pooled"] as const) {
+      out.push(
+        `sleepingd_forward_buffer_bytes${labels({ state })} ${buffers[state] * buffers.bytesEach}`,
+      );
+    }
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
     family("sleepingd_wake_duration_seconds", "histogram", "Time from a connection to awake.");

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { closeQuietly, writeAll } from "../net/forward.ts";
+import { closeQuietly, writeAll } from "../net/conn.ts";
 import type { DaemonStatus } from "./status.ts";
 
 /** What the CLI can ask the daemon. */

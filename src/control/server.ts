@@ -6,7 +6,7 @@
  */
 
 import { log } from "../log.ts";
-import { closeQuietly, writeAll } from "../net/forward.ts";
+import { closeQuietly, writeAll } from "../net/conn.ts";
 import { type ControlRequest, type ControlResponse, readLine } from "./protocol.ts";
 
 /** Answers one control request. */

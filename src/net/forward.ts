@@ -7,26 +7,43 @@
  * read starts, so a slow reader holds back its writer (backpressure) and memory
  * stays bounded by one buffer per direction.
  *
+ * Buffers follow the traffic: a quiet direction waits for its next bytes in a
+ * small buffer of its own; a read that fills it means more is waiting, and the
+ * direction borrows a large buffer from a shared pool until a read comes back
+ * short (the socket is drained), when it gives the large one back. So after a
+ * burst an idle SSH or database session holds only the small buffers again.
+ *
  * @module
  */
 
-/** Smallest read buffer: an idle connection holds no more than this per direction. */
-const FIRST_BUFFER_BYTES = 4 * 1024;
-/** Largest read buffer, reached by growing ×4 each time a read fills the buffer. */
-const LAST_BUFFER_BYTES = 256 * 1024;
+import { closeQuietly, isClosedError, writeAll } from "./conn.ts";
+
+/** The buffer a direction holds while it waits for bytes: what an idle connection costs. */
+const SMALL_BUFFER_BYTES = 4 * 1024;
+/** The buffer a direction borrows while bytes keep coming. */
+const LARGE_BUFFER_BYTES = 256 * 1024;
+/** Large buffers kept for reuse when no direction borrows them (at most 4 MiB). */
+const POOL_LIMIT = 16;
+
+/**
+ * Which way bytes go, in every count sleepingd keeps (forward results,
+ * status, metrics, logs): `in` from the client to the backend, `out` from
+ * the backend to the client.
+ */
+export type Direction = "in" | "out";
 
 /** Bytes moved by {@linkcode forward}, per direction. */
 export interface ForwardResult {
   /** Bytes read from the client and written to the backend. */
-  clientToBackend: number;
+  bytesIn: number;
   /** Bytes read from the backend and written to the client. */
-  backendToClient: number;
+  bytesOut: number;
   /** The first error that broke the connection, if any (e.g. a reset). */
   error?: unknown;
 }
 
 /** Called after every chunk forwarded, with its direction and size. */
-export type OnBytes = (direction: "clientToBackend" | "backendToClient", bytes: number) => void;
+export type OnBytes = (direction: Direction, bytes: number) => void;
 
 /**
  * Forwards bytes between `client` and `backend` until both directions end,
@@ -41,19 +58,23 @@ export async function forward(
   backend: Deno.Conn,
   onBytes?: OnBytes,
 ): Promise<ForwardResult> {
-  const result: ForwardResult = { clientToBackend: 0, backendToClient: 0 };
-  const closeBoth = (error: unknown) => {
+  const result: ForwardResult = { bytesIn: 0, bytesOut: 0 };
+  const fail = (error: unknown) => {
     result.error ??= error;
     closeQuietly(client);
     closeQuietly(backend);
   };
-  const count = (direction: "clientToBackend" | "backendToClient") => (bytes: number) => {
-    result[direction] += bytes;
-    onBytes?.(direction, bytes);
+  const count = (direction: Direction) => {
+    const field = direction === "in" ? "bytesIn" : "bytesOut";
+    return (bytes: number) => {
+      result[field] += bytes;
+      onBytes?.(direction, bytes);
+    };
   };
+  const writeClosed = new Set<Deno.Conn>();
   await Promise.all([
-    pump(client, backend, count("clientToBackend")).catch(closeBoth),
-    pump(backend, client, count("backendToClient")).catch(closeBoth),
+    pump(client, backend, count("in"), writeClosed).catch(fail),
+    pump(backend, client, count("out"), writeClosed).catch(fail),
   ]);
   closeQuietly(client);
   closeQuietly(backend);
@@ -61,49 +82,76 @@ export async function forward(
 }
 
 /**
- * Copies `src` to `dst` until `src` ends, then half-closes `dst`.
- * Throws on a read or write error.
+ * Copies `src` to `dst` until `src` ends, then half-closes `dst` (and notes
+ * it in `writeClosed`). Throws on a read or write error, and when the end of
+ * `src` was a reset rather than a FIN.
  */
-async function pump(src: Deno.Conn, dst: Deno.Conn, counted: (bytes: number) => void) {
-  let buffer = new Uint8Array(FIRST_BUFFER_BYTES);
-  while (true) {
-    const read = await src.read(buffer);
-    if (read === null) break;
-    await writeAll(dst, buffer.subarray(0, read));
-    counted(read);
-    if (read === buffer.length && buffer.length < LAST_BUFFER_BYTES) {
-      buffer = new Uint8Array(buffer.length * 4);
-    }
-  }
-  await dst.closeWrite().catch(ignoreClosed);
-}
-
-/** Writes every byte of `chunk`, looping over short writes. */
-export async function writeAll(conn: Deno.Conn, chunk: Uint8Array) {
-  let written = 0;
-  while (written < chunk.length) {
-    written += await conn.write(chunk.subarray(written));
-  }
-}
-
-/** Closes a connection or listener, ignoring that it may be closed already. */
-export function closeQuietly(resource: { close(): void }) {
+async function pump(
+  src: Deno.Conn,
+  dst: Deno.Conn,
+  counted: (bytes: number) => void,
+  writeClosed: Set<Deno.Conn>,
+) {
+  const small = new Uint8Array(SMALL_BUFFER_BYTES);
+  let large: Uint8Array | undefined;
   try {
-    resource.close();
+    while (true) {
+      const buffer = large ?? small;
+      const read = await src.read(buffer);
+      if (read === null) break;
+      await writeAll(dst, buffer.subarray(0, read));
+      counted(read);
+      if (read === buffer.length) {
+        large ??= borrowLarge();
+      } else if (large) {
+        giveBack(large);
+        large = undefined;
+      }
+    }
+  } finally {
+    if (large) giveBack(large);
+  }
+  if (!writeClosed.has(src)) await throwIfReset(src);
+  writeClosed.add(dst);
+  await dst.closeWrite().catch((error) => {
+    if (!isClosedError(error)) throw error;
+  });
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+/**
+ * A read that waited when the peer reset the connection ends as if at a FIN.
+ * They differ in what an empty write then says: nothing after a FIN (the
+ * socket may still send), a broken pipe after a reset.
+ *
+ * @throws {Deno.errors.ConnectionReset} when the peer reset the connection
+ */
+async function throwIfReset(conn: Deno.Conn) {
+  try {
+    await conn.write(NO_BYTES);
   } catch (error) {
-    ignoreClosed(error);
+    if (!isClosedError(error)) throw error;
+    throw new Deno.errors.ConnectionReset("Connection reset by peer", { cause: error });
   }
 }
 
-/** Swallows the errors that only say a connection is already closed or gone. */
-function ignoreClosed(error: unknown) {
-  if (
-    error instanceof Deno.errors.BadResource ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionReset
-  ) {
-    return;
-  }
-  throw error;
+/** Large buffers no direction uses now. */
+const pool: Uint8Array[] = [];
+/** Large buffers directions hold now. */
+let borrowed = 0;
+
+function borrowLarge(): Uint8Array {
+  borrowed++;
+  return pool.pop() ?? new Uint8Array(LARGE_BUFFER_BYTES);
+}
+
+function giveBack(buffer: Uint8Array) {
+  borrowed--;
+  if (pool.length < POOL_LIMIT) pool.push(buffer);
+}
+
+/** The large buffers of all forwarding in this process: held by a direction, or pooled. */
+export function largeBuffers(): { borrowed: number; pooled: number; bytesEach: number } {
+  return { borrowed, pooled: pool.length, bytesEach: LARGE_BUFFER_BYTES };
 }

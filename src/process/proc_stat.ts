@@ -27,7 +27,7 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
 
 /**
  * Whether a process is running. Zombies do not count: an orphan reparented to
- * a PID 1 that does not reap stays a zombie for good (DESIGN §3).
+ * a PID 1 that does not reap stays a zombie for good (docs/ARCHITECTURE.md, "Commands").
  */
 export function isAlive(pid: number): boolean {
   const stat = readProcStat(pid);

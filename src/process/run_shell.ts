@@ -9,7 +9,11 @@
  * @module
  */
 
-import { isDead, readProcStat } from "./proc_stat.ts";
+import { sleep, startTimer, within } from "../timers.ts";
+import { drain, Head, Tail } from "./output.ts";
+import { groupHasLiveProcess, signalGroup } from "./process_group.ts";
+import { asUser } from "./run_as.ts";
+import { findExecutable } from "./which.ts";
 
 /** Options for {@linkcode runShell}. */
 export interface ShellOptions {
@@ -41,6 +45,8 @@ export interface ShellResult {
   stdoutBytes: number;
   /** The last 8 KiB of stderr, decoded as UTF-8. */
   stderrTail: string;
+  /** Total stderr bytes read, including those before the last 8 KiB. */
+  stderrBytes: number;
   /** The command ran past `timeout` and was killed; `code` is then 124. */
   timedOut: boolean;
   /** The command was killed because `signal` was aborted. */
@@ -71,8 +77,6 @@ const OUTPUT_GRACE_MS = 150;
 const GROUP_POLL_MS = 20;
 /** Longest wait, after the KILL, for the killed processes to be gone (KILL cannot be ignored). */
 const KILL_SETTLE_MS = 1000;
-/** `setTimeout` fires at once for delays above 2^31−1 ms, so longer ones are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Runs `command` with `bash -c` in its own process group and reports how it ended.
@@ -136,7 +140,7 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
     });
   };
   const onAbort = () => kill("abort");
-  const cancelTimeout = timeout > 0 ? startTimer(timeout * 1000, () => kill("timeout")) : noop;
+  const cancelTimeout = timeout > 0 ? startTimer(timeout * 1000, () => kill("timeout")) : () => {};
   signal?.addEventListener("abort", onAbort, { once: true });
 
   try {
@@ -148,16 +152,17 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
       // the KILL a moment to finish dying, so that nothing of it is alive when we return.
       while (await groupHasLiveProcess(child.pid)) {
         if (escalatedAt !== undefined && performance.now() - escalatedAt > KILL_SETTLE_MS) break;
-        await delay(GROUP_POLL_MS);
+        await sleep(GROUP_POLL_MS);
       }
       cancelKillTimer(); // the group is empty: its ID may be reused, never signal it again
     }
     const outputClosed = await within(outputDone, OUTPUT_GRACE_MS);
     return {
       code: killedBy === "timeout" ? 124 : status.code,
-      stdout: decode(stdout.bytes()),
+      stdout: stdout.text(),
       stdoutBytes: stdout.total,
-      stderrTail: decode(skipContinuationBytes(stderr.bytes())),
+      stderrTail: stderr.text(),
+      stderrBytes: stderr.total,
       timedOut: killedBy === "timeout",
       aborted: killedBy === "abort",
       durationMs,
@@ -206,241 +211,16 @@ export function describeResult(result: ShellResult): string {
   return last === "" ? ending : `${ending}: ${last.length > 200 ? last.slice(0, 199) + "…" : last}`;
 }
 
-// ---- the shell and the user ----------------------------------------------------------------
-
-const found = new Map<string, string | undefined>();
-
-/** Finds an executable on the daemon's PATH, once per name. */
-function which(name: string): string | undefined {
-  if (!found.has(name)) {
-    const dirs = (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":").filter((dir) => dir);
-    found.set(name, dirs.map((dir) => `${dir}/${name}`).find(isExecutable));
-  }
-  return found.get(name);
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
 /** `bash` as the original ran commands with it; `sh` where there is no bash. */
 function findShell(): string {
-  return which("bash") ?? which("sh") ?? "/bin/sh";
+  return findExecutable("bash") ?? findExecutable("sh") ?? "/bin/sh";
 }
 
-/** A user from the password database. */
-interface Account {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-}
-
-/** Looks `user` up with `getent passwd` (which sees NSS users too), else in /etc/passwd. */
-async function lookUpUser(user: string): Promise<Account | undefined> {
-  let lines: string[];
-  if (which("getent")) {
-    const out = await new Deno.Command(which("getent")!, {
-      args: ["passwd", user],
-      stdin: "null",
-      stderr: "null",
-    }).output();
-    lines = out.success ? new TextDecoder().decode(out.stdout).split("\n") : [];
-  } else {
-    lines = (await Deno.readTextFile("/etc/passwd")).split("\n");
-  }
-  for (const line of lines) {
-    const [name, , uid, gid, , home] = line.split(":");
-    if (line.split(":").length >= 7 && (name === user || uid === user)) {
-      return { name, uid: Number(uid), gid: Number(gid), home };
-    }
-  }
-  return undefined;
-}
-
-/**
- * Prefixes `argv` so that it runs as `user` (unchanged if we already are that user), and
- * gives the HOME, USER and LOGNAME a login as that user would set.
- */
-async function asUser(
-  user: string,
-  argv: string[],
-): Promise<{ argv: string[]; env: Record<string, string> }> {
-  const account = await lookUpUser(user);
-  if (!account) throw new Error(`Cannot run command as user "${user}": no such user`);
-  const { name, uid, gid, home } = account;
-  const env = { HOME: home, USER: name, LOGNAME: name };
-  const self = Deno.uid();
-  if (uid === self) return { argv, env };
-  if (self !== 0) {
-    throw new Error(
-      `Cannot run command as user "${user}": sleepingd must run as root to switch users (running as uid ${self})`,
-    );
-  }
-  // setpriv execs the command, which keeps our child's PID; runuser stays as its parent.
-  const setpriv = which("setpriv");
-  if (setpriv) {
-    return {
-      argv: [setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv],
-      env,
-    };
-  }
-  const runuser = which("runuser");
-  if (runuser) return { argv: [runuser, "-u", name, "--", ...argv], env };
-  throw new Error(`Cannot run command as user "${user}": neither setpriv nor runuser is on PATH`);
-}
-
-// ---- signals and timers --------------------------------------------------------------------
-
-/** Sends `sig` to the process group `pgid`; a group that is already gone is fine. */
-function signalGroup(pgid: number, sig: Deno.Signal): void {
-  if (pgid <= 1) return; // -0 would be our own group, -1 every process we may signal
-  try {
-    Deno.kill(-pgid, sig);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error; // ESRCH
-  }
-}
-
-/**
- * Whether a process of group `pgid` is still running. Zombies do not count: an orphan
- * reparented to a PID 1 that does not reap stays a zombie for good (DESIGN §3). Without a
- * readable /proc the answer is yes, so the caller waits for the full grace.
- */
-async function groupHasLiveProcess(pgid: number): Promise<boolean> {
-  try {
-    for await (const entry of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const stat = readProcStat(entry.name); // undefined when it exited while we looked
-      if (stat?.pgrp === pgid && !isDead(stat)) return true;
-    }
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-function noop() {}
-
-/** Calls `fn` after `ms` milliseconds, chaining timers past 2^31−1 ms; returns a canceller. */
-function startTimer(ms: number, fn: () => void): () => void {
-  const deadline = Date.now() + ms;
-  let id: ReturnType<typeof setTimeout>;
-  const arm = () => {
-    const left = deadline - Date.now();
-    id = setTimeout(left > MAX_TIMER_MS ? arm : fn, Math.min(Math.max(left, 0), MAX_TIMER_MS));
-  };
-  arm();
-  return () => clearTimeout(id);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits for `promise` at most `ms` milliseconds; true if it settled in time. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let id: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<false>((resolve) => id = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(id);
-  }
-}
-
+/** Throws a `RangeError` unless `value` is a number of milliseconds or seconds, 0 or more. */
 function checkDuration(name: string, value: number): void {
   if (typeof value !== "number" || !(value >= 0)) {
     throw new RangeError(
       `Cannot run command as "${name}" must be a number >= 0: current value is ${value}`,
     );
   }
-}
-
-// ---- output --------------------------------------------------------------------------------
-
-/** Something that takes the chunks of an output stream. */
-interface Sink {
-  push(chunk: Uint8Array): void;
-}
-
-/**
- * Reads `stream` to its end into `sink`. Never rejects: a read error ends the output. It may
- * go on after {@linkcode runShell} returned, while a background process holds the pipe.
- */
-async function drain(stream: ReadableStream<Uint8Array>, sink: Sink): Promise<void> {
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      sink.push(value);
-    }
-  } catch {
-    // the pipe broke: what was read is all there is
-  } finally {
-    reader.releaseLock();
-  }
-}
-
-/** Keeps the first `limit` bytes and counts them all. */
-class Head implements Sink {
-  #chunks: Uint8Array[] = [];
-  #kept = 0;
-  total = 0;
-  constructor(readonly limit: number) {}
-  push(chunk: Uint8Array): void {
-    this.total += chunk.length;
-    if (this.#kept >= this.limit) return;
-    const part = chunk.slice(0, this.limit - this.#kept);
-    this.#chunks.push(part);
-    this.#kept += part.length;
-  }
-  bytes(): Uint8Array {
-    return concat(this.#chunks);
-  }
-}
-
-/** Keeps the last `limit` bytes. */
-class Tail implements Sink {
-  #chunks: Uint8Array[] = [];
-  #kept = 0;
-  constructor(readonly limit: number) {}
-  push(chunk: Uint8Array): void {
-    this.#chunks.push(chunk);
-    this.#kept += chunk.length;
-    while (this.#kept - this.#chunks[0].length >= this.limit) {
-      this.#kept -= this.#chunks.shift()!.length;
-    }
-  }
-  bytes(): Uint8Array {
-    const all = concat(this.#chunks);
-    return all.subarray(Math.max(0, all.length - this.limit));
-  }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
-
-/** Drops the UTF-8 continuation bytes a cut tail may start with (at most 3). */
-function skipContinuationBytes(bytes: Uint8Array): Uint8Array {
-  let start = 0;
-  while (start < 3 && start < bytes.length && (bytes[start] & 0xc0) === 0x80) start++;
-  return bytes.subarray(start);
-}
-
-function decode(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
 }

@@ -42,9 +42,17 @@ export class CommandError extends Error {
   }
 }
 
+/** Runs one of a service's commands; how the wake and the idle monitor run theirs. */
+export type RunCommand = (
+  action: Action,
+  spec: CommandSpec,
+  context?: CommandContext,
+) => Promise<ShellResult>;
+
 /**
  * Runs the service's command for `action` with the `SLEEPINGD_*` environment,
- * logging its start (debug) and its outcome (info; debug for the polling READY_CMD and IDLE_CMD).
+ * logging its start (debug), its outcome (info; debug for the polling
+ * READY_CMD and IDLE_CMD) and, at trace level, what it printed.
  *
  * @returns the result, whatever the exit code
  * @throws {CommandError} when the command cannot be started at all
@@ -81,6 +89,12 @@ export async function runServiceCommand(
     durationMs: result.durationMs,
     stderrTail: result.code === 0 ? undefined : result.stderrTail,
   });
+  logger.trace("[{service}] {key} printed {stdout} on stdout and {stderr} on stderr", () => ({
+    service: service.name,
+    key,
+    stdout: printed(result.stdout, result.stdoutBytes, "first"),
+    stderr: printed(result.stderrTail, result.stderrBytes, "last"),
+  }));
   if (result.outputLeftOpen) {
     logger.debug(
       "[{service}] {key} left a process holding its output: redirect it (server > /dev/null 2>&1 &)",
@@ -118,4 +132,12 @@ function commandEnv(
     env.SLEEPINGD_TARGET_PORT = String(target.port);
   }
   return env;
+}
+
+/** Output for the trace log: quoted, with a note when only part of it was kept. */
+function printed(text: string, bytes: number, part: "first" | "last"): string {
+  if (bytes === 0) return "nothing";
+  const kept = new TextEncoder().encode(text).length;
+  const note = kept < bytes ? ` (the ${part} ${kept} of ${bytes} bytes)` : "";
+  return `${JSON.stringify(text)}${note}`;
 }

@@ -7,18 +7,26 @@
 
 import type { Action } from "./commands.ts";
 
+/**
+ * Why a backend stopped, as `sleepingd_stops_total{reason}` counts it:
+ * - `idle`: idle for IDLE_TIME, STOP_CMD ran
+ * - `requested`: something asked for the stop (the service's `stop()`)
+ * - `shutdown`: sleepingd shut down while the backend was awake
+ * - `removed`: a reload removed the service while its backend was awake
+ * - `failed_wake`: a wake failed after START_CMD ran, STOP_CMD cleaned up
+ * - `gone`: the backend refused a connection while awake: it had stopped on its own
+ */
+export type StopReason = "idle" | "requested" | "shutdown" | "removed" | "failed_wake" | "gone";
+
 /** Receives the events metrics are made of; counters that can be read at any time are not here. */
 export interface Recorder {
   /** A wake ended, awake (`ok`) or not, after `seconds`. */
   wakeEnded(service: string, ok: boolean, seconds: number): void;
   /** A command ended with `code` after `seconds`. */
   commandEnded(service: string, action: Action, code: number, seconds: number): void;
-  /** The backend was stopped, for `reason` ("idle", "shutdown", "reload", "failed wake"). */
+  /** The backend stopped, for `reason`. */
   stopped(service: string, reason: StopReason): void;
 }
-
-/** Why a backend was stopped. */
-export type StopReason = "idle" | "shutdown" | "removed" | "failed_wake" | "requested";
 
 /** A recorder that records nothing: the default, and for tests. */
 export const NO_RECORDER: Recorder = {

@@ -1,6 +1,6 @@
 /**
- * The daemon's core: a listener per service, a task per connection, and an
- * orderly shutdown.
+ * The daemon's core: listeners per service, a task per connection, reloads
+ * and an orderly shutdown.
  *
  * @module
  */
@@ -8,35 +8,38 @@
 import type { Config, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { formatAddr, formatTarget } from "../net/address.ts";
-import { closeQuietly, forward } from "../net/forward.ts";
+import { acceptConnections } from "../net/accept.ts";
+import { closeQuietly } from "../net/conn.ts";
+import { tuneConnection } from "../net/connect.ts";
+import { forward } from "../net/forward.ts";
 import { listenAll } from "../net/listen.ts";
-import { sleep, tuneConnection } from "../net/connect.ts";
+import { sleep } from "../timers.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
+import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
 
-/** Pause after an accept failure that is not the client's doing. */
-const ACCEPT_RETRY_MS = 100;
+export type { ReloadSummary } from "./reload_plan.ts";
 
-/** Whether an accept error only says that the client went away before it was accepted. */
-function isClientGone(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.NotConnected;
+/** An accepted connection, until it is closed. */
+interface Connection {
+  client: Deno.Conn;
+  service: Service;
+  done: Promise<void>;
 }
 
 /** Runs every active service of a configuration in this process. */
 export class Supervisor {
   #services: Service[];
   #config: Config;
-  #recorder: Recorder;
-  #listeners = new Map<Service, Deno.TcpListener[]>();
+  readonly #recorder: Recorder;
+  readonly #listeners = new Map<Service, Deno.TcpListener[]>();
   /** Each listener's accept loop, which ends once the listener is closed. */
-  #accepting = new Map<Deno.TcpListener, Promise<void>>();
+  readonly #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
-  #connections = new Set<Connection>();
+  readonly #connections = new Set<Connection>();
   /** Removed services finishing their connections and stopping their backend. */
-  #drains = new Set<Promise<void>>();
-  #log = log("supervisor");
+  readonly #drains = new Set<Promise<void>>();
+  readonly #log = log("supervisor");
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
@@ -61,19 +64,18 @@ export class Supervisor {
   /**
    * Opens every service's listeners and starts accepting.
    *
-   * @throws {Error} naming the service and address that could not listen;
-   * listeners already opened are closed again
+   * @throws {Error} naming the service's file:line, the address and the
+   * reason when one cannot listen; listeners already opened are closed again
    */
-  listen() {
+  listen(): void {
+    const opened = new Map<Service, Deno.TcpListener[]>();
     try {
-      for (const service of this.#services) {
-        this.#listeners.set(service, listenFor(service.config));
-      }
+      for (const service of this.#services) opened.set(service, listenFor(service.config));
     } catch (error) {
-      this.#closeListeners();
+      for (const listeners of opened.values()) listeners.forEach(closeQuietly);
       throw error;
     }
-    for (const [service, listeners] of this.#listeners) {
+    for (const [service, listeners] of opened) {
       for (const listener of listeners) this.serve(service, listener);
     }
   }
@@ -82,22 +84,23 @@ export class Supervisor {
    * Accepts connections on `listener` for `service` until the listener is
    * closed. Tests hand in their own port-0 listeners here.
    */
-  serve(service: Service, listener: Deno.TcpListener) {
-    if (!this.#listeners.get(service)?.includes(listener)) {
-      this.#listeners.set(service, [...(this.#listeners.get(service) ?? []), listener]);
-    }
+  serve(service: Service, listener: Deno.TcpListener): void {
+    this.#listeners.set(service, [...(this.#listeners.get(service) ?? []), listener]);
+    const name = service.config.name;
     this.#log.info("[{service}] listening on {address}", {
-      service: service.config.name,
+      service: name,
       address: formatAddr(listener.addr),
     });
-    const loop = this.#acceptLoop(service, listener).catch((error) => {
-      this.#log.error("[{service}] stopped accepting on {address}: {error}", {
-        service: service.config.name,
-        address: formatAddr(listener.addr),
-        error,
-      });
-    }).finally(() => this.#accepting.delete(listener));
+    const loop = acceptConnections(listener, name, (client) => this.#track(service, client))
+      .finally(() => this.#accepting.delete(listener));
     this.#accepting.set(listener, loop);
+  }
+
+  /** Registers an accepted connection and handles it until it is closed. */
+  #track(service: Service, client: Deno.TcpConn) {
+    const entry: Connection = { client, service, done: Promise.resolve() };
+    entry.done = this.#handle(service, client).finally(() => this.#connections.delete(entry));
+    this.#connections.add(entry);
   }
 
   /**
@@ -111,29 +114,7 @@ export class Supervisor {
     return Promise.all(listeners.map((listener) => this.#accepting.get(listener)));
   }
 
-  async #acceptLoop(service: Service, listener: Deno.TcpListener) {
-    while (true) {
-      let client: Deno.TcpConn;
-      try {
-        client = await listener.accept();
-      } catch (error) {
-        if (error instanceof Deno.errors.BadResource) return; // the listener was closed
-        this.#log.warn("[{service}] accept failed: {error}", {
-          service: service.config.name,
-          error,
-        });
-        // A client that reset before it was accepted concerns that client alone; anything
-        // else (e.g. out of file descriptors) would fail again at once: pause, do not spin.
-        if (!isClientGone(error)) await sleep(ACCEPT_RETRY_MS);
-        continue;
-      }
-      tuneConnection(client);
-      const entry: Connection = { client, service, done: Promise.resolve() };
-      entry.done = this.#handle(service, client).finally(() => this.#connections.delete(entry));
-      this.#connections.add(entry);
-    }
-  }
-
+  /** One client: a backend connection for it, then forwarding until both sides are done. */
   async #handle(service: Service, client: Deno.TcpConn) {
     const name = service.config.name;
     const peer = formatAddr(client.remoteAddr);
@@ -142,6 +123,7 @@ export class Supervisor {
     try {
       let backend;
       try {
+        tuneConnection(client);
         backend = await service.openBackend(client.remoteAddr);
       } catch (error) {
         this.#log.warn("[{service}] closing connection from {peer}: {reason}", {
@@ -168,8 +150,8 @@ export class Supervisor {
           peer,
           target,
           seconds,
-          bytesIn: result.clientToBackend,
-          bytesOut: result.backendToClient,
+          bytesIn: result.bytesIn,
+          bytesOut: result.bytesOut,
           ending,
         },
       );
@@ -194,75 +176,46 @@ export class Supervisor {
   }
 
   async #reload(config: Config): Promise<ReloadSummary> {
+    const plan = planReload(this.#services.map((service) => service.config), config.services);
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
     const fresh = new Map(config.services.map((service) => [service.name, service]));
-    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [] };
-    const relisten: Service[] = [];
     const opened = new Map<string, Deno.TcpListener[]>();
     try {
-      for (const next of config.services) {
-        const current = old.get(next.name);
-        if (current && sameListen(current.config, next)) continue;
-        // A new listener on a port an old one keeps would fail: those move after the swap.
-        if (this.#portHeld(next.port, old, fresh)) continue;
-        opened.set(next.name, listenFor(next));
-      }
+      for (const name of plan.listenBefore) opened.set(name, listenFor(fresh.get(name)!));
     } catch (error) {
       for (const listeners of opened.values()) listeners.forEach(closeQuietly);
       throw error;
     }
 
-    const services: Service[] = [];
-    const released: Promise<unknown>[] = [];
-    for (const next of config.services) {
-      const current = old.get(next.name);
-      let service = current;
-      if (current === undefined) {
-        service = new Service(next, this.#recorder);
-        summary.added.push(next.name);
-        relisten.push(service);
-      } else if (sameConfig(current.config, next)) {
-        summary.unchanged.push(next.name);
-      } else {
-        if (!sameListen(current.config, next)) {
-          released.push(this.#stopListening(current));
-          relisten.push(current);
-        }
-        current.reconfigure(next);
-        summary.changed.push(next.name);
-      }
-      services.push(service!);
-    }
-    for (const [name, service] of old) {
-      if (fresh.has(name)) continue;
-      summary.removed.push(name);
+    const released = plan.relisten.map((name) => this.#stopListening(old.get(name)!));
+    for (const name of plan.removed) {
+      const service = old.get(name)!;
       released.push(this.#stopListening(service));
       const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
       this.#drains.add(drain);
     }
-    this.#services = services;
+    this.#services = config.services.map((next) => {
+      const service = old.get(next.name);
+      if (service === undefined) return new Service(next, this.#recorder);
+      if (plan.changed.includes(next.name)) service.reconfigure(next);
+      return service;
+    });
     this.#config = config;
+    const byName = new Map(this.#services.map((service) => [service.config.name, service]));
+    for (const [name, listeners] of opened) {
+      for (const listener of listeners) this.serve(byName.get(name)!, listener);
+    }
     await Promise.all(released);
-    for (const service of relisten) {
-      let listeners = opened.get(service.config.name);
+    for (const name of plan.listenAfter) {
+      const service = byName.get(name)!;
       try {
-        listeners ??= listenFor(service.config);
+        for (const listener of listenFor(service.config)) this.serve(service, listener);
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
-        continue;
       }
-      for (const listener of listeners) this.serve(service, listener);
     }
-    return summary;
-  }
-
-  /** Whether a listener that stays open until the swap holds `port`. */
-  #portHeld(port: number, old: Map<string, Service>, fresh: Map<string, ServiceConfig>): boolean {
-    return [...old.values()].some((service) =>
-      service.config.port === port &&
-      (!fresh.has(service.config.name) ||
-        !sameListen(service.config, fresh.get(service.config.name)!))
-    );
+    const { added, removed, changed, unchanged } = plan;
+    return { added, removed, changed, unchanged };
   }
 
   /** Lets a removed service's connections finish (up to SHUTDOWN_GRACE), then stops its backend. */
@@ -281,8 +234,8 @@ export class Supervisor {
    * SHUTDOWN_GRACE seconds, closes what is left, then stops every awake
    * backend with its STOP_CMD.
    */
-  async shutdown() {
-    this.#closeListeners();
+  async shutdown(): Promise<void> {
+    for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     await this.#finishConnections([...this.#connections], "shutting down:", () => {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
@@ -320,29 +273,6 @@ export class Supervisor {
       await Promise.all(left.map((entry) => entry.done));
     }
   }
-
-  #closeListeners() {
-    for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
-  }
-}
-
-/** An accepted connection, until it is closed. */
-interface Connection {
-  client: Deno.Conn;
-  service: Service;
-  done: Promise<void>;
-}
-
-/** What a reload did, by service name. */
-export interface ReloadSummary {
-  /** New services, now listening. */
-  added: string[];
-  /** Services gone from the configuration, now draining. */
-  removed: string[];
-  /** Services whose settings changed, kept with their state. */
-  changed: string[];
-  /** Services left as they were. */
-  unchanged: string[];
 }
 
 /**
@@ -357,15 +287,4 @@ function listenFor(config: ServiceConfig): Deno.TcpListener[] {
     const where = `${config.source.file}:${config.source.line}`;
     throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
   }
-}
-
-/** Whether two settings of a service are the same, wherever in the files they were written. */
-function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
-  const withoutSource = (key: string, value: unknown) => key === "source" ? undefined : value;
-  return JSON.stringify(a, withoutSource) === JSON.stringify(b, withoutSource);
-}
-
-/** Whether two settings listen on the same port and addresses. */
-function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
-  return a.port === b.port && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
 }

@@ -1,12 +1,15 @@
 /**
  * A test backend: listens on 127.0.0.1:PORT and echoes every connection's
  * bytes back, passing on the client's half-close. Writes its pid to PIDFILE
- * when given. Usage: deno run -A echo_server.ts PORT [PIDFILE]
+ * when given. With `once`, it accepts one connection, stops listening (later
+ * connections are refused) and exits when that one ends.
+ * Usage: deno run -A echo_server.ts PORT [PIDFILE] [once]
  */
-const [port, pidfile] = Deno.args;
+const [port, pidfile, mode] = Deno.args;
 const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(port) });
 if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
 for await (const conn of listener) {
+  if (mode === "once") listener.close();
   (async () => {
     const buffer = new Uint8Array(256 * 1024);
     try {

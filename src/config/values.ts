@@ -1,0 +1,87 @@
+/**
+ * Reading one value by its key's kind (`keys.ts`): booleans, ports, seconds,
+ * commands, text, address lists, and `HOST:PORT`.
+ *
+ * @module
+ */
+
+import type { KeyDefinition, KeyKind } from "./keys.ts";
+
+/** Marks a value that could not be read; the error is already recorded. */
+export const INVALID = Symbol("invalid");
+
+/** A value read from the file, as its key's kind gives it. */
+export type Value = boolean | number | string | string[] | undefined;
+
+/** How to read the values of one kind. */
+interface Reader {
+  /** Completes "as it must be ..." in errors, for the kinds whose values can be wrong. */
+  rule?: string;
+  /** The value of `text`, or {@linkcode INVALID}. */
+  read(text: string, key: KeyDefinition): Value | typeof INVALID;
+}
+
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ["yes", true],
+  ["true", true],
+  ["1", true],
+  ["no", false],
+  ["false", false],
+  ["0", false],
+]);
+
+const INTEGER = /^\d+$/;
+const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** How each kind of key reads its values. */
+export const READERS: Record<KeyKind, Reader> = {
+  boolean: {
+    rule: "yes, no, true, false, 1 or 0",
+    read: (text) => BOOLEANS.get(text.trim().toLowerCase()) ?? INVALID,
+  },
+  port: {
+    rule: "an integer from 1 to 65535",
+    read(text) {
+      const trimmed = text.trim();
+      if (trimmed === "") return undefined;
+      const port = Number(trimmed);
+      return INTEGER.test(trimmed) && port >= 1 && port <= 65535 ? port : INVALID;
+    },
+  },
+  seconds: {
+    rule: "a number of seconds, 0 or more",
+    read(text) {
+      const trimmed = text.trim();
+      if (trimmed === "") return undefined;
+      return SECONDS.test(trimmed) ? Number(trimmed) : INVALID;
+    },
+  },
+  command: {
+    read(text, key) {
+      const trimmed = text.trim();
+      return trimmed === "" || trimmed === key.default ? undefined : text;
+    },
+  },
+  text: { read: (text) => text.trim() || undefined },
+  addresses: { read: (text) => text.trim().split(/\s+/) },
+};
+
+/** Reads one value; a blank one means the key's default. */
+export function readValue(
+  key: KeyDefinition,
+  text: string,
+  isGlobal: boolean,
+): Value | typeof INVALID {
+  const fallback = (isGlobal ? key.globalDefault : undefined) ?? key.default;
+  return READERS[key.kind].read(text.trim() === "" ? fallback : text, key);
+}
+
+/** Reads `HOST:PORT` (`[v6]:PORT` for IPv6); undefined when it is not one. */
+export function parseHostPort(text: string): { hostname: string; port: number } | undefined {
+  const match = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<host>[^:\s]+)):(?<port>\d{1,5})$/.exec(
+    text.trim(),
+  );
+  const port = Number(match?.groups?.port);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return { hostname: match.groups!.v6 ?? match.groups!.host, port };
+}

@@ -1,0 +1,133 @@
+/**
+ * The idle monitor: while a service is awake, one loop checks every
+ * IDLE_CHECK_INTERVAL whether it should sleep, and stops it after IDLE_TIME
+ * idle in a row.
+ *
+ * @module
+ */
+
+import type { ServiceConfig } from "../config/types.ts";
+import { log } from "../log.ts";
+import { describeResult, type ShellResult } from "../process/run_shell.ts";
+import { sleep } from "../timers.ts";
+
+/** One idle check's answer. */
+export interface IdleVerdict {
+  /**
+   * - `busy`: a connection is open, or IDLE_CMD says the backend is in use
+   * - `idle`: idle, but not yet for IDLE_TIME
+   * - `sleep`: idle for IDLE_TIME: stop the backend now
+   */
+  outcome: "busy" | "idle" | "sleep";
+  /** Why, in words: `2 open connections`, `IDLE_CMD exit 1 ...`, `idle for 3.0s`. */
+  reason: string;
+}
+
+/** What the monitor reads of its service, and how it stops it. */
+export interface IdleInputs {
+  /** The service's configuration now (a reload may change it). */
+  config(): ServiceConfig;
+  /** Connections open now, including those waiting for a wake. */
+  openConnections(): number;
+  /** Epoch milliseconds of the last connection or byte forwarded. */
+  lastActivity(): number;
+  /** Epoch milliseconds since which the service is awake. */
+  awakeSince(): number;
+  /** Runs IDLE_CMD; aborting `signal` kills it. */
+  runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
+  /** Stops the service because it is idle. */
+  stop(verdict: IdleVerdict): Promise<void>;
+}
+
+/** Checks one service's idleness while it is awake. */
+export class IdleMonitor {
+  readonly #inputs: IdleInputs;
+  #loop?: AbortController;
+  /** Since when IDLE_CMD has said idle without a break, when it is set. */
+  #idleCmdSince?: number;
+  readonly #log = log("idle");
+
+  /** Creates a monitor that runs nothing until {@linkcode start}. */
+  constructor(inputs: IdleInputs) {
+    this.#inputs = inputs;
+  }
+
+  /** Whether a check loop runs now. */
+  get running(): boolean {
+    return this.#loop !== undefined;
+  }
+
+  /**
+   * Starts checking with the configuration now in force, ending any loop of
+   * an earlier configuration first. Nothing runs when IDLE_TIME or
+   * IDLE_CHECK_INTERVAL is blank or 0: the service is never stopped for idleness.
+   */
+  start(): void {
+    this.stop();
+    const { idleTime, idleCheckInterval } = this.#inputs.config();
+    if (!idleTime || !idleCheckInterval) return;
+    const loop = new AbortController();
+    this.#loop = loop;
+    this.#watch(idleCheckInterval * 1000, loop.signal).catch(() => {}).finally(() => {
+      if (this.#loop === loop) this.#loop = undefined;
+    });
+  }
+
+  /** Ends the check loop, killing an IDLE_CMD under way. */
+  stop(): void {
+    this.#loop?.abort();
+    this.#loop = undefined;
+    this.#idleCmdSince = undefined;
+  }
+
+  /**
+   * Decides whether the service should sleep now: it is idle when no
+   * connection is open and IDLE_CMD (when set) exits 0, and it sleeps once
+   * it has been idle for IDLE_TIME in a row. Idleness counts from the last
+   * activity (or from the wake); with IDLE_CMD, from the first check where
+   * it said idle, as only the command knows what the backend did before.
+   */
+  async shouldSleep(signal: AbortSignal = new AbortController().signal): Promise<IdleVerdict> {
+    const inputs = this.#inputs;
+    const open = inputs.openConnections();
+    if (open > 0) return this.#busy(`${open} open connection${open === 1 ? "" : "s"}`);
+    const { idleCmd, idleTime = 0 } = inputs.config();
+    const now = Date.now();
+    let since = Math.max(inputs.awakeSince(), inputs.lastActivity());
+    if (idleCmd) {
+      const result = await inputs.runIdleCmd(signal);
+      if (result.code !== 0) return this.#busy(`IDLE_CMD ${describeResult(result)}`);
+      this.#idleCmdSince ??= now;
+      since = Math.max(since, this.#idleCmdSince);
+    }
+    const idleMs = Math.max(0, now - since);
+    const idleFor = `idle for ${(idleMs / 1000).toFixed(1)}s`;
+    return idleMs >= idleTime * 1000
+      ? { outcome: "sleep", reason: idleFor }
+      : { outcome: "idle", reason: `${idleFor} of IDLE_TIME ${idleTime}s` };
+  }
+
+  #busy(reason: string): IdleVerdict {
+    this.#idleCmdSince = undefined;
+    return { outcome: "busy", reason };
+  }
+
+  async #watch(intervalMs: number, signal: AbortSignal) {
+    const service = this.#inputs.config().name;
+    while (true) {
+      await sleep(intervalMs, signal);
+      const verdict = await this.shouldSleep(signal);
+      signal.throwIfAborted();
+      if (verdict.outcome === "sleep") {
+        await this.#inputs.stop(verdict);
+        return;
+      }
+      // Busy is worth a line at -v; the count towards IDLE_TIME only at --debug.
+      if (verdict.outcome === "busy") {
+        this.#log.debug("[{service}] not idle: {reason}", { service, reason: verdict.reason });
+      } else {
+        this.#log.trace("[{service}] idle check: {reason}", { service, reason: verdict.reason });
+      }
+    }
+  }
+}

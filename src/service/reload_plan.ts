@@ -1,0 +1,82 @@
+/**
+ * What a reload does to each service, decided from the old and the new
+ * settings alone: a pure function, so every case is tested without sockets.
+ *
+ * @module
+ */
+
+import type { ServiceConfig } from "../config/types.ts";
+
+/** What a reload did, by service name. */
+export interface ReloadSummary {
+  /** New services, now listening. */
+  added: string[];
+  /** Services gone from the configuration, now draining. */
+  removed: string[];
+  /** Services whose settings changed, kept with their state. */
+  changed: string[];
+  /** Services left as they were. */
+  unchanged: string[];
+}
+
+/** A reload's plan: the summary, and when each new listener opens. */
+export interface ReloadPlan extends ReloadSummary {
+  /**
+   * Services whose new listeners open before anything changes, so that a
+   * failure (a port in use) leaves the old configuration untouched.
+   */
+  listenBefore: string[];
+  /**
+   * Services whose new listeners open after the swap, once the old listener
+   * holding their port (of a removed service, or of one that moves) has closed.
+   */
+  listenAfter: string[];
+  /** Changed services whose old listeners close: their port or addresses changed. */
+  relisten: string[];
+}
+
+/**
+ * Plans a reload from the settings of the services running now (`current`)
+ * to those of the new configuration (`next`), matching services by name.
+ * A service whose listen address and port are unchanged keeps its listeners.
+ */
+export function planReload(current: ServiceConfig[], next: ServiceConfig[]): ReloadPlan {
+  const old = new Map(current.map((service) => [service.name, service]));
+  const fresh = new Map(next.map((service) => [service.name, service]));
+  const plan: ReloadPlan = {
+    added: [],
+    removed: current.filter((service) => !fresh.has(service.name)).map(({ name }) => name),
+    changed: [],
+    unchanged: [],
+    listenBefore: [],
+    listenAfter: [],
+    relisten: [],
+  };
+  /** Old listeners that close in the swap: of removed services and of services that move. */
+  const closing = current.filter((service) => {
+    const successor = fresh.get(service.name);
+    return successor === undefined || !sameListen(service, successor);
+  });
+  for (const service of next) {
+    const before = old.get(service.name);
+    if (before === undefined) plan.added.push(service.name);
+    else if (sameConfig(before, service)) plan.unchanged.push(service.name);
+    else plan.changed.push(service.name);
+    if (before !== undefined && sameListen(before, service)) continue;
+    if (before !== undefined) plan.relisten.push(service.name);
+    const held = closing.some((old) => old.port === service.port);
+    (held ? plan.listenAfter : plan.listenBefore).push(service.name);
+  }
+  return plan;
+}
+
+/** Whether two settings of a service are the same, wherever in the files they were written. */
+function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
+  const withoutSources = (key: string, value: unknown) => key === "source" ? undefined : value;
+  return JSON.stringify(a, withoutSources) === JSON.stringify(b, withoutSources);
+}
+
+/** Whether two settings listen on the same port and addresses. */
+function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
+  return a.port === b.port && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
+}

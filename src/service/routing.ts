@@ -1,0 +1,217 @@
+/**
+ * How a service finds a backend connection for a client: one wake shared by
+ * every client (the default), or a START_CMD per connection
+ * (`ROUTE_PER_CONNECTION`, the seed's pool example).
+ *
+ * @module
+ */
+
+import type { ServiceConfig } from "../config/types.ts";
+import { log } from "../log.ts";
+import { formatAddr, formatTarget, type Target } from "../net/address.ts";
+import { connectOnce } from "../net/connect.ts";
+import type { RunCommand } from "./commands.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import { isUp, wake, WakeError, type Woken } from "./wake.ts";
+
+/** How often one client may find the backend gone and wait for a wake again before giving up. */
+const MAX_WAKES_PER_CONNECTION = 3;
+
+/** A client that cannot be given a backend connection; the message says why. */
+export class NoBackendError extends Error {
+  /** Creates the error with the reason as message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NoBackendError";
+  }
+}
+
+/** What a router uses of its service. */
+export interface RouteContext {
+  /** The service's life cycle. */
+  life: Lifecycle;
+  /** The configuration now in force (a reload may change it). */
+  config(): ServiceConfig;
+  /** Aborted when the service closes: wakes end and waiting clients are closed. */
+  signal: AbortSignal;
+  /** Runs the service's commands. */
+  run: RunCommand;
+  /** After a failed wake, from `starting`: STOP_CMD if START_CMD ran, then `asleep`. */
+  abandonWake(error: WakeError): Promise<void>;
+}
+
+/** Finds the backend connection for each client of one service. */
+export interface Router {
+  /**
+   * Returns a connection to the backend for the client at `client`, waking
+   * the backend first if needed.
+   *
+   * @throws {NoBackendError} saying why there is none
+   */
+  open(client: Deno.NetAddr): Promise<Woken>;
+}
+
+/** The router for a configuration. */
+export function routerFor(config: ServiceConfig, context: RouteContext): Router {
+  return config.routePerConnection ? new PerConnection(context) : new SharedWake(context);
+}
+
+/**
+ * One wake for every client: the client that wins `asleep → starting` runs
+ * it, every client waits for the state to change, and while awake clients
+ * connect straight to the target without running a command.
+ */
+export class SharedWake implements Router {
+  readonly #context: RouteContext;
+  /** A CHECK_CMD under way to tell whether the backend is gone, shared by the clients asking. */
+  #checking?: Promise<boolean | undefined>;
+
+  /** Creates the router for a service. */
+  constructor(context: RouteContext) {
+    this.#context = context;
+  }
+
+  /** Returns the spare readiness connection, or a new one, waking the backend as needed. */
+  async open(client: Deno.NetAddr): Promise<Woken> {
+    const { life, config, signal } = this.#context;
+    let wakes = 0;
+    let lastFailure = "";
+    while (true) {
+      signal.throwIfAborted();
+      const state = life.state;
+      if (state === "awake") {
+        const target = life.target!;
+        const spare = life.takeSpare();
+        if (spare) return { conn: spare, target };
+        try {
+          const timeoutMs = config().connectTimeout * 1000;
+          return { conn: await connectOnce(target, { signal, timeoutMs }), target };
+        } catch (error) {
+          signal.throwIfAborted();
+          lastFailure = await this.#goneOrThrow(target, error);
+        }
+      } else if (state === "stopping") {
+        await life.changed();
+      } else {
+        if (++wakes > MAX_WAKES_PER_CONNECTION) {
+          throw new NoBackendError(
+            `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${lastFailure}`,
+          );
+        }
+        const reason = `connection from ${formatAddr(client)}`;
+        if (life.tryTransition("asleep", { to: "starting", reason })) this.#wake(client);
+        const change = await life.changed();
+        if (change.to !== "awake") throw new NoBackendError(change.reason);
+      }
+    }
+  }
+
+  /** Runs the wake this router won and moves the service on from `starting`. */
+  #wake(client: Deno.NetAddr) {
+    const { life, config, run, signal, abandonWake } = this.#context;
+    wake({ config: config(), run, signal, client, knownTarget: life.lastTarget })
+      .then(
+        ({ target, conn }) => {
+          const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
+          const reason = `${formatTarget(target)} accepted after ${seconds}s`;
+          life.transition("starting", { to: "awake", target, conn, reason });
+        },
+        (error: WakeError) => {
+          log("service").error("[{service}] cannot wake: {reason}", {
+            service: config().name,
+            reason: error.message,
+          });
+          return abandonWake(error);
+        },
+      )
+      .catch((error) => {
+        log("service").fatal("[{service}] the wake left the life cycle broken: {error}", {
+          service: config().name,
+          error,
+        });
+      });
+  }
+
+  /**
+   * Decides what a failed connection to an awake backend means. Refused: the
+   * backend is gone, the service goes back to asleep (the next try wakes it).
+   * Any other error (a timeout under load, out of file descriptors) concerns
+   * this client alone, unless CHECK_CMD is set and says the backend is down.
+   *
+   * @returns why the backend is gone
+   * @throws {NoBackendError} when the backend is not known to be gone
+   */
+  async #goneOrThrow(target: Target, error: unknown): Promise<string> {
+    const { life, config, run, signal } = this.#context;
+    const address = formatTarget(target);
+    const message = (error as Error).message;
+    if (!(error instanceof Deno.errors.ConnectionRefused)) {
+      this.#checking ??= isUp(config(), run, target, signal).finally(() => {
+        this.#checking = undefined;
+      });
+      const up = await this.#checking;
+      if (up !== false) {
+        throw new NoBackendError(
+          `Cannot connect to ${address}: ${message} (` +
+            (up ? "CHECK_CMD says it is up" : "not refused, so not known to be gone") +
+            `: the service stays awake)`,
+          { cause: error },
+        );
+      }
+    }
+    const gone = `${address} is gone: ${message}`;
+    if (life.state === "awake" && life.target === target) {
+      life.transition("awake", { to: "asleep", reason: gone });
+    }
+    return gone;
+  }
+}
+
+/**
+ * A CHECK_CMD/START_CMD per connection, each connection going to the target
+ * its own START_CMD printed. The service is `awake` from the first success
+ * until the idle stop, whose STOP_CMD stops whatever the routes started.
+ */
+export class PerConnection implements Router {
+  readonly #context: RouteContext;
+  /** Routes under way; the last one to fail while `starting` cleans up. */
+  #pending = 0;
+
+  /** Creates the router for a service. */
+  constructor(context: RouteContext) {
+    this.#context = context;
+  }
+
+  /** Runs this client's own wake and returns its connection. */
+  async open(client: Deno.NetAddr): Promise<Woken> {
+    const { life, config, run, signal, abandonWake } = this.#context;
+    while (life.state === "stopping") await life.changed();
+    signal.throwIfAborted();
+    life.tryTransition("asleep", {
+      to: "starting",
+      reason: `connection from ${formatAddr(client)}`,
+    });
+    this.#pending++;
+    try {
+      const woken = await wake({ config: config(), run, signal, client });
+      if (life.state === "starting") {
+        const reason = `${formatTarget(woken.target)} accepted`;
+        life.transition("starting", { to: "awake", target: woken.target, reason });
+      }
+      return woken;
+    } catch (error) {
+      const failure = error as WakeError;
+      log("service").error("[{service}] cannot route {client}: {reason}", {
+        service: config().name,
+        client: formatAddr(client),
+        reason: failure.message,
+      });
+      // While other routes are under way or served, STOP_CMD waits for the idle stop:
+      // run now, it would stop the backends they use.
+      if (this.#pending === 1 && life.state === "starting") await abandonWake(failure);
+      throw new NoBackendError(failure.message, { cause: error });
+    } finally {
+      this.#pending--;
+    }
+  }
+}

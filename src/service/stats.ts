@@ -1,0 +1,39 @@
+/**
+ * The counters of one service that `status` shows and metrics export.
+ *
+ * @module
+ */
+
+/** Counters shown by `status` and exported as metrics. */
+export interface ServiceStats {
+  /** Wakes that ended awake. */
+  wakes: number;
+  /** Wakes that failed. */
+  wakeFailures: number;
+  /** Connections open now, including those waiting for a wake. */
+  openConnections: number;
+  /** Connections accepted since the daemon started. */
+  totalConnections: number;
+  /** Bytes forwarded from clients to the backend (direction `in`). */
+  bytesIn: number;
+  /** Bytes forwarded from the backend to clients (direction `out`). */
+  bytesOut: number;
+  /** Stops because the service was idle. */
+  idleStops: number;
+  /** Epoch milliseconds of the last connection or byte forwarded; 0 before any. */
+  lastActivity: number;
+}
+
+/** Counters all at zero, for a new service. */
+export function newStats(): ServiceStats {
+  return {
+    wakes: 0,
+    wakeFailures: 0,
+    openConnections: 0,
+    totalConnections: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    idleStops: 0,
+    lastActivity: 0,
+  };
+}

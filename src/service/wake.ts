@@ -1,0 +1,201 @@
+/**
+ * One wake of a backend, on its own: CHECK_CMD, START_CMD, READY_CMD, then
+ * the first connection the target accepts. It changes no state: the caller
+ * (routing) owns the life cycle and decides what a failure means.
+ *
+ * @module
+ */
+
+import type { ServiceConfig } from "../config/types.ts";
+import { log } from "../log.ts";
+import { formatTarget, parseTarget, type Target } from "../net/address.ts";
+import { connectWhenReady } from "../net/connect.ts";
+import { describeResult, firstLine } from "../process/run_shell.ts";
+import { sleep } from "../timers.ts";
+import { type Action, CommandError, requireSuccess, type RunCommand } from "./commands.ts";
+
+/**
+ * Exit codes with which the shell says a command cannot run at all (126: not
+ * executable, 127: not found): running it again until READY_TIMEOUT is futile.
+ */
+const CANNOT_RUN = [126, 127];
+/** First pause between READY_CMD runs; it doubles up to one second. */
+const FIRST_READY_BACKOFF_MS = 50;
+
+/** What a wake needs to know. */
+export interface WakeRequest {
+  /** The service's configuration. */
+  config: ServiceConfig;
+  /** Runs the service's commands (and records them). */
+  run: RunCommand;
+  /** Aborting ends the wake: commands are killed, the wait for readiness ends. */
+  signal: AbortSignal;
+  /** The client whose connection asked for the wake, for the commands' environment. */
+  client?: Deno.NetAddr;
+  /** The target of an earlier wake: used when CHECK_CMD says up without naming one. */
+  knownTarget?: Target;
+}
+
+/** A backend that is up and has accepted a connection. */
+export interface Woken {
+  /** Where the backend listens. */
+  target: Target;
+  /** The connection that proved readiness: it belongs to a client, it is no probe. */
+  conn: Deno.TcpConn;
+}
+
+/** A wake that did not end with a connection; its message says why. */
+export class WakeError extends Error {
+  /** Whether START_CMD ran (even if it failed or timed out): then STOP_CMD must clean up. */
+  readonly startRan: boolean;
+  /** The target START_CMD or CHECK_CMD named, when the failure came after it. */
+  readonly target?: Target;
+
+  /** Creates the error with the reason as message. */
+  constructor(message: string, options: ErrorOptions & { startRan?: boolean; target?: Target }) {
+    super(message, options);
+    this.name = "WakeError";
+    this.startRan = options.startRan ?? false;
+    this.target = options.target;
+  }
+}
+
+/**
+ * Wakes the backend: runs CHECK_CMD (when set), then START_CMD unless the
+ * check said the backend is up; then READY_CMD (when set) until it exits 0;
+ * then connects to the target until it accepts. READY_CMD and the connection
+ * share the READY_TIMEOUT deadline, which no connection attempt outlasts.
+ *
+ * @returns the target and the connection that proved it ready
+ * @throws {WakeError} saying why, and whether START_CMD ran
+ */
+export async function wake(request: WakeRequest): Promise<Woken> {
+  const progress: { startRan: boolean; target?: Target } = { startRan: false };
+  try {
+    progress.target = await bringUp(request, progress);
+    return { target: progress.target, conn: await waitReady(request, progress.target) };
+  } catch (error) {
+    const reason = request.signal.aborted ? request.signal.reason : error;
+    throw new WakeError(reason instanceof Error ? reason.message : String(reason), {
+      cause: error,
+      ...progress,
+    });
+  }
+}
+
+/**
+ * Asks CHECK_CMD whether the backend at `target` is up (exit 0).
+ *
+ * @returns the answer, or undefined when the service has no CHECK_CMD
+ */
+export async function isUp(
+  config: ServiceConfig,
+  run: RunCommand,
+  target: Target,
+  signal: AbortSignal,
+): Promise<boolean | undefined> {
+  if (!config.checkCmd) return undefined;
+  return (await run("check", config.checkCmd, { target, signal })).code === 0;
+}
+
+/** CHECK_CMD, then START_CMD unless the check named (or we know) the target. */
+async function bringUp(
+  { config, run, signal, client, knownTarget }: WakeRequest,
+  progress: { startRan: boolean },
+): Promise<Target> {
+  const { checkCmd, startCmd } = config;
+  if (checkCmd) {
+    const check = await run("check", checkCmd, { client, signal });
+    signal.throwIfAborted();
+    const target = check.code === 0 ? targetFrom("check", check.stdout, knownTarget) : undefined;
+    if (target) return target;
+    if (!startCmd) {
+      requireSuccess("check", check);
+      throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
+    }
+  }
+  progress.startRan = true;
+  const start = requireSuccess("start", await run("start", startCmd!, { client, signal }));
+  const target = targetFrom("start", start.stdout, knownTarget);
+  if (!target) throw new CommandError("START_CMD exited with 0 but printed no target (IP PORT)");
+  return target;
+}
+
+/** Reads the target from a command's first output line; falls back to the known target. */
+function targetFrom(action: Action, stdout: string, known?: Target): Target | undefined {
+  const line = firstLine(stdout);
+  if (line === "") return known;
+  try {
+    return parseTarget(line);
+  } catch (error) {
+    const key = action === "check" ? "CHECK_CMD" : "START_CMD";
+    throw new CommandError(`${key} printed no target: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Waits until the backend is ready: READY_CMD exits 0 (when set), then the
+ * target accepts a connection, both within READY_TIMEOUT.
+ */
+async function waitReady(
+  { config, run, signal }: WakeRequest,
+  target: Target,
+): Promise<Deno.TcpConn> {
+  const { readyCmd, readyTimeout, connectTimeout } = config;
+  const deadline = Date.now() + readyTimeout * 1000;
+  if (readyCmd) {
+    let backoff = FIRST_READY_BACKOFF_MS;
+    while (true) {
+      const left = (deadline - Date.now()) / 1000;
+      const ready = await run("ready", readyCmd, {
+        target,
+        signal,
+        maxSeconds: Math.max(left, 0.001),
+      });
+      signal.throwIfAborted();
+      if (ready.code === 0) break;
+      if (CANNOT_RUN.includes(ready.code)) {
+        throw new CommandError(`READY_CMD cannot run: ${describeResult(ready)}`, ready);
+      }
+      if (Date.now() + backoff >= deadline) {
+        throw new CommandError(
+          `READY_CMD did not exit 0 within READY_TIMEOUT (${readyTimeout}s): last run ${
+            describeResult(ready)
+          }`,
+          ready,
+        );
+      }
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, 1000);
+    }
+  }
+  const logger = log("connect");
+  const address = formatTarget(target);
+  try {
+    return await connectWhenReady(target, deadline, {
+      signal,
+      timeoutMs: connectTimeout * 1000,
+      onAttempt: (attempt, failure) => {
+        logger.trace("[{service}] connect attempt {attempt} to {target}: {outcome}", () => ({
+          service: config.name,
+          attempt,
+          target: address,
+          outcome: failure === undefined
+            ? "accepted"
+            : `${(failure.error as Error).message}; ${
+              failure.retryInMs === undefined
+                ? "READY_TIMEOUT is over"
+                : `next in ${failure.retryInMs}ms`
+            }`,
+        }));
+      },
+    });
+  } catch (error) {
+    signal.throwIfAborted();
+    throw new Error(
+      `${address} did not accept a connection within READY_TIMEOUT (${readyTimeout}s): ${
+        (error as Error).message
+      }`,
+    );
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The module layers of docs/ARCHITECTURE.md, checked on the sources: imports
+ * only go down, from cli/ to control/ to service/ to net/, process/ and config/.
+ */
+import assert from "node:assert/strict";
+import { REPO } from "./_helpers.ts";
+
+/** Each layer, with the layers its modules must not import from. */
+const FORBIDDEN: Record<string, string[]> = {
+  "log.ts": ["service", "control", "cli", "config", "net", "process"],
+  "timers.ts": ["service", "control", "cli", "config", "net", "process"],
+  config: ["service", "control", "cli", "net", "process"],
+  net: ["service", "control", "cli", "config", "process"],
+  process: ["service", "control", "cli", "config", "net"],
+  service: ["control", "cli"],
+  control: ["cli"],
+};
+
+/** The first part of a path under src/: a folder, or a file at the top. */
+function layerOf(path: string): string {
+  return path.split("/")[0];
+}
+
+Deno.test("no module of src/ imports from a layer above its own", () => {
+  const src = `${REPO}src`;
+  const upward: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of Deno.readDirSync(`${src}/${dir}`)) {
+      const path = dir ? `${dir}/${entry.name}` : entry.name;
+      if (entry.isDirectory) walk(path);
+      if (!entry.name.endsWith(".ts")) continue;
+      const forbidden = FORBIDDEN[layerOf(path)] ?? [];
+      const text = Deno.readTextFileSync(`${src}/${path}`);
+      for (const [, target] of text.matchAll(/^(?:import|export)[^"]*"(\.[^"]+)"/gm)) {
+        const resolved = new URL(target, `file:///${path}`).pathname.slice(1);
+        if (forbidden.includes(layerOf(resolved))) upward.push(`${path} imports ${resolved}`);
+      }
+    }
+  };
+  walk("");
+  assert.deepEqual(upward, []);
+});

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import type { ServiceConfig } from "../src/config/types.ts";
+import { runShell } from "../src/process/run_shell.ts";
+import { IdleMonitor, type IdleVerdict } from "../src/service/idle_monitor.ts";
+import { tempFiles, waitFor } from "./_helpers.ts";
+import { command } from "./_service.ts";
+
+/** An idle monitor over a service whose readings the test sets; its IDLE_CMD really runs. */
+function monitor(settings: Partial<ServiceConfig>) {
+  const state = {
+    config: {
+      name: "web",
+      source: { file: "test.conf", line: 1 },
+      port: 1,
+      listenAddresses: ["127.0.0.1"],
+      readyTimeout: 10,
+      connectTimeout: 5,
+      routePerConnection: false,
+      ...settings,
+    } as ServiceConfig,
+    open: 0,
+    lastActivity: 0,
+    awakeSince: Date.now(),
+    stops: [] as IdleVerdict[],
+  };
+  const idle = new IdleMonitor({
+    config: () => state.config,
+    openConnections: () => state.open,
+    lastActivity: () => state.lastActivity,
+    awakeSince: () => state.awakeSince,
+    runIdleCmd: (signal) => runShell(state.config.idleCmd!.text, { signal }),
+    stop: (verdict) => {
+      state.stops.push(verdict);
+      idle.stop();
+      return Promise.resolve();
+    },
+  });
+  return { idle, state };
+}
+
+Deno.test("IdleMonitor.shouldSleep() says busy while a connection is open", async () => {
+  const { idle, state } = monitor({ idleTime: 1 });
+  state.open = 2;
+  state.awakeSince = Date.now() - 60_000;
+  assert.deepEqual(await idle.shouldSleep(), { outcome: "busy", reason: "2 open connections" });
+});
+
+Deno.test("IdleMonitor.shouldSleep() counts idleness from the last activity and says sleep after IDLE_TIME", async () => {
+  const { idle, state } = monitor({ idleTime: 10 });
+  state.awakeSince = Date.now() - 60_000;
+  state.lastActivity = Date.now() - 4_000;
+  const counting = await idle.shouldSleep();
+  assert.equal(counting.outcome, "idle");
+  assert.match(counting.reason, /^idle for 4\.\ds of IDLE_TIME 10s$/);
+  state.lastActivity = Date.now() - 11_000;
+  const verdict = await idle.shouldSleep();
+  assert.equal(verdict.outcome, "sleep");
+  assert.match(verdict.reason, /^idle for 11\.\ds$/);
+});
+
+Deno.test("IdleMonitor.shouldSleep() runs IDLE_CMD and counts from the first check it said idle", async () => {
+  await using dir = await tempFiles({});
+  const { idle, state } = monitor({
+    idleTime: 0.2,
+    idleCmd: command(`[ -f '${dir.path}/idle' ]`),
+  });
+  state.awakeSince = Date.now() - 60_000;
+  const busy = await idle.shouldSleep();
+  assert.equal(busy.outcome, "busy");
+  assert.match(busy.reason, /^IDLE_CMD exit 1 after \d+\.\ds$/);
+  await Deno.writeTextFile(`${dir.path}/idle`, "");
+  const first = await idle.shouldSleep();
+  assert.equal(first.outcome, "idle", "the command knows nothing of the time before");
+  await waitFor("IDLE_TIME to pass", async () => (await idle.shouldSleep()).outcome === "sleep");
+});
+
+Deno.test("IdleMonitor.start() stops the service once it has been idle for IDLE_TIME", async () => {
+  const { idle, state } = monitor({ idleTime: 0.1, idleCheckInterval: 0.05 });
+  idle.start();
+  assert.equal(idle.running, true);
+  await waitFor("the idle stop", () => state.stops.length === 1);
+  assert.equal(state.stops[0].outcome, "sleep");
+  assert.equal(idle.running, false);
+});
+
+Deno.test("IdleMonitor.start() runs nothing when IDLE_TIME or IDLE_CHECK_INTERVAL is blank or 0", () => {
+  for (
+    const settings of [{ idleTime: 10 }, { idleCheckInterval: 1 }, {
+      idleTime: 0,
+      idleCheckInterval: 1,
+    }]
+  ) {
+    const { idle } = monitor(settings);
+    idle.start();
+    assert.equal(idle.running, false, JSON.stringify(settings));
+  }
+});
+
+Deno.test("IdleMonitor.start() with settings that turn idle stops off ends the loop running", () => {
+  const { idle, state } = monitor({ idleTime: 10, idleCheckInterval: 1 });
+  idle.start();
+  assert.equal(idle.running, true);
+  state.config = { ...state.config, idleTime: undefined };
+  idle.start();
+  assert.equal(idle.running, false);
+});
