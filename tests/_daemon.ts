@@ -19,21 +19,38 @@ export interface Daemon {
   stop(): Promise<number>;
 }
 
+/** How to start the daemon. */
+export interface DaemonOptions {
+  /** Variables added to the test's environment. */
+  env?: Record<string, string>;
+  /** Arguments after `run`, e.g. `["--debug"]`. */
+  args?: string[];
+  /** Runs it under `ulimit -n` with this many file descriptors. */
+  fdLimit?: number;
+}
+
 /**
  * Starts `sleepingd -f CONFIG run ARGS...` in the repository root, with a
  * VARRUN_PATH of its own, and waits until every service is listening.
  */
 export async function startDaemon(
   configFile: string,
-  options: { env?: Record<string, string>; args?: string[] } = {},
+  options: DaemonOptions = {},
 ): Promise<Daemon> {
   // A first file gives the daemon its own VARRUN_PATH, so that daemons of
   // tests never meet; the test's file comes second and may override it.
   const runDir = await Deno.makeTempDir({ prefix: "sleepingd-run-" });
   const isolation = `${runDir}/isolation.conf`;
   await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\n`);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+  const argv = [
+    Deno.execPath(),
+    ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+  ];
+  const [program, ...args] = options.fdLimit === undefined
+    ? argv
+    : ["bash", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "bash", ...argv];
+  const child = new Deno.Command(program, {
+    args,
     cwd: REPO,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",

@@ -15,6 +15,20 @@ import { freePort, isAlive, listenLocal, readAll, text, writeAll } from "./_net.
 
 const ECHO_SERVER = new URL("./testdata/echo_server.ts", import.meta.url).pathname;
 
+/** A service's settings as the config loader makes them: the defaults, then `overrides`. */
+export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    name: "echo",
+    source: { file: "test.conf", line: 1 },
+    port: 1,
+    listenAddresses: ["127.0.0.1"],
+    readyTimeout: 20,
+    connectTimeout: 5,
+    routePerConnection: false,
+    ...overrides,
+  };
+}
+
 /** A command spec as the config loader would make it. */
 export function command(text: string, timeout?: number): CommandSpec {
   return { text, timeout, source: { file: "test.conf", line: 1 } };
@@ -92,18 +106,12 @@ export async function startHarness(
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-test-" });
   const backendPort = freePort();
   const listener = listenLocal();
-  const service: ServiceConfig = {
-    name: "echo",
-    source: { file: "test.conf", line: 1 },
+  const service = serviceConfig({
     port: listener.addr.port,
-    listenAddresses: ["127.0.0.1"],
     startCmd: command(startEchoBackend(dir, backendPort)),
     stopCmd: command(stopEchoBackend(dir)),
-    readyTimeout: 20,
-    connectTimeout: 5,
-    routePerConnection: false,
     ...overrides(dir, backendPort),
-  };
+  });
   const config: Config = {
     files: ["test.conf"],
     global: { varrunPath: dir, shutdownGrace: 2, logFormat: "text" },

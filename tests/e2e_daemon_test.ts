@@ -278,6 +278,11 @@ Deno.test("SIGHUP reloads, and metrics and health are served and parse", async (
     assert.equal(samples.get('sleepingd_connections_total{service="alpha"}'), 1);
     assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="in"}'), 1);
     assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="out"}'), 1);
+    assert.equal(
+      samples.get('sleepingd_forward_buffer_bytes{state="borrowed"}'),
+      0,
+      "no quiet connection holds a large buffer",
+    );
     const [status] = JSON.parse((await runCli(["-f", file, "status", "--json"])).stdout).services;
     assert.deepEqual([status.bytesIn, status.bytesOut], [1, 1], "status counts as metrics do");
     const closed = daemon.lines.map((line) => JSON.parse(line)).find((record) =>

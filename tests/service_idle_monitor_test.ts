@@ -3,21 +3,12 @@ import type { ServiceConfig } from "../src/config/types.ts";
 import { runShell } from "../src/process/run_shell.ts";
 import { IdleMonitor, type IdleVerdict } from "../src/service/idle_monitor.ts";
 import { tempFiles, waitFor } from "./_helpers.ts";
-import { command } from "./_service.ts";
+import { command, serviceConfig } from "./_service.ts";
 
 /** An idle monitor over a service whose readings the test sets; its IDLE_CMD really runs. */
 function monitor(settings: Partial<ServiceConfig>) {
   const state = {
-    config: {
-      name: "web",
-      source: { file: "test.conf", line: 1 },
-      port: 1,
-      listenAddresses: ["127.0.0.1"],
-      readyTimeout: 10,
-      connectTimeout: 5,
-      routePerConnection: false,
-      ...settings,
-    } as ServiceConfig,
+    config: serviceConfig(settings),
     open: 0,
     lastActivity: 0,
     awakeSince: Date.now(),

@@ -1,21 +1,17 @@
 import assert from "node:assert/strict";
 import type { ServiceConfig } from "../src/config/types.ts";
 import { planReload } from "../src/service/reload_plan.ts";
-import { command } from "./_service.ts";
+import { command, serviceConfig } from "./_service.ts";
 
 /** A service's settings, as a configuration file would give them. */
 function svc(name: string, port: number, extra: Partial<ServiceConfig> = {}): ServiceConfig {
-  return {
+  return serviceConfig({
     name,
-    source: { file: "a.conf", line: 1 },
     port,
     listenAddresses: ["::"],
     startCmd: command(`start ${name}`),
-    readyTimeout: 60,
-    connectTimeout: 5,
-    routePerConnection: false,
     ...extra,
-  };
+  });
 }
 
 Deno.test("planReload() keeps the listeners of services whose settings did not change", () => {

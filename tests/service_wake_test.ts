@@ -9,20 +9,11 @@ import { runServiceCommand } from "../src/service/commands.ts";
 import { wake, WakeError } from "../src/service/wake.ts";
 import { exists, tempFiles, waitFor } from "./_helpers.ts";
 import { readAll, text, writeAll } from "./_net.ts";
-import { command, openGate, waitForGate } from "./_service.ts";
+import { command, openGate, serviceConfig, waitForGate } from "./_service.ts";
 
 /** A service whose commands are `commands`, and a way to run them that lists each run. */
 function service(commands: Partial<ServiceConfig>) {
-  const config: ServiceConfig = {
-    name: "web",
-    source: { file: "test.conf", line: 1 },
-    port: 1,
-    listenAddresses: ["127.0.0.1"],
-    readyTimeout: 10,
-    connectTimeout: 5,
-    routePerConnection: false,
-    ...commands,
-  };
+  const config = serviceConfig(commands);
   const ran: string[] = [];
   const run: RunCommand = (action, spec, context) => {
     ran.push(action);

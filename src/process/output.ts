@@ -6,7 +6,7 @@
  */
 
 /** Something that takes the chunks of an output stream. */
-export interface Sink {
+interface Sink {
   /** Takes the next chunk. */
   push(chunk: Uint8Array): void;
 }

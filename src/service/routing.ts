@@ -61,7 +61,7 @@ export function routerFor(config: ServiceConfig, context: RouteContext): Router 
  * it, every client waits for the state to change, and while awake clients
  * connect straight to the target without running a command.
  */
-export class SharedWake implements Router {
+class SharedWake implements Router {
   readonly #context: RouteContext;
   /** A CHECK_CMD under way to tell whether the backend is gone, shared by the clients asking. */
   #checking?: Promise<boolean | undefined>;
@@ -172,7 +172,7 @@ export class SharedWake implements Router {
  * its own START_CMD printed. The service is `awake` from the first success
  * until the idle stop, whose STOP_CMD stops whatever the routes started.
  */
-export class PerConnection implements Router {
+class PerConnection implements Router {
   readonly #context: RouteContext;
   /** Routes under way; the last one to fail while `starting` cleans up. */
   #pending = 0;
