@@ -89,10 +89,19 @@ export async function openGate(dir: string): Promise<void> {
   await Deno.writeTextFile(`${dir}/gate`, "");
 }
 
-/** Shell text that kills the echo backend and counts the stop. */
+/**
+ * Shell text that kills the echo backend, waits until it is gone (so that the
+ * next START_CMD finds its port free, as a real STOP_CMD must; a zombie left
+ * to a PID 1 that does not reap counts as gone), and counts the stop.
+ */
 export function stopEchoBackend(dir: string): string {
   return `echo stop >> '${dir}/stops'
-[ -f '${dir}/backend.pid' ] && kill "$(cat '${dir}/backend.pid')"
+if [ -f '${dir}/backend.pid' ]; then
+  pid="$(cat '${dir}/backend.pid')"
+  kill "$pid" && while [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; do
+    sleep 0.01
+  done
+fi
 rm -f '${dir}/backend.pid'`;
 }
 
