@@ -12,6 +12,9 @@
  * - Two active services clash when they share a port and an address (or either listens on
  *   a wildcard address).
  *
+ * One module past 300 lines on purpose: every check here reads the same merged sections
+ * and adds to the same list of issues; reading single values lives in `values.ts`.
+ *
  * @module
  */
 
