@@ -69,3 +69,21 @@ Deno.test("connectOnce() says how long it waited when the backend does not answe
     full.close();
   }
 });
+
+Deno.test("connectOnce() with a timeout past 2^31 ms keeps waiting instead of timing out at once", async () => {
+  const full = await fullListener();
+  try {
+    await assert.rejects(
+      connectOnce(full.target, {
+        timeoutMs: 2 ** 31 + 1000,
+        signal: AbortSignal.timeout(100),
+      }),
+      (error: Error) => {
+        assert.equal(error.name, "TimeoutError", `the caller's own abort, not ${error}`);
+        return true;
+      },
+    );
+  } finally {
+    full.close();
+  }
+});

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { sleep } from "../timers.ts";
+import { sleep, startTimer } from "../timers.ts";
 import { formatTarget, type Target } from "./address.ts";
 
 /** Milliseconds one connection attempt may take, unless told otherwise (CONNECT_TIMEOUT's default). */
@@ -40,12 +40,13 @@ export async function connectOnce(
   signal?.throwIfAborted();
   // A timer cleared on success rather than AbortSignal.timeout(), which would stay pending
   // for the whole timeout after every connection: this runs once per proxied connection.
+  // startTimer(), as CONNECT_TIMEOUT may be set past what one setTimeout holds.
   const attempt = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const cancelTimer = startTimer(timeoutMs, () => {
     timedOut = true;
     attempt.abort();
-  }, timeoutMs);
+  });
   const onAbort = () => attempt.abort(signal!.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -60,7 +61,7 @@ export async function connectOnce(
     }
     throw error;
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     signal?.removeEventListener("abort", onAbort);
   }
 }
