@@ -1,6 +1,7 @@
 /**
- * Timers that hold for any length: `setTimeout` fires at once for delays
- * above 2^31−1 ms (about 24.8 days), so longer waits are chained.
+ * Waiting: timers that hold for any length (`setTimeout` fires at once for
+ * delays above 2^31−1 ms, about 24.8 days, so longer waits are chained), and
+ * waits that end early on an abort.
  *
  * @module
  */
@@ -58,4 +59,17 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   } finally {
     cancel();
   }
+}
+
+/**
+ * Waits for `promise`, or rejects with the abort reason of `signal` as soon
+ * as it is aborted; `promise` itself goes on.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -27,6 +27,8 @@ export interface DaemonOptions {
   args?: string[];
   /** Runs it under `ulimit -n` with this many file descriptors. */
   fdLimit?: number;
+  /** Runs it with this soft limit of file descriptors only (`ulimit -Sn`): it may raise it. */
+  softFdLimit?: number;
 }
 
 /**
@@ -46,9 +48,14 @@ export async function startDaemon(
     Deno.execPath(),
     ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
   ];
-  const [program, ...args] = options.fdLimit === undefined
+  const ulimit = options.fdLimit !== undefined
+    ? `-n ${options.fdLimit}`
+    : options.softFdLimit !== undefined
+    ? `-Sn ${options.softFdLimit}`
+    : undefined;
+  const [program, ...args] = ulimit === undefined
     ? argv
-    : ["bash", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "bash", ...argv];
+    : ["bash", "-c", `ulimit ${ulimit} && exec "$@"`, "bash", ...argv];
   const child = new Deno.Command(program, {
     args,
     cwd: REPO,

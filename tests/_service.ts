@@ -11,6 +11,7 @@ import type { CommandSpec, Config, ServiceConfig } from "../src/config/types.ts"
 import { setupLogging, type Verbosity } from "../src/log.ts";
 import type { Service } from "../src/service/service.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
+import { Metrics } from "../src/control/metrics.ts";
 import { freePort, isAlive, listenLocal, readAll, text, writeAll } from "./_net.ts";
 
 const ECHO_SERVER = new URL("./testdata/echo_server.ts", import.meta.url).pathname;
@@ -24,6 +25,10 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     listenAddresses: ["127.0.0.1"],
     readyTimeout: 20,
     connectTimeout: 5,
+    allow: [],
+    deny: [],
+    holdTimeout: 300,
+    wakeOn: "connect",
     routePerConnection: false,
     ...overrides,
   };
@@ -44,6 +49,8 @@ export interface Harness {
   port: number;
   /** The supervisor serving the service. */
   supervisor: Supervisor;
+  /** The value of a metric sample of the supervisor's, e.g. `sleepingd_refused_total{...}`; 0 when absent. */
+  metric(sample: string): number;
   /** The service under test. */
   service: Service;
   /** How many times START_CMD ran. */
@@ -107,14 +114,18 @@ rm -f '${dir}/backend.pid'`;
 
 /**
  * Starts a service whose START_CMD launches an echo backend and whose
- * STOP_CMD kills it; `overrides` change any setting (or the commands).
+ * STOP_CMD kills it; `overrides` change any setting (or the commands),
+ * `options` the listening address (127.0.0.1 unless set) and the global settings.
  */
 export async function startHarness(
   overrides: (dir: string, backendPort: number) => Partial<ServiceConfig> = () => ({}),
+  options: { listenOn?: string; global?: Partial<Config["global"]> } = {},
 ): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-test-" });
   const backendPort = freePort();
-  const listener = listenLocal();
+  const listener = options.listenOn === undefined
+    ? listenLocal()
+    : Deno.listen({ hostname: options.listenOn, port: 0 });
   const service = serviceConfig({
     port: listener.addr.port,
     startCmd: command(startEchoBackend(dir, backendPort)),
@@ -123,12 +134,13 @@ export async function startHarness(
   });
   const config: Config = {
     files: ["test.conf"],
-    global: { varrunPath: dir, shutdownGrace: 2, logFormat: "text" },
+    global: { varrunPath: dir, shutdownGrace: 2, logFormat: "text", ...options.global },
     services: [service],
     inactive: [],
     warnings: [],
   };
-  const supervisor = new Supervisor(config);
+  const metrics = new Metrics();
+  const supervisor = new Supervisor(config, metrics);
   supervisor.serve(supervisor.services[0], listener);
   const backendPid = () => {
     try {
@@ -142,6 +154,11 @@ export async function startHarness(
     backendPort,
     port: listener.addr.port,
     supervisor,
+    metric(sample) {
+      const line = metrics.render(supervisor.services).split("\n")
+        .find((text) => text.startsWith(`${sample} `));
+      return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+    },
     service: supervisor.services[0],
     starts: () => countLines(`${dir}/starts`),
     stops: () => countLines(`${dir}/stops`),

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { VERSION } from "../src/version.ts";
-import { runCli, tempFiles } from "./_helpers.ts";
+import { REPO, runCli, tempFiles } from "./_helpers.ts";
 
 Deno.test("sleepingd -f sleepingd.conf check lists the shipped demo", async () => {
   const { code, stdout, stderr } = await runCli(["-f", "sleepingd.conf", "check"]);
@@ -43,6 +43,8 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
   await using dir = await tempFiles({
     "full.conf": `EXEC_CMD_TIMEOUT=3
 USER=nobody
+MAX_CONNECTIONS_TOTAL=5000
+MAX_WAKES_PER_HOUR_TOTAL=30
 [full]
 PORT=7000
 LISTEN_ADDRESS=127.0.0.1 ::1
@@ -58,19 +60,34 @@ STOP_CMD=stop-it
 IDLE_CMD=who | grep -q . && exit 1 || exit 0
 IDLE_TIME=600
 IDLE_CHECK_INTERVAL=0.5
+ALLOW=10.0.0.0/8 2001:db8::/32
+DENY=10.1.0.0/16
+MAX_CONNECTIONS=100
+MAX_CONNECTIONS_PER_SOURCE=4
+MAX_WAKES_PER_HOUR=6
+WAKE_ON=data
+HOLD_TIMEOUT=90
+PROXY_PROTOCOL=v1
 `,
   });
   const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/full.conf`, "check"]);
   assert.equal(stderr, "");
   assert.equal(
     stdout,
-    "full (port 7000)\n" +
+    "all services: 5000 connections, 30 wakes an hour\n" +
+      "full (port 7000)\n" +
       "  listen: 127.0.0.1 ::1\n" +
       "  check: test -e /tmp/up (timeout 3s)\n" +
       "  start: echo one... (timeout 30s)\n" +
       "  ready: pg_isready -q (timeout 3s), retried for up to 90s\n" +
       "  connect: within 2.5s\n" +
       "  route: per connection\n" +
+      "  proxy protocol: v1\n" +
+      "  allow: 10.0.0.0/8 2001:db8::/32\n" +
+      "  deny: 10.1.0.0/16\n" +
+      "  limits: 100 connections, 4 per client address, 6 wakes an hour\n" +
+      "  wake on: a connection's first byte\n" +
+      "  hold: up to 90s\n" +
       "  stop: stop-it (timeout 3s)\n" +
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
@@ -242,4 +259,16 @@ Deno.test("sleepingd check --help prints the command's help on stdout", async ()
   assert.match(stdout, /^Usage: sleepingd \[-f FILE\]\.\.\. check\n/);
   assert.equal(stderr, "");
   assert.equal(code, 0);
+});
+
+Deno.test("the README's configuration examples pass sleepingd check", async () => {
+  const readme = await Deno.readTextFile(`${REPO}README.md`);
+  const examples = [...readme.matchAll(/```ini\n([\s\S]*?)```/g)].map((match) => match[1]);
+  assert.ok(examples.length > 0, "the README has ini examples");
+  for (const example of examples) {
+    await using dir = await tempFiles({ "example.conf": example });
+    const { code, stderr } = await runCli(["-f", `${dir.path}/example.conf`, "check"]);
+    assert.equal(stderr, "", example);
+    assert.equal(code, 0, example);
+  }
 });

@@ -87,6 +87,10 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         },
         readyTimeout: 60,
         connectTimeout: 5,
+        allow: [],
+        deny: [],
+        holdTimeout: 300,
+        wakeOn: "connect",
         routePerConnection: false,
       },
       {
@@ -108,6 +112,10 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         },
         readyTimeout: 60,
         connectTimeout: 5,
+        allow: [],
+        deny: [],
+        holdTimeout: 300,
+        wakeOn: "connect",
         idleTime: 20,
         idleCheckInterval: 5,
         routePerConnection: false,
@@ -130,6 +138,10 @@ Deno.test("buildConfig() gives every key its default", () => {
       startCmd: { text: "go", source: { file: "t.conf", line: 2 } },
       readyTimeout: 60,
       connectTimeout: 5,
+      allow: [],
+      deny: [],
+      holdTimeout: 300,
+      wakeOn: "connect",
       routePerConnection: false,
     }],
     inactive: [],
@@ -326,6 +338,50 @@ Deno.test("buildConfig() reads CONNECT_TIMEOUT, 5 seconds by default, and refuse
   assert.deepEqual(errorsOf(`${WEB}CONNECT_TIMEOUT=0\n`), [
     't.conf:4: Cannot use "CONNECT_TIMEOUT" as it must be more than 0 seconds: current value is "0"',
   ]);
+});
+
+Deno.test("buildConfig() reads the access keys, limits and PROXY_PROTOCOL, inherited from the global section", () => {
+  const config = build(
+    "ALLOW=10.0.0.0/8, 2001:db8::/32 192.0.2.7\nDENY=10.1.0.0/16\nMAX_CONNECTIONS=100\n" +
+      "MAX_WAKES_PER_HOUR_TOTAL=20\nMAX_CONNECTIONS_TOTAL=5000\n" +
+      `${WEB}MAX_CONNECTIONS_PER_SOURCE=4\nHOLD_TIMEOUT=90\nWAKE_ON=Data\nMAX_WAKES_PER_HOUR=6\n` +
+      "PROXY_PROTOCOL=v2\n",
+  );
+  const [svc] = config.services;
+  assert.deepEqual(svc.allow, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]);
+  assert.deepEqual(svc.deny, ["10.1.0.0/16"]);
+  assert.deepEqual(
+    [svc.maxConnections, svc.maxConnectionsPerSource, svc.holdTimeout, svc.wakeOn],
+    [100, 4, 90, "data"],
+  );
+  assert.deepEqual([svc.maxWakesPerHour, svc.proxyProtocol], [6, "v2"]);
+  assert.deepEqual(
+    [config.global.maxWakesPerHourTotal, config.global.maxConnectionsTotal],
+    [20, 5000],
+  );
+  const unlimited = service(`${WEB}MAX_CONNECTIONS=0\nMAX_WAKES_PER_HOUR=\n`);
+  assert.deepEqual([unlimited.maxConnections, unlimited.maxWakesPerHour], [undefined, undefined]);
+});
+
+Deno.test("buildConfig() names the entry of ALLOW or DENY that is not an address or CIDR block", () => {
+  assert.deepEqual(errorsOf(`${WEB}ALLOW=10.0.0.0/8 10.0.0/8\nDENY=::1,example.com\n`), [
+    't.conf:4: Cannot use "ALLOW" as it must be IP addresses and CIDR blocks, e.g. ' +
+    '192.0.2.0/24 2001:db8::/32: "10.0.0/8" is not an IP address or CIDR block',
+    't.conf:5: Cannot use "DENY" as it must be IP addresses and CIDR blocks, e.g. ' +
+    '192.0.2.0/24 2001:db8::/32: "example.com" is not an IP address or CIDR block',
+  ]);
+});
+
+Deno.test("buildConfig() refuses a WAKE_ON, PROXY_PROTOCOL or count it does not know", () => {
+  assert.deepEqual(
+    errorsOf(`${WEB}WAKE_ON=syn\nPROXY_PROTOCOL=v3\nMAX_CONNECTIONS=-1\n`),
+    [
+      't.conf:4: Cannot use "WAKE_ON" as it must be one of connect, data: current value is "syn"',
+      't.conf:5: Cannot use "PROXY_PROTOCOL" as it must be one of v1, v2: current value is "v3"',
+      't.conf:6: Cannot use "MAX_CONNECTIONS" as it must be a whole number, 0 or more: ' +
+      'current value is "-1"',
+    ],
+  );
 });
 
 Deno.test("buildConfig() refuses an active service without START_CMD and CHECK_CMD, with a hint", () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startDaemon } from "./_daemon.ts";
-import { bounded, waitFor } from "./_helpers.ts";
+import { bounded, runProgram, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, readAll } from "./_net.ts";
 import { exchange, openGate, startEchoBackend, stopEchoBackend, waitForGate } from "./_service.ts";
 
@@ -18,7 +18,9 @@ Deno.test("under EMFILE the accept loop backs off, logs the episode once with a 
   const file = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     file,
-    `[gated]
+    // The bound below the open file limit would refuse these clients before EMFILE: lift it.
+    `MAX_CONNECTIONS_TOTAL=100000
+[gated]
 PORT=${port}
 LISTEN_ADDRESS=127.0.0.1
 READY_TIMEOUT=0.5
@@ -63,6 +65,31 @@ STOP_CMD='${stopEchoBackend(dir)}'
     } catch {
       // No backend left.
     }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the daemon raises its soft open file limit to the hard one and says so at debug level", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-fd-" });
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `[idle]\nPORT=${freePort()}\nLISTEN_ADDRESS=127.0.0.1\nSTART_CMD=true\n`,
+  );
+  const hard = Number((await runProgram("bash", ["-c", "ulimit -Hn"])).stdout.trim());
+  const daemon = await startDaemon(file, { softFdLimit: 256, args: ["-v"] });
+  try {
+    const line = await daemon.waitForLine(/open file limit/);
+    assert.match(
+      line,
+      new RegExp(
+        `DEBUG open file limit ${hard}( \\(raised from 256\\))?: at most \\d+ connections at once$`,
+      ),
+    );
+    const limits = await Deno.readTextFile(`/proc/${daemon.pid}/limits`);
+    assert.match(limits, new RegExp(`^Max open files +${hard} +${hard} +files`, "m"));
+  } finally {
+    assert.equal(await daemon.stop(), 0);
     await Deno.remove(dir, { recursive: true });
   }
 });

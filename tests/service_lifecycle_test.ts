@@ -13,6 +13,7 @@ function recorded() {
     wakeEnded: (_service, ok) => events.push(`wake ${ok ? "ok" : "failed"}`),
     commandEnded: () => {},
     stopped: (_service, reason) => events.push(`stopped ${reason}`),
+    refused: () => {},
   };
   const idle = { start: () => events.push("idle on"), stop: () => events.push("idle off") };
   const stats = newStats();
@@ -89,13 +90,28 @@ Deno.test("Lifecycle.transition() throws for a change from a state the service i
 
 Deno.test("Lifecycle.transition() and tryTransition() throw for a change the life cycle does not allow", () => {
   const { life } = recorded();
-  const skip = () => life.transition("asleep", { to: "awake", target: TARGET, reason: "skip" });
-  assert.throws(skip, /Cannot change \[web\] from asleep to awake: asleep never leads to awake/);
+  const again = () => life.transition("asleep", { to: "asleep", reason: "again" });
+  assert.throws(again, /Cannot change \[web\] from asleep to asleep: asleep never leads to asleep/);
   assert.throws(
     () => life.tryTransition("starting", { to: "starting", reason: "again" }),
     TransitionError,
   );
   assert.equal(life.state, "asleep");
+});
+
+Deno.test("Lifecycle.transition() adopts a running backend from asleep, counting no wake", () => {
+  const { life, events, stats } = recorded();
+  life.transition("asleep", { to: "awake", target: TARGET, reason: "adopted" });
+  assert.deepEqual(life.target, TARGET);
+  assert.deepEqual(events, ["idle on"], "its idle checks begin; no wake is counted");
+  assert.equal(stats.wakes, 0);
+});
+
+Deno.test("Lifecycle.transition() cleans up after a killed daemon from asleep through stopping", () => {
+  const { life, events } = recorded();
+  life.transition("asleep", { to: "stopping", stopReason: "after_crash", reason: "leftover" });
+  life.transition("stopping", { to: "asleep", reason: "STOP_CMD done" });
+  assert.deepEqual(events, ["idle off", "idle off", "stopped after_crash"]);
 });
 
 Deno.test("Lifecycle.tryTransition() lets one caller win asleep -> starting", () => {

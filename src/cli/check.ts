@@ -10,8 +10,10 @@ import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import type { Command } from "./options.ts";
 
-/** CONNECT_TIMEOUT's default: `check` shows the key only when it is set otherwise. */
-const DEFAULT_CONNECT_TIMEOUT = Number(KEYS_BY_NAME.get("CONNECT_TIMEOUT")!.default);
+/** A key's default, for the keys `check` shows only when they are set otherwise. */
+function defaultOf(name: string): number {
+  return Number(KEYS_BY_NAME.get(name)!.default);
+}
 
 /** How much of a command `check` shows: its first line, cut to this many characters. */
 const COMMAND_WIDTH = 70;
@@ -44,6 +46,11 @@ function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
     : config.services.flatMap(describeService);
+  const limits = describeLimits([
+    [config.global.maxConnectionsTotal, "connections"],
+    [config.global.maxWakesPerHourTotal, "wakes an hour"],
+  ]);
+  if (limits) lines.unshift(`all services: ${limits}`);
   lines.push(...config.inactive.map((name) => `${name} (inactive)`));
   return lines.join("\n");
 }
@@ -62,15 +69,39 @@ function describeService(service: ServiceConfig): string[] {
       `${describeCommand(service.readyCmd)}, retried for up to ${service.readyTimeout}s`,
     );
   }
-  if (service.connectTimeout !== DEFAULT_CONNECT_TIMEOUT) {
+  if (service.connectTimeout !== defaultOf("CONNECT_TIMEOUT")) {
     detail("connect", `within ${service.connectTimeout}s`);
   }
   if (service.routePerConnection) detail("route", "per connection");
+  if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
+  if (service.allow.length > 0) detail("allow", service.allow.join(" "));
+  if (service.deny.length > 0) detail("deny", service.deny.join(" "));
+  const limits = describeLimits([
+    [service.maxConnections, "connections"],
+    [service.maxConnectionsPerSource, "per client address"],
+    [service.maxWakesPerHour, "wakes an hour"],
+  ]);
+  if (limits) detail("limits", limits);
+  if (service.wakeOn === "data") detail("wake on", "a connection's first byte");
+  if (service.holdTimeout !== defaultOf("HOLD_TIMEOUT")) {
+    detail(
+      "hold",
+      service.holdTimeout === 0
+        ? "clients wait as long as a wake takes"
+        : `up to ${service.holdTimeout}s`,
+    );
+  }
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
   if (service.user) detail("user", service.user);
   return lines;
+}
+
+/** Limits that are set, as `100 connections, 6 wakes an hour`; "" when none is. */
+function describeLimits(limits: [number | undefined, string][]): string {
+  return limits.filter(([value]) => value !== undefined).map(([value, what]) => `${value} ${what}`)
+    .join(", ");
 }
 
 /** The command's first line, cut to {@linkcode COMMAND_WIDTH}, and its timeout if any. */

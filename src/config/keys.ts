@@ -16,8 +16,20 @@
  * - `command`: shell text, unset when blank or equal to the key's default (`false`/`true`)
  * - `text`: any text, unset when blank
  * - `addresses`: a space-separated list
+ * - `count`: a whole number, 0 or more; unset when blank
+ * - `rules`: IP addresses and CIDR blocks, separated by spaces or commas
+ * - `choice`: one of the key's `choices`
  */
-export type KeyKind = "boolean" | "port" | "seconds" | "command" | "text" | "addresses";
+export type KeyKind =
+  | "boolean"
+  | "port"
+  | "seconds"
+  | "command"
+  | "text"
+  | "addresses"
+  | "count"
+  | "rules"
+  | "choice";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -33,6 +45,8 @@ export interface KeyDefinition {
   globalOnly?: boolean;
   /** Not inherited from the global section: each section has its own value. */
   perSection?: boolean;
+  /** The values a `choice` key takes. */
+  choices?: readonly string[];
   /** What it does, with units; the same text documents it in the shipped `sleepingd.conf`. */
   doc: string;
 }
@@ -177,6 +191,87 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "no",
     doc: "Whether CHECK_CMD/START_CMD run for every connection, which goes to the target " +
       "printed for it (a pool of backends), instead of once per wake.",
+  },
+  {
+    name: "ALLOW",
+    kind: "rules",
+    default: "",
+    doc: "Client addresses and CIDR blocks that may connect, IPv4 or IPv6, separated by spaces " +
+      "or commas (an IPv4 client matches its IPv4 rules on an IPv6 listener too). Checked " +
+      "before anything else: a refused client is closed at once and wakes nothing. Blank " +
+      "means every client.",
+  },
+  {
+    name: "DENY",
+    kind: "rules",
+    default: "",
+    doc: "Client addresses and CIDR blocks that may not connect, written as for ALLOW. DENY " +
+      "wins over ALLOW. Blank means none.",
+  },
+  {
+    name: "MAX_CONNECTIONS",
+    kind: "count",
+    default: "",
+    doc: "Connections the service may hold at once, those waiting for a wake included; more " +
+      "are refused at once. Blank or 0 means no limit of its own.",
+  },
+  {
+    name: "MAX_CONNECTIONS_PER_SOURCE",
+    kind: "count",
+    default: "",
+    doc: "Connections one client address may hold at once to the service; more are refused " +
+      "at once. Blank or 0 means no limit.",
+  },
+  {
+    name: "HOLD_TIMEOUT",
+    kind: "seconds",
+    default: "300",
+    doc: "Seconds a client may wait for a wake (with WAKE_ON=data, for its own first byte " +
+      "too) before it is closed; the wake itself goes on. A client that leaves while it waits " +
+      "is dropped at once. 0 means no limit.",
+  },
+  {
+    name: "WAKE_ON",
+    kind: "choice",
+    default: "connect",
+    choices: ["connect", "data"],
+    doc: "What wakes the service: connect (a connection) or data (the first byte a " +
+      "connection sends, so that a port scan or a probe that connects and closes wakes " +
+      "nothing). data is for protocols where the client speaks first: HTTP, SSH, " +
+      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact.",
+  },
+  {
+    name: "MAX_WAKES_PER_HOUR",
+    kind: "count",
+    default: "",
+    doc: "Wakes the service may begin in any hour; past it, a client that would wake it is " +
+      "refused, with the reason in the log. Blank or 0 means no limit.",
+  },
+  {
+    name: "PROXY_PROTOCOL",
+    kind: "choice",
+    default: "",
+    choices: ["v1", "v2"],
+    doc: "Send the client's address to the backend before its bytes, with the PROXY " +
+      "protocol: v1 (text) or v2 (binary). The backend must expect it (nginx: listen ... " +
+      "proxy_protocol; haproxy: accept-proxy). Blank means off.",
+  },
+  {
+    name: "MAX_WAKES_PER_HOUR_TOTAL",
+    kind: "count",
+    default: "",
+    globalOnly: true,
+    doc: "Wakes all services together may begin in any hour; past it, a client that would " +
+      "wake one is refused. Blank or 0 means no limit. Global section only.",
+  },
+  {
+    name: "MAX_CONNECTIONS_TOTAL",
+    kind: "count",
+    default: "",
+    globalOnly: true,
+    doc: "Connections all services together may hold at once; more are refused at once. " +
+      "Blank or 0 means as many as the open file limit allows, two files each (sleepingd " +
+      "raises its soft limit to the hard one at start). Global section only.",
   },
   {
     name: "VARRUN_PATH",

@@ -58,6 +58,28 @@ export interface ServiceConfig {
    * @default 5
    */
   connectTimeout: number;
+  /** `ALLOW`: client addresses and CIDR blocks that may connect; empty means every client. */
+  allow: string[];
+  /** `DENY`: client addresses and CIDR blocks that may not connect; it wins over `allow`. */
+  deny: string[];
+  /** `MAX_CONNECTIONS`: connections held at once, waiting ones included; `undefined` means no limit. */
+  maxConnections?: number;
+  /** `MAX_CONNECTIONS_PER_SOURCE`: connections one client address may hold at once. */
+  maxConnectionsPerSource?: number;
+  /**
+   * `HOLD_TIMEOUT`: seconds a client may wait for a wake; 0 means no limit.
+   * @default 300
+   */
+  holdTimeout: number;
+  /**
+   * `WAKE_ON`: what wakes the service, a connection or its first byte.
+   * @default "connect"
+   */
+  wakeOn: "connect" | "data";
+  /** `MAX_WAKES_PER_HOUR`: wakes the service may begin in any hour; `undefined` means no limit. */
+  maxWakesPerHour?: number;
+  /** `PROXY_PROTOCOL`: the PROXY protocol header sent to the backend; `undefined` means none. */
+  proxyProtocol?: "v1" | "v2";
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
@@ -93,6 +115,10 @@ export interface GlobalConfig {
   logFile?: string;
   /** `METRICS_ADDRESS`: where `/metrics` and `/healthz` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
+  /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */
+  maxWakesPerHourTotal?: number;
+  /** `MAX_CONNECTIONS_TOTAL`: connections of all services at once; `undefined`: the fd limit's. */
+  maxConnectionsTotal?: number;
 }
 
 /** A problem found in the configuration. */

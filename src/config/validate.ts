@@ -23,7 +23,7 @@ import { ConfigError, InvalidConfigError } from "./config_error.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
 import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
-import { INVALID, parseHostPort, READERS, readValue, type Value } from "./values.ts";
+import { INVALID, parseHostPort, readValue, type Value, whyInvalid } from "./values.ts";
 
 /** Addresses that take every interface, so they clash with any other address. */
 const WILDCARDS = new Set(["::", "0.0.0.0", ""]);
@@ -124,6 +124,8 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
         "metricsAddress",
         metricsAddress === undefined ? undefined : parseHostPort(metricsAddress),
       ),
+      ...optional("maxWakesPerHourTotal", positive(globalSettings.get("MAX_WAKES_PER_HOUR_TOTAL"))),
+      ...optional("maxConnectionsTotal", positive(globalSettings.get("MAX_CONNECTIONS_TOTAL"))),
     },
     services: built.map(({ service }) => service),
     inactive,
@@ -188,8 +190,7 @@ function readEntries(
         issues.error(
           entry.location,
           entry.key,
-          `Cannot use "${entry.key}" as it must be ${READERS[key.kind].rule!}: ` +
-            `current value is "${entry.value}"`,
+          `Cannot use "${entry.key}" ${whyInvalid(key, entry.value)}`,
         );
       }
       values.set(entry, value);
@@ -305,6 +306,14 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     readyCmd: settings.command("READY_CMD"),
     readyTimeout: settings.get("READY_TIMEOUT") as number,
     connectTimeout: settings.get("CONNECT_TIMEOUT") as number,
+    allow: (settings.get("ALLOW") as string[] | undefined) ?? [],
+    deny: (settings.get("DENY") as string[] | undefined) ?? [],
+    ...optional("maxConnections", positive(settings.get("MAX_CONNECTIONS"))),
+    ...optional("maxConnectionsPerSource", positive(settings.get("MAX_CONNECTIONS_PER_SOURCE"))),
+    holdTimeout: settings.get("HOLD_TIMEOUT") as number,
+    wakeOn: settings.get("WAKE_ON") as "connect" | "data",
+    ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
+    ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
@@ -333,6 +342,11 @@ function checkPorts(built: Built[], issues: Issues): void {
 function overlap(a: string[], b: string[]): boolean {
   if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
   return a.some((address) => b.includes(address));
+}
+
+/** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
+function positive(value: Value): number | undefined {
+  return typeof value === "number" && value > 0 ? value : undefined;
 }
 
 /** `{ [key]: value }`, or `{}` when the value is undefined: unset keys stay absent. */

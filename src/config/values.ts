@@ -5,6 +5,7 @@
  * @module
  */
 
+import { parseAddressRule, splitRules } from "./address_rules.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 
 /** Marks a value that could not be read; the error is already recorded. */
@@ -16,9 +17,11 @@ export type Value = boolean | number | string | string[] | undefined;
 /** How to read the values of one kind. */
 interface Reader {
   /** Completes "as it must be ..." in errors, for the kinds whose values can be wrong. */
-  rule?: string;
+  rule?: (key: KeyDefinition) => string;
   /** The value of `text`, or {@linkcode INVALID}. */
   read(text: string, key: KeyDefinition): Value | typeof INVALID;
+  /** What exactly is wrong with `text`, when saying more than the whole value helps. */
+  explain?(text: string): string | undefined;
 }
 
 const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
@@ -36,11 +39,11 @@ const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 /** How each kind of key reads its values. */
 export const READERS: Record<KeyKind, Reader> = {
   boolean: {
-    rule: "yes, no, true, false, 1 or 0",
+    rule: () => "yes, no, true, false, 1 or 0",
     read: (text) => BOOLEANS.get(text.trim().toLowerCase()) ?? INVALID,
   },
   port: {
-    rule: "an integer from 1 to 65535",
+    rule: () => "an integer from 1 to 65535",
     read(text) {
       const trimmed = text.trim();
       if (trimmed === "") return undefined;
@@ -49,7 +52,7 @@ export const READERS: Record<KeyKind, Reader> = {
     },
   },
   seconds: {
-    rule: "a number of seconds, 0 or more",
+    rule: () => "a number of seconds, 0 or more",
     read(text) {
       const trimmed = text.trim();
       if (trimmed === "") return undefined;
@@ -64,7 +67,50 @@ export const READERS: Record<KeyKind, Reader> = {
   },
   text: { read: (text) => text.trim() || undefined },
   addresses: { read: (text) => text.trim().split(/\s+/) },
+  count: {
+    rule: () => "a whole number, 0 or more",
+    read(text) {
+      const trimmed = text.trim();
+      if (trimmed === "") return undefined;
+      return INTEGER.test(trimmed) ? Number(trimmed) : INVALID;
+    },
+  },
+  rules: {
+    rule: () => "IP addresses and CIDR blocks, e.g. 192.0.2.0/24 2001:db8::/32",
+    read: (text) => badRule(text) === undefined ? splitRules(text) : INVALID,
+    explain: badRule,
+  },
+  choice: {
+    rule: (key) => `one of ${key.choices!.join(", ")}`,
+    read(text, key) {
+      const trimmed = text.trim().toLowerCase();
+      if (trimmed === "") return undefined;
+      return key.choices!.includes(trimmed) ? trimmed : INVALID;
+    },
+  },
 };
+
+/** Why the first entry of a rule list that is not an address or CIDR block is not one. */
+function badRule(text: string): string | undefined {
+  for (const rule of splitRules(text)) {
+    try {
+      parseAddressRule(rule);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The end of the error for a value its key cannot take: `as it must be RULE:
+ * DETAIL`, where the detail names the wrong part, or else quotes the value.
+ */
+export function whyInvalid(key: KeyDefinition, text: string): string {
+  const reader = READERS[key.kind];
+  const detail = reader.explain?.(text) ?? `current value is "${text}"`;
+  return `as it must be ${reader.rule!(key)}: ${detail}`;
+}
 
 /** Reads one value; a blank one means the key's default. */
 export function readValue(

@@ -9,11 +9,14 @@
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { log } from "../log.ts";
+import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { Metrics, serveMetrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
+import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
+import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { daemonStatus } from "./status.ts";
 
 /** Global keys a reload cannot apply: the daemon has set them up at start. */
@@ -23,6 +26,9 @@ const RESTART_ONLY = [
   { name: "LOG_FILE", field: "logFile" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
 ] as const;
+
+/** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
+const RESERVED_FILES = 64;
 
 /** Signals that ask the daemon to shut down gracefully. */
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
@@ -50,13 +56,24 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     return 1;
   }
   const metrics = new Metrics();
-  const supervisor = new Supervisor(config, metrics);
   const dir = runDir(config.global.varrunPath);
+  let saving = false; // once the run folder is this daemon's
+  const save = () => {
+    if (saving) saveServices(dir, supervisor);
+  };
+  const supervisor = new Supervisor(config, metrics, {
+    connectionBound: await connectionBound(),
+    onChange: save,
+  });
   const stop = Promise.withResolvers<string>();
   const control = openControl(dir, configFiles, supervisor, () => stop.resolve("sleepingd stop"));
+  const saved = control ? readSavedState(dir) : undefined;
+  saving = control !== undefined;
   let metricsServer: Deno.HttpServer | undefined;
   try {
     supervisor.listen();
+    recover(supervisor.services, saved);
+    save();
     if (config.global.metricsAddress) {
       metricsServer = serveMetrics(
         config.global.metricsAddress,
@@ -93,11 +110,39 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   }
   await metricsServer?.shutdown();
   control?.close();
+  saving = false;
+  removeSavedState(dir);
   releaseRunDir(dir);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   Deno.removeSignalListener("SIGHUP", onHangup);
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/** Saves every service's state for a daemon that starts after this one, should it be killed. */
+function saveServices(dir: RunDir, supervisor: Supervisor) {
+  try {
+    saveState(dir, supervisor.services.map((service) => service.snapshot()));
+  } catch (error) {
+    log("daemon").warn("cannot save the state in {path}: {error}", { path: dir.path, error });
+  }
+}
+
+/**
+ * Raises the open file limit as far as it goes and returns how many
+ * connections it leaves room for: two files each (client and backend), after
+ * the files open now and a reserve for commands, listeners and the log.
+ */
+async function connectionBound(): Promise<number | undefined> {
+  const limit = await raiseFileLimit();
+  if (!limit || !Number.isFinite(limit.soft)) return undefined;
+  const bound = Math.max(1, Math.floor((limit.soft - openFiles() - RESERVED_FILES) / 2));
+  log("daemon").debug("open file limit {soft}{raised}: at most {bound} connections at once", {
+    soft: limit.soft,
+    raised: limit.raisedFrom === undefined ? "" : ` (raised from ${limit.raisedFrom})`,
+    bound,
+  });
+  return bound;
 }
 
 /**

@@ -9,6 +9,7 @@
 import { log } from "../log.ts";
 import { formatTarget } from "../net/address.ts";
 import { largeBuffers } from "../net/forward.ts";
+import type { RefusalReason } from "../service/admission.ts";
 import type { Action } from "../service/commands.ts";
 import type { State } from "../service/lifecycle.ts";
 import type { Recorder, StopReason } from "../service/recorder.ts";
@@ -45,6 +46,7 @@ export class Metrics implements Recorder {
   #commandDurations = new Map<string, Histogram>();
   #commandExits = new Map<string, number>();
   #stops = new Map<string, number>();
+  #refusals = new Map<string, number>();
 
   /** Records a wake's outcome and duration. */
   wakeEnded(service: string, ok: boolean, seconds: number) {
@@ -66,6 +68,12 @@ export class Metrics implements Recorder {
   stopped(service: string, reason: StopReason) {
     const key = labels({ service, reason });
     this.#stops.set(key, (this.#stops.get(key) ?? 0) + 1);
+  }
+
+  /** Records a client refused by a limit. */
+  refused(service: string, reason: RefusalReason) {
+    const key = labels({ service, reason });
+    this.#refusals.set(key, (this.#refusals.get(key) ?? 0) + 1);
   }
 
   /** The whole exposition: service gauges and counters read now, plus recorded events. */
@@ -155,6 +163,12 @@ export class Metrics implements Recorder {
     }
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
+    family(
+      "sleepingd_refused_total",
+      "counter",
+      "Clients closed without a backend because of ALLOW/DENY or a limit, by reason.",
+    );
+    for (const [key, value] of this.#refusals) out.push(`sleepingd_refused_total${key} ${value}`);
     family("sleepingd_wake_duration_seconds", "histogram", "Time from a connection to awake.");
     renderHistograms(out, "sleepingd_wake_duration_seconds", this.#wakeDurations);
     family("sleepingd_command_duration_seconds", "histogram", "Run time of each command.");

@@ -6,7 +6,7 @@
  */
 
 /** Writes every byte of `chunk`, looping over short writes. */
-export async function writeAll(conn: Deno.Conn, chunk: Uint8Array): Promise<void> {
+export async function writeAll(conn: Pick<Deno.Conn, "write">, chunk: Uint8Array): Promise<void> {
   let written = 0;
   while (written < chunk.length) {
     written += await conn.write(chunk.subarray(written));

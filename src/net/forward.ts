@@ -32,6 +32,9 @@ const POOL_LIMIT = 16;
  */
 export type Direction = "in" | "out";
 
+/** What forwarding needs of a connection: a client may be a held one (`hold.ts`). */
+export type Stream = Pick<Deno.Conn, "read" | "write" | "closeWrite" | "close">;
+
 /** Bytes moved by {@linkcode forward}, per direction. */
 export interface ForwardResult {
   /** Bytes read from the client and written to the backend. */
@@ -54,8 +57,8 @@ export type OnBytes = (direction: Direction, bytes: number) => void;
  * closes both connections. Never throws: the first error is in the result.
  */
 export async function forward(
-  client: Deno.Conn,
-  backend: Deno.Conn,
+  client: Stream,
+  backend: Stream,
   onBytes?: OnBytes,
 ): Promise<ForwardResult> {
   const result: ForwardResult = { bytesIn: 0, bytesOut: 0 };
@@ -71,7 +74,7 @@ export async function forward(
       onBytes?.(direction, bytes);
     };
   };
-  const writeClosed = new Set<Deno.Conn>();
+  const writeClosed = new Set<Stream>();
   await Promise.all([
     pump(client, backend, count("in"), writeClosed).catch(fail),
     pump(backend, client, count("out"), writeClosed).catch(fail),
@@ -87,10 +90,10 @@ export async function forward(
  * `src` was a reset rather than a FIN.
  */
 async function pump(
-  src: Deno.Conn,
-  dst: Deno.Conn,
+  src: Stream,
+  dst: Stream,
   counted: (bytes: number) => void,
-  writeClosed: Set<Deno.Conn>,
+  writeClosed: Set<Stream>,
 ) {
   const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
@@ -127,7 +130,7 @@ const NO_BYTES = new Uint8Array(0);
  *
  * @throws {Deno.errors.ConnectionReset} when the peer reset the connection
  */
-async function throwIfReset(conn: Deno.Conn) {
+async function throwIfReset(conn: Stream) {
   try {
     await conn.write(NO_BYTES);
   } catch (error) {

@@ -1,5 +1,5 @@
 /**
- * What Linux's /proc says of a process: its state and process group.
+ * What Linux's /proc says of a process: its state, process group and start time.
  *
  * @module
  */
@@ -10,6 +10,8 @@ export interface ProcStat {
   state: string;
   /** Process group id. */
   pgrp: number;
+  /** When it started, in clock ticks since boot: with the pid, it names one process for good. */
+  startTime: number;
 }
 
 /** Reads `/proc/PID/stat`; undefined when the process does not exist. */
@@ -20,9 +22,9 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
   } catch {
     return undefined;
   }
-  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-  const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { state, pgrp: Number(pgrp) };
+  // "pid (comm) state ppid pgrp ... starttime(22nd)": comm may hold spaces and parentheses.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { state: fields[0], pgrp: Number(fields[2]), startTime: Number(fields[19]) };
 }
 
 /**

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { sleep } from "../timers.ts";
 import { isDead, readProcStat } from "./proc_stat.ts";
 
 /** Sends `signal` to the process group `pgid`; a group that is already gone is fine. */
@@ -32,5 +33,24 @@ export async function groupHasLiveProcess(pgid: number): Promise<boolean> {
     return false;
   } catch {
     return true;
+  }
+}
+
+/**
+ * Ends the process group `pgid`: TERM, then KILL once `graceMs` has passed
+ * with a process of it still running, and waits (a second at most) for it
+ * to be gone.
+ */
+export async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
+  signalGroup(pgid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (await groupHasLiveProcess(pgid)) {
+    if (Date.now() > deadline) {
+      signalGroup(pgid, "SIGKILL");
+      const killed = Date.now();
+      while (await groupHasLiveProcess(pgid) && Date.now() - killed < 1000) await sleep(20);
+      return;
+    }
+    await sleep(20);
   }
 }

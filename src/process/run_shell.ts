@@ -33,6 +33,8 @@ export interface ShellOptions {
    * @default 2000
    */
   killGraceMs?: number;
+  /** Told the command's pid (its process group's id too) as soon as it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** What a command did, from {@linkcode runShell}. */
@@ -104,7 +106,7 @@ const KILL_SETTLE_MS = 1000;
  * ```
  */
 export async function runShell(command: string, options: ShellOptions = {}): Promise<ShellResult> {
-  const { timeout = 0, env = {}, user, signal, killGraceMs = 2000 } = options;
+  const { timeout = 0, env = {}, user, signal, killGraceMs = 2000, onSpawn } = options;
   checkDuration("timeout", timeout);
   checkDuration("killGraceMs", killGraceMs);
   const shell = [findShell(), "-c", command];
@@ -121,6 +123,7 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
     stderr: "piped",
     detached: true, // own process group: pgid = pid, so -pid reaches grandchildren too
   }).spawn();
+  onSpawn?.(child.pid);
   const started = performance.now();
   const stdout = new Head(STDOUT_LIMIT);
   const stderr = new Tail(STDERR_TAIL);

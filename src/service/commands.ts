@@ -31,6 +31,8 @@ export interface CommandContext {
   signal?: AbortSignal;
   /** Seconds the command may run at most, on top of its own timeout. */
   maxSeconds?: number;
+  /** Told the command's pid as soon as it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** A command that ran and did not exit 0 (or could not run at all). */
@@ -74,6 +76,7 @@ export async function runServiceCommand(
       env: commandEnv(service, action, context),
       user: service.user,
       signal: context.signal,
+      onSpawn: context.onSpawn,
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);

@@ -9,6 +9,7 @@
 import { log } from "../log.ts";
 import type { Target } from "../net/address.ts";
 import { closeQuietly } from "../net/conn.ts";
+import { abortable } from "../timers.ts";
 import type { Recorder, StopReason } from "./recorder.ts";
 import type { ServiceStats } from "./stats.ts";
 
@@ -23,7 +24,9 @@ export type State = "asleep" | "starting" | "awake" | "stopping";
 
 /** The changes each state may lead to; any other is a bug, refused with a {@linkcode TransitionError}. */
 const NEXT: Record<State, readonly State[]> = {
-  asleep: ["starting"],
+  // To awake when a backend found running at start is adopted; to stopping when a daemon
+  // killed mid-wake left a START_CMD behind and STOP_CMD cleans up after it.
+  asleep: ["starting", "awake", "stopping"],
   // To asleep when a wake failed; to stopping when it failed after START_CMD ran.
   starting: ["awake", "asleep", "stopping"],
   // To asleep when the backend refused a connection: it stopped on its own.
@@ -72,6 +75,8 @@ export interface LifecycleParts {
   stats: ServiceStats;
   /** The idle monitor: it runs while, and only while, the service is awake. */
   idle: { start(): void; stop(): void };
+  /** Told of every change once it is made, e.g. to save the state. */
+  onChange?: (change: Change) => void;
 }
 
 /**
@@ -124,10 +129,13 @@ export class Lifecycle {
     return spare;
   }
 
-  /** Resolves with the next change of state: how clients wait for a wake or a stop. */
-  changed(): Promise<Change> {
+  /**
+   * Resolves with the next change of state: how clients wait for a wake or a
+   * stop. Aborting `signal` ends this one wait (the client gave up).
+   */
+  changed(signal?: AbortSignal): Promise<Change> {
     this.#next ??= Promise.withResolvers();
-    return this.#next.promise;
+    return signal ? abortable(this.#next.promise, signal) : this.#next.promise;
   }
 
   /** Waits until no wake and no stop is under way (asleep or awake). */
@@ -156,9 +164,11 @@ export class Lifecycle {
       to: entry.to,
       reason: entry.reason,
     });
+    const change = { from, to: entry.to, reason: entry.reason };
+    this.#parts.onChange?.(change);
     const next = this.#next;
     this.#next = undefined;
-    next?.resolve({ from, to: entry.to, reason: entry.reason });
+    next?.resolve(change);
   }
 
   /**
@@ -194,7 +204,7 @@ export class Lifecycle {
       case "awake":
         this.#target = this.#lastTarget = entry.target;
         this.#spare = entry.conn;
-        wakeEnded(true);
+        if (from === "starting") wakeEnded(true);
         idle.start();
         break;
       case "stopping":

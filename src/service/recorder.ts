@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { RefusalReason } from "./admission.ts";
 import type { Action } from "./commands.ts";
 
 /**
@@ -15,8 +16,16 @@ import type { Action } from "./commands.ts";
  * - `removed`: a reload removed the service while its backend was awake
  * - `failed_wake`: a wake failed after START_CMD ran, STOP_CMD cleaned up
  * - `gone`: the backend refused a connection while awake: it had stopped on its own
+ * - `after_crash`: a daemon killed mid-wake left a START_CMD behind; STOP_CMD cleaned up
  */
-export type StopReason = "idle" | "requested" | "shutdown" | "removed" | "failed_wake" | "gone";
+export type StopReason =
+  | "idle"
+  | "requested"
+  | "shutdown"
+  | "removed"
+  | "failed_wake"
+  | "gone"
+  | "after_crash";
 
 /** Receives the events metrics are made of; counters that can be read at any time are not here. */
 export interface Recorder {
@@ -26,6 +35,8 @@ export interface Recorder {
   commandEnded(service: string, action: Action, code: number, seconds: number): void;
   /** The backend stopped, for `reason`. */
   stopped(service: string, reason: StopReason): void;
+  /** A client was closed without a backend because of a limit. */
+  refused(service: string, reason: RefusalReason): void;
 }
 
 /** A recorder that records nothing: the default, and for tests. */
@@ -33,4 +44,5 @@ export const NO_RECORDER: Recorder = {
   wakeEnded() {},
   commandEnded() {},
   stopped() {},
+  refused() {},
 };

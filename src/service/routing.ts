@@ -11,19 +11,36 @@ import { log } from "../log.ts";
 import { formatAddr, formatTarget, type Target } from "../net/address.ts";
 import { connectOnce } from "../net/connect.ts";
 import type { RunCommand } from "./commands.ts";
+import type { Refusal, RefusalReason } from "./admission.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { isUp, wake, WakeError, type Woken } from "./wake.ts";
+import { checkBackend, wake, WakeError, type Woken } from "./wake.ts";
 
 /** How often one client may find the backend gone and wait for a wake again before giving up. */
 const MAX_WAKES_PER_CONNECTION = 3;
 
 /** A client that cannot be given a backend connection; the message says why. */
 export class NoBackendError extends Error {
+  /** Set when a limit refused the client, for metrics. */
+  readonly refusal?: RefusalReason;
+
   /** Creates the error with the reason as message. */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { refusal?: RefusalReason }) {
     super(message, options);
     this.name = "NoBackendError";
+    this.refusal = options?.refusal;
   }
+}
+
+/** How a client asks for its backend connection. */
+export interface OpenOptions {
+  /** Aborting ends this client's wait (it left, or waited too long); the wake goes on. */
+  signal?: AbortSignal;
+  /**
+   * Whether the client may wait for a wake; `false` returns undefined
+   * instead, so that the caller can first make ready for the wait.
+   * @default true
+   */
+  wait?: boolean;
 }
 
 /** What a router uses of its service. */
@@ -38,17 +55,20 @@ export interface RouteContext {
   run: RunCommand;
   /** After a failed wake, from `starting`: STOP_CMD if START_CMD ran, then `asleep`. */
   abandonWake(error: WakeError): Promise<void>;
+  /** Why no wake may begin now (a wake rate limit), or undefined; a wake allowed is counted. */
+  mayWake(): Refusal | undefined;
 }
 
 /** Finds the backend connection for each client of one service. */
 export interface Router {
   /**
    * Returns a connection to the backend for the client at `client`, waking
-   * the backend first if needed.
+   * the backend first if needed; undefined when it would have to wait and
+   * `wait` is false.
    *
    * @throws {NoBackendError} saying why there is none
    */
-  open(client: Deno.NetAddr): Promise<Woken>;
+  open(client: Deno.NetAddr, options?: OpenOptions): Promise<Woken | undefined>;
 }
 
 /** The router for a configuration. */
@@ -72,8 +92,12 @@ class SharedWake implements Router {
   }
 
   /** Returns the spare readiness connection, or a new one, waking the backend as needed. */
-  async open(client: Deno.NetAddr): Promise<Woken> {
-    const { life, config, signal } = this.#context;
+  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Woken | undefined> {
+    const { life, config, mayWake } = this.#context;
+    const { wait = true } = options;
+    const signal = options.signal
+      ? AbortSignal.any([this.#context.signal, options.signal])
+      : this.#context.signal;
     let wakes = 0;
     let lastFailure = "";
     while (true) {
@@ -90,17 +114,26 @@ class SharedWake implements Router {
           signal.throwIfAborted();
           lastFailure = await this.#goneOrThrow(target, error);
         }
+      } else if (!wait) {
+        return undefined;
       } else if (state === "stopping") {
-        await life.changed();
+        await life.changed(signal);
       } else {
         if (++wakes > MAX_WAKES_PER_CONNECTION) {
           throw new NoBackendError(
             `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${lastFailure}`,
           );
         }
-        const reason = `connection from ${formatAddr(client)}`;
-        if (life.tryTransition("asleep", { to: "starting", reason })) this.#wake(client);
-        const change = await life.changed();
+        if (state === "asleep") {
+          const refusal = mayWake();
+          if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
+          life.transition("asleep", {
+            to: "starting",
+            reason: `connection from ${formatAddr(client)}`,
+          });
+          this.#wake(client);
+        }
+        const change = await life.changed(signal);
         if (change.to !== "awake") throw new NoBackendError(change.reason);
       }
     }
@@ -146,9 +179,9 @@ class SharedWake implements Router {
     const address = formatTarget(target);
     const message = (error as Error).message;
     if (!(error instanceof Deno.errors.ConnectionRefused)) {
-      this.#checking ??= isUp(config(), run, target, signal).finally(() => {
-        this.#checking = undefined;
-      });
+      this.#checking ??= checkBackend(config(), run, signal, target)
+        .then((found) => found === undefined ? undefined : found !== null)
+        .finally(() => this.#checking = undefined);
       const up = await this.#checking;
       if (up !== false) {
         throw new NoBackendError(

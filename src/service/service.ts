@@ -11,16 +11,52 @@ import type { CommandSpec, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import type { Direction } from "../net/forward.ts";
 import type { Target } from "../net/address.ts";
-import { type Action, type CommandContext, requireSuccess, runServiceCommand } from "./commands.ts";
+import { readProcStat } from "../process/proc_stat.ts";
+import {
+  type Action,
+  type CommandContext,
+  requireSuccess,
+  type RunCommand,
+  runServiceCommand,
+} from "./commands.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { Lifecycle, type State } from "./lifecycle.ts";
 import { NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
-import { type RouteContext, type Router, routerFor } from "./routing.ts";
+import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
+import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
-import type { WakeError, Woken } from "./wake.ts";
+import { checkBackend, type WakeError, type Woken } from "./wake.ts";
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
 export type CloseReason = "shutdown" | "removed";
+
+/** What a service shares with the others and its supervisor. */
+export interface ServiceShared {
+  /** The wake budget of all services together (MAX_WAKES_PER_HOUR_TOTAL). */
+  totalWakes?: WakeBudget;
+  /** Told when the service's state (or its running START_CMD) changes, e.g. to save it. */
+  onChange?: () => void;
+}
+
+/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
+export interface RunningStart {
+  /** The pid, which is also the process group's id. */
+  pid: number;
+  /** From /proc/PID/stat, in clock ticks since boot. */
+  startTime: number;
+}
+
+/** What a service is doing, as saved for a daemon that starts after this one died. */
+export interface ServiceSnapshot {
+  /** The service's name. */
+  name: string;
+  /** Its state. */
+  state: State;
+  /** The backend's target while known. */
+  target?: Target;
+  /** The START_CMD running now, if any. */
+  start?: RunningStart;
+}
 
 /** One configured service and the life cycle of its backend. */
 export class Service {
@@ -33,12 +69,24 @@ export class Service {
   readonly #routeContext: RouteContext;
   #router: Router;
   readonly #closing = new AbortController();
+  readonly #admission: Admission;
+  readonly #wakes: WakeBudget;
+  readonly #onChange: () => void;
+  #start?: RunningStart;
   readonly #log = log("service");
 
-  /** Creates a service in `asleep`; `recorder` receives the events metrics count. */
-  constructor(config: ServiceConfig, recorder: Recorder = NO_RECORDER) {
+  /**
+   * Creates a service in `asleep`; `recorder` receives the events metrics
+   * count, `shared` what it shares with the other services.
+   */
+  constructor(config: ServiceConfig, recorder: Recorder = NO_RECORDER, shared: ServiceShared = {}) {
+    const totalWakes = shared.totalWakes ??
+      new WakeBudget("MAX_WAKES_PER_HOUR_TOTAL", () => undefined);
+    this.#onChange = shared.onChange ?? (() => {});
     this.#config = config;
     this.#recorder = recorder;
+    this.#admission = new Admission(config);
+    this.#wakes = new WakeBudget("MAX_WAKES_PER_HOUR", () => this.#config.maxWakesPerHour);
     this.#idle = new IdleMonitor({
       config: () => this.#config,
       openConnections: () => this.stats.openConnections,
@@ -53,13 +101,21 @@ export class Service {
       recorder,
       stats: this.stats,
       idle: this.#idle,
+      onChange: () => this.#onChange(),
     });
     this.#routeContext = {
       life: this.#lifecycle,
       config: () => this.#config,
       signal: this.#closing.signal,
-      run: (action, spec, context) => this.#run(action, spec, context),
+      run: this.#runCommand,
       abandonWake: (error) => this.#abandonWake(error),
+      mayWake: () => {
+        const refusal = this.#wakes.refusal() ?? totalWakes.refusal();
+        if (refusal) return refusal;
+        this.#wakes.spend();
+        totalWakes.spend();
+        return undefined;
+      },
     };
     this.#router = routerFor(config, this.#routeContext);
   }
@@ -79,6 +135,48 @@ export class Service {
     return this.#lifecycle.target;
   }
 
+  /** What the service is doing, to save it. */
+  snapshot(): ServiceSnapshot {
+    const { name } = this.#config;
+    return { name, state: this.state, target: this.target, start: this.#start };
+  }
+
+  /**
+   * Takes a backend that runs already (found at start) as awake, so that its
+   * idle checks begin; nothing happens unless the service is asleep.
+   *
+   * @returns whether it was adopted
+   */
+  adopt(target: Target, reason: string): boolean {
+    return this.#lifecycle.tryTransition("asleep", { to: "awake", target, reason });
+  }
+
+  /**
+   * Asks CHECK_CMD whether the backend runs (at `known`, when given).
+   *
+   * @returns its target when it runs; undefined when it does not, or there is no CHECK_CMD
+   */
+  async findRunningBackend(known?: Target): Promise<Target | undefined> {
+    return await checkBackend(this.#config, this.#runCommand, this.#closing.signal, known) ??
+      undefined;
+  }
+
+  /**
+   * Cleans up after a START_CMD that a daemon killed mid-wake left behind:
+   * from asleep to stopping at once (clients arriving meanwhile wait, then
+   * wake the service), then `endLeftover` (ending its process group), then
+   * STOP_CMD, then asleep. Nothing happens unless the service is asleep.
+   */
+  async stopAfterCrash(reason: string, endLeftover: () => Promise<void>): Promise<void> {
+    const life = this.#lifecycle;
+    if (!life.tryTransition("asleep", { to: "stopping", stopReason: "after_crash", reason })) {
+      return;
+    }
+    await endLeftover();
+    const ok = await this.#runStopCmd();
+    life.transition("stopping", { to: "asleep", reason: ok ? "STOP_CMD done" : "STOP_CMD failed" });
+  }
+
   /** The idle monitor, for tests that ask it directly. */
   get idleMonitor(): IdleMonitor {
     return this.#idle;
@@ -92,21 +190,38 @@ export class Service {
   reconfigure(config: ServiceConfig): void {
     const routingChanged = config.routePerConnection !== this.#config.routePerConnection;
     this.#config = config;
+    this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
     if (this.#lifecycle.state === "awake") this.#idle.start();
   }
 
-  /** Records a connection that was accepted; pair with {@linkcode connectionClosed}. */
-  connectionOpened(): void {
+  /**
+   * Lets the client at `client` in, counting it as an open connection, or
+   * says why not (ALLOW, DENY, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE),
+   * counting the refusal. Pair a client let in with {@linkcode connectionClosed}.
+   */
+  admit(client: Deno.NetAddr): Refusal | undefined {
+    const refusal = this.#admission.admit(client, this.stats.openConnections);
+    if (refusal) {
+      this.refused(refusal.reason);
+      return refusal;
+    }
     this.stats.openConnections++;
     this.stats.totalConnections++;
     this.stats.lastActivity = Date.now();
+    return undefined;
   }
 
-  /** Records that an accepted connection is closed. */
-  connectionClosed(): void {
+  /** Records that a client {@linkcode admit} let in is closed. */
+  connectionClosed(client: Deno.NetAddr): void {
+    this.#admission.left(client);
     this.stats.openConnections--;
     this.stats.lastActivity = Date.now();
+  }
+
+  /** Counts a client closed without a backend because of a limit. */
+  refused(reason: RefusalReason): void {
+    this.#recorder.refused(this.#config.name, reason);
   }
 
   /** Records bytes forwarded in either direction. */
@@ -118,12 +233,13 @@ export class Service {
 
   /**
    * Returns a connection to the backend for the client at `client`, waking the
-   * backend first if needed. Concurrent callers share one wake.
+   * backend first if needed (concurrent callers share one wake); undefined
+   * when it would have to wait and `options.wait` is false.
    *
    * @throws {NoBackendError} when the backend cannot be woken or reached
    */
-  openBackend(client: Deno.NetAddr): Promise<Woken> {
-    return this.#router.open(client);
+  openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Woken | undefined> {
+    return this.#router.open(client, options);
   }
 
   /**
@@ -202,9 +318,29 @@ export class Service {
     }
   }
 
-  /** Runs one of the service's commands and records how it ended. */
+  /** {@linkcode #run}, bound: how the parts run the service's commands. */
+  readonly #runCommand: RunCommand = (action, spec, context) => this.#run(action, spec, context);
+
+  /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
-    const result = await runServiceCommand(this.#config, action, spec, context);
+    if (action === "start") {
+      context = {
+        ...context,
+        onSpawn: (pid) => {
+          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
+          this.#onChange();
+        },
+      };
+    }
+    let result;
+    try {
+      result = await runServiceCommand(this.#config, action, spec, context);
+    } finally {
+      if (action === "start" && this.#start) {
+        this.#start = undefined;
+        this.#onChange();
+      }
+    }
     this.#recorder.commandEnded(this.#config.name, action, result.code, result.durationMs / 1000);
     return result;
   }

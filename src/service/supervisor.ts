@@ -7,13 +7,13 @@
 
 import type { Config, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
-import { formatAddr, formatTarget } from "../net/address.ts";
+import { formatAddr } from "../net/address.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
-import { tuneConnection } from "../net/connect.ts";
-import { forward } from "../net/forward.ts";
 import { listenAll } from "../net/listen.ts";
 import { sleep } from "../timers.ts";
+import { type Refusal, WakeBudget } from "./admission.ts";
+import { serveConnection } from "./connection.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
@@ -39,16 +39,41 @@ export class Supervisor {
   readonly #connections = new Set<Connection>();
   /** Removed services finishing their connections and stopping their backend. */
   readonly #drains = new Set<Promise<void>>();
+  /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
+  readonly #totalWakes: WakeBudget;
+  /** Connections all services may hold when MAX_CONNECTIONS_TOTAL is not set. */
+  readonly #connectionBound?: number;
+  /** Told when any service's state changes. */
+  readonly #onChange: () => void;
   readonly #log = log("supervisor");
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
-   * `recorder` receives the events metrics count.
+   * `recorder` receives the events metrics count; `connectionBound` is how
+   * many connections the open file limit allows, unless MAX_CONNECTIONS_TOTAL
+   * says otherwise; `onChange` is told when any service's state changes.
    */
-  constructor(config: Config, recorder: Recorder = NO_RECORDER) {
+  constructor(
+    config: Config,
+    recorder: Recorder = NO_RECORDER,
+    options: { connectionBound?: number; onChange?: () => void } = {},
+  ) {
     this.#config = config;
     this.#recorder = recorder;
-    this.#services = config.services.map((service) => new Service(service, recorder));
+    this.#connectionBound = options.connectionBound;
+    this.#onChange = options.onChange ?? (() => {});
+    this.#totalWakes = new WakeBudget(
+      "MAX_WAKES_PER_HOUR_TOTAL",
+      () => this.#config.global.maxWakesPerHourTotal,
+    );
+    this.#services = config.services.map((service) => this.#newService(service));
+  }
+
+  #newService(config: ServiceConfig): Service {
+    return new Service(config, this.#recorder, {
+      totalWakes: this.#totalWakes,
+      onChange: () => this.#onChange(),
+    });
   }
 
   /** The services, in configuration order. */
@@ -99,8 +124,23 @@ export class Supervisor {
   /** Registers an accepted connection and handles it until it is closed. */
   #track(service: Service, client: Deno.TcpConn) {
     const entry: Connection = { client, service, done: Promise.resolve() };
-    entry.done = this.#handle(service, client).finally(() => this.#connections.delete(entry));
+    const held = this.#connections.size;
+    entry.done = serveConnection(service, client, () => this.#refuseAny(held))
+      .finally(() => this.#connections.delete(entry));
     this.#connections.add(entry);
+  }
+
+  /** Why no more client may connect to any service, with `held` connections open. */
+  #refuseAny(held: number): Refusal | undefined {
+    const configured = this.#config.global.maxConnectionsTotal;
+    const max = configured ?? this.#connectionBound;
+    if (max === undefined || held < max) return undefined;
+    return {
+      reason: "max_connections_total",
+      message: configured !== undefined
+        ? `sleepingd holds MAX_CONNECTIONS_TOTAL (${max}) connections already`
+        : `sleepingd holds ${max} connections already, as many as its open file limit allows`,
+    };
   }
 
   /**
@@ -112,52 +152,6 @@ export class Supervisor {
     this.#listeners.delete(service);
     listeners.forEach(closeQuietly);
     return Promise.all(listeners.map((listener) => this.#accepting.get(listener)));
-  }
-
-  /** One client: a backend connection for it, then forwarding until both sides are done. */
-  async #handle(service: Service, client: Deno.TcpConn) {
-    const name = service.config.name;
-    const peer = formatAddr(client.remoteAddr);
-    const opened = Date.now();
-    service.connectionOpened();
-    try {
-      let backend;
-      try {
-        tuneConnection(client);
-        backend = await service.openBackend(client.remoteAddr);
-      } catch (error) {
-        this.#log.warn("[{service}] closing connection from {peer}: {reason}", {
-          service: name,
-          peer,
-          reason: (error as Error).message,
-        });
-        closeQuietly(client);
-        return;
-      }
-      const target = formatTarget(backend.target);
-      this.#log.info("[{service}] {peer} connected to {target}", { service: name, peer, target });
-      const result = await forward(
-        client,
-        backend.conn,
-        (direction, bytes) => service.bytesForwarded(direction, bytes),
-      );
-      const seconds = ((Date.now() - opened) / 1000).toFixed(2);
-      const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
-      this.#log.info(
-        "[{service}] {peer} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
-        {
-          service: name,
-          peer,
-          target,
-          seconds,
-          bytesIn: result.bytesIn,
-          bytesOut: result.bytesOut,
-          ending,
-        },
-      );
-    } finally {
-      service.connectionClosed();
-    }
   }
 
   /**
@@ -196,7 +190,7 @@ export class Supervisor {
     }
     this.#services = config.services.map((next) => {
       const service = old.get(next.name);
-      if (service === undefined) return new Service(next, this.#recorder);
+      if (service === undefined) return this.#newService(next);
       if (plan.changed.includes(next.name)) service.reconfigure(next);
       return service;
     });

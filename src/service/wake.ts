@@ -84,18 +84,22 @@ export async function wake(request: WakeRequest): Promise<Woken> {
 }
 
 /**
- * Asks CHECK_CMD whether the backend at `target` is up (exit 0).
+ * Asks CHECK_CMD whether the backend is up (exit 0), telling it the target
+ * when known.
  *
- * @returns the answer, or undefined when the service has no CHECK_CMD
+ * @returns the target it printed (or `known`) when it is up; `null` when it
+ * is down, or up at a target it does not name and we do not know; undefined
+ * when the service has no CHECK_CMD
  */
-export async function isUp(
+export async function checkBackend(
   config: ServiceConfig,
   run: RunCommand,
-  target: Target,
   signal: AbortSignal,
-): Promise<boolean | undefined> {
+  known?: Target,
+): Promise<Target | null | undefined> {
   if (!config.checkCmd) return undefined;
-  return (await run("check", config.checkCmd, { target, signal })).code === 0;
+  const check = await run("check", config.checkCmd, { target: known, signal });
+  return check.code === 0 ? targetFrom("check", check.stdout, known) ?? null : null;
 }
 
 /** CHECK_CMD, then START_CMD unless the check named (or we know) the target. */

@@ -1,0 +1,141 @@
+/**
+ * One client connection, from accept to close: admission, the wait for a
+ * backend (holding the client), the PROXY protocol header, forwarding, and
+ * its log lines (docs/ARCHITECTURE.md, "Data path").
+ *
+ * @module
+ */
+
+import { log } from "../log.ts";
+import { formatAddr, formatTarget } from "../net/address.ts";
+import { closeQuietly, writeAll } from "../net/conn.ts";
+import { tuneConnection } from "../net/connect.ts";
+import { forward, type Stream } from "../net/forward.ts";
+import { ClientHold } from "../net/hold.ts";
+import { proxyHeader } from "../net/proxy_protocol.ts";
+import { abortable, startTimer } from "../timers.ts";
+import type { Refusal } from "./admission.ts";
+import { NoBackendError } from "./routing.ts";
+import type { Service } from "./service.ts";
+import type { Woken } from "./wake.ts";
+
+/** The client left while it was held: nothing to refuse, nothing to count. */
+class ClientLeft extends Error {
+  /** Creates the error saying how the client left. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ClientLeft";
+  }
+}
+
+/**
+ * Serves the client `client` of `service` until both sides are done, or
+ * closes it at once when `refuseAny()` or the service refuses it.
+ */
+export async function serveConnection(
+  service: Service,
+  client: Deno.TcpConn,
+  refuseAny: () => Refusal | undefined,
+): Promise<void> {
+  const logger = log("connection");
+  const name = service.config.name;
+  const peer = formatAddr(client.remoteAddr);
+  const total = refuseAny();
+  if (total) service.refused(total.reason);
+  const refusal = total ?? service.admit(client.remoteAddr);
+  if (refusal) {
+    logger.warn("[{service}] refused {peer}: {reason}", {
+      service: name,
+      peer,
+      reason: refusal.message,
+    });
+    closeQuietly(client);
+    return;
+  }
+  const opened = Date.now();
+  try {
+    let source: Stream;
+    let backend: Woken;
+    try {
+      tuneConnection(client);
+      ({ source, backend } = await waitForBackend(service, client));
+      const version = service.config.proxyProtocol;
+      if (version) {
+        // First, before the client's bytes: servers that speak first wait for it too.
+        await writeAll(backend.conn, proxyHeader(version, client.remoteAddr, client.localAddr))
+          .catch((error) => {
+            closeQuietly(backend.conn);
+            throw error;
+          });
+      }
+    } catch (error) {
+      if (error instanceof NoBackendError && error.refusal) service.refused(error.refusal);
+      logger[error instanceof ClientLeft ? "info" : "warn"](
+        "[{service}] closing connection from {peer}: {reason}",
+        { service: name, peer, reason: (error as Error).message },
+      );
+      closeQuietly(client);
+      return;
+    }
+    const target = formatTarget(backend.target);
+    logger.info("[{service}] {peer} connected to {target}", { service: name, peer, target });
+    const result = await forward(
+      source,
+      backend.conn,
+      (direction, bytes) => service.bytesForwarded(direction, bytes),
+    );
+    const seconds = ((Date.now() - opened) / 1000).toFixed(2);
+    const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
+    logger.info(
+      "[{service}] {peer} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
+      {
+        service: name,
+        peer,
+        target,
+        seconds,
+        bytesIn: result.bytesIn,
+        bytesOut: result.bytesOut,
+        ending,
+      },
+    );
+  } finally {
+    service.connectionClosed(client.remoteAddr);
+  }
+}
+
+/**
+ * A backend connection for the client. While the service is awake it
+ * connects at once and reads nothing ahead. Otherwise the client is held
+ * (read and kept) while it waits: with WAKE_ON=data the wake waits for its
+ * first byte; a client that leaves is dropped at once; one that waits past
+ * HOLD_TIMEOUT is closed (the wake goes on).
+ *
+ * @returns the stream to forward the client's bytes from (the held bytes
+ * first) and the backend connection
+ */
+async function waitForBackend(
+  service: Service,
+  client: Deno.TcpConn,
+): Promise<{ source: Stream; backend: Woken }> {
+  if (!service.config.routePerConnection && service.state === "awake") {
+    const backend = await service.openBackend(client.remoteAddr, { wait: false });
+    if (backend) return { source: client, backend };
+  }
+  const { holdTimeout, wakeOn } = service.config;
+  const hold = new ClientHold(client);
+  const giveUp = new AbortController();
+  const cancelTimer = holdTimeout > 0
+    ? startTimer(holdTimeout * 1000, () => {
+      const message = `it waited HOLD_TIMEOUT (${holdTimeout}s) for the wake`;
+      giveUp.abort(new NoBackendError(message, { refusal: "hold_timeout" }));
+    })
+    : () => {};
+  hold.gone.then((why) => giveUp.abort(new ClientLeft(`the client left while it waited: ${why}`)));
+  try {
+    if (wakeOn === "data" && service.state !== "awake") await abortable(hold.data, giveUp.signal);
+    const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal });
+    return { source: hold.release(), backend: backend! };
+  } finally {
+    cancelTimer();
+  }
+}
