@@ -239,3 +239,16 @@ Deno.test("parseConfigText() reads on past bad lines, reporting each, and keeps 
     "the keys under a bad header belong to no section",
   );
 });
+
+Deno.test("parseConfigText() reads a stray carriage return at a line's end as whitespace", () => {
+  const parsed = parseConfigText("[web]\r\r\nPORT=80\r\r\nSTART_CMD=go\r", "a.conf");
+  assert.deepEqual(parsed.errors, []);
+  assert.deepEqual(
+    parsed.sections[0].entries.map(({ key, value }) => `${key}=${value}`),
+    ["PORT=80", "START_CMD=go"],
+  );
+});
+
+Deno.test("parseConfigText() keeps a line separator inside a value as any other character", () => {
+  assert.equal(valueOf('START_CMD="echo a\u2028b"'), "echo a\u2028b");
+});

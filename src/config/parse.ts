@@ -52,7 +52,7 @@ export interface ParsedFile {
 /** `[Section name]`, optionally followed by a comment. */
 const SECTION = /^\[(?<name>[^\]]*)\]\s*(?:#.*)?$/;
 /** `KEY=` and the rest of the line, on a line whose leading whitespace is removed. */
-const ASSIGNMENT = /^(?<key>[A-Za-z_][A-Za-z0-9_]*)\s*=(?<rest>.*)$/;
+const ASSIGNMENT = /^(?<key>[A-Za-z_][A-Za-z0-9_]*)\s*=(?<rest>.*)$/s;
 /** Line endings: `\n` and `\r\n`. */
 const LINE_BREAK = /\r?\n/;
 
@@ -76,7 +76,8 @@ export function parseConfigText(text: string, file: string): ParsedFile {
   const parsed: ParsedFile = { file, global: [], sections: [], errors: [] };
   let entries = parsed.global;
   for (let index = 0; index < lines.length; index++) {
-    const line = lines[index].trimStart();
+    // A stray \r at the end (a file saved with \r\r\n) is whitespace like any other.
+    const line = lines[index].trimStart().replace(/\r+$/, "");
     const trimmed = line.trimEnd();
     const location = { file, line: index + 1 };
     if (trimmed === "" || trimmed.startsWith("#")) continue;

@@ -45,32 +45,51 @@ export async function sendRequest(
   }
   try {
     await writeAll(conn, new TextEncoder().encode(JSON.stringify(request) + "\n"));
-    const answer = await readLine(conn, AbortSignal.timeout(ANSWER_TIMEOUT_MS));
+    const signal = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+    const answer = await readLine(conn, signal, "sleepingd did not answer in time");
     return JSON.parse(answer) as ControlResponse;
   } finally {
     closeQuietly(conn);
   }
 }
 
-/** Reads up to the first newline (or the end), bounded in size and time. */
-export async function readLine(conn: Deno.Conn, signal?: AbortSignal): Promise<string> {
-  const decoder = new TextDecoder();
+/** The longest line either side of the control socket reads, in bytes. */
+const LINE_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads up to the first newline (or the end), bounded in size and time.
+ *
+ * @param late the error's message when `signal` aborts the read first
+ * @throws {Error} when the line is longer than 16 MiB, or too late
+ */
+export async function readLine(
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  late: string,
+): Promise<string> {
   const buffer = new Uint8Array(64 * 1024);
-  let text = "";
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
   const onAbort = () => closeQuietly(conn);
-  signal?.addEventListener("abort", onAbort, { once: true });
+  signal.addEventListener("abort", onAbort, { once: true });
   try {
-    while (!text.includes("\n")) {
+    while (true) {
       const n = await conn.read(buffer);
       if (n === null) break;
-      text += decoder.decode(buffer.subarray(0, n), { stream: true });
-      if (text.length > 16 * 1024 * 1024) throw new Error("Control message is too long");
+      const chunk = buffer.slice(0, n);
+      const end = chunk.indexOf(0x0a); // only the new bytes are searched
+      chunks.push(end < 0 ? chunk : chunk.subarray(0, end));
+      bytes += n;
+      if (end >= 0) break;
+      if (bytes > LINE_LIMIT_BYTES) throw new Error("Control message is too long");
     }
   } catch (error) {
-    if (signal?.aborted) throw new Error("sleepingd did not answer in time");
+    if (signal.aborted) throw new Error(late);
     throw error;
   } finally {
-    signal?.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", onAbort);
   }
-  return text.split("\n", 1)[0];
+  const line = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  chunks.reduce((at, chunk) => (line.set(chunk, at), at + chunk.length), 0);
+  return new TextDecoder().decode(line);
 }

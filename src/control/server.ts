@@ -6,6 +6,7 @@
  */
 
 import { log } from "../log.ts";
+import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly, writeAll } from "../net/conn.ts";
 import { type ControlRequest, type ControlResponse, readLine } from "./protocol.ts";
 
@@ -17,32 +18,35 @@ const REQUEST_TIMEOUT_MS = 5_000;
 
 /**
  * Listens on the Unix socket at `path` (replacing a stale socket file) with
- * owner-only permissions and answers each request with `handler`.
+ * owner-only permissions and answers each request with `handler`. The socket
+ * is made in a folder of its own (mode 700) and moved into place once it is
+ * mode 600, so that it is never open to others, even for a moment.
  *
  * @returns a function that closes the socket
  */
 export function serveControl(path: string, handler: ControlHandler): () => void {
+  const folder = Deno.makeTempDirSync({ dir: path.slice(0, path.lastIndexOf("/")) || "/" });
+  let listener: Deno.UnixListener;
   try {
-    Deno.removeSync(path);
-  } catch {
-    // No stale socket.
+    listener = Deno.listen({ transport: "unix", path: `${folder}/sock` });
+    Deno.chmodSync(`${folder}/sock`, 0o600);
+    Deno.renameSync(`${folder}/sock`, path); // replaces a stale socket file
+  } finally {
+    Deno.removeSync(folder, { recursive: true });
   }
-  const listener = Deno.listen({ transport: "unix", path });
-  Deno.chmodSync(path, 0o600);
   const logger = log("control");
-  (async () => {
-    for await (const conn of listener) {
-      answer(conn, handler).catch((error) => {
-        logger.warn("control request failed: {error}", { error: (error as Error).message });
-      });
-    }
-  })().catch(() => {});
+  acceptConnections(listener, "control", (conn) => {
+    answer(conn, handler).catch((error) => {
+      logger.warn("control request failed: {error}", { error: (error as Error).message });
+    });
+  });
   return () => closeQuietly(listener);
 }
 
 async function answer(conn: Deno.Conn, handler: ControlHandler) {
   try {
-    const line = await readLine(conn, AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const line = await readLine(conn, signal, "the client sent no request in time");
     let response: ControlResponse;
     try {
       const request = JSON.parse(line) as ControlRequest;

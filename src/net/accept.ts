@@ -45,13 +45,13 @@ function isListenerClosed(error: unknown): boolean {
  * - `onConnection` throwing closes that connection and is logged; the loop
  *   goes on.
  *
- * @param name the service, for the log
+ * @param name the service (or `control`), for the log
  * @returns once the listener is closed
  */
-export async function acceptConnections(
-  listener: Deno.TcpListener,
+export async function acceptConnections<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
   name: string,
-  onConnection: (conn: Deno.TcpConn) => void,
+  onConnection: (conn: C) => void,
 ): Promise<void> {
   const logger = log("accept");
   const address = formatAddr(listener.addr);
@@ -80,7 +80,7 @@ export async function acceptConnections(
   };
   try {
     while (true) {
-      let conn: Deno.TcpConn;
+      let conn: C;
       try {
         conn = await listener.accept();
       } catch (error) {
