@@ -50,7 +50,7 @@ Deno.test("sleepingd start, status, reload and stop run a daemon the way the ori
     assert.equal(started.stderr, "");
     assert.equal(started.stdout, `alpha (port ${alpha.port}) started\n`);
     assert.equal(started.code, 0);
-    const pid = Number(await Deno.readTextFile(`${dir}/run/sleepingd.pid`));
+    const pid = Number((await Deno.readTextFile(`${dir}/run/sleepingd.pid`)).split("\n")[0]);
     assert.ok(isAlive(pid));
     assert.equal(Deno.statSync(`${dir}/run/sleepingd.sock`).mode! & 0o777, 0o600);
 
@@ -217,7 +217,7 @@ Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", 
     await Deno.writeTextFile(`${dir}/run/sleepingd.pid`, "999999\n");
     const started = await cli("start");
     assert.equal(started.code, 0, started.stderr);
-    assert.notEqual((await Deno.readTextFile(`${dir}/run/sleepingd.pid`)).trim(), "999999");
+    assert.notEqual((await Deno.readTextFile(`${dir}/run/sleepingd.pid`)).split("\n")[0], "999999");
     assert.equal((await cli("stop")).code, 0);
 
     const blocker = Deno.listen({ hostname: "127.0.0.1", port: services[0].port });
@@ -300,7 +300,7 @@ Deno.test("SIGHUP reloads, and metrics and health are served and parse", async (
     );
 
     const from = daemon.lines.length;
-    const pid = Number(await Deno.readTextFile(`${dir}/run/sleepingd.pid`));
+    const pid = Number((await Deno.readTextFile(`${dir}/run/sleepingd.pid`)).split("\n")[0]);
     Deno.kill(pid, "SIGHUP");
     const line = await daemon.waitForLine(/reloaded/, from);
     const record = JSON.parse(line);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isAlive } from "../process/proc_stat.ts";
+import { isAlive, readProcStat } from "../process/proc_stat.ts";
 
 /** Paths of the daemon's files in one VARRUN_PATH. */
 export interface RunDir {
@@ -38,16 +38,36 @@ export class AlreadyRunningError extends Error {
   }
 }
 
-/** The pid in the pidfile when that process is alive, else undefined (no file, or stale). */
+/**
+ * The pid in the pidfile when that process is alive and is the daemon that
+ * wrote it, else undefined (no file, or stale). The pidfile's second line is
+ * the daemon's start time: a pid reused by another process (after a reboot
+ * that kept VARRUN_PATH) is no daemon, and is never signalled. A pidfile
+ * without it (written by an older version) counts when the process's command
+ * line names sleepingd.
+ */
 export function runningPid(pidfile: string): number | undefined {
-  let pid: number;
+  let lines: string[];
   try {
-    pid = Number(Deno.readTextFileSync(pidfile).trim());
+    lines = Deno.readTextFileSync(pidfile).split("\n");
   } catch {
     return undefined;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid) return undefined;
-  return isAlive(pid) ? pid : undefined;
+  const pid = Number(lines[0].trim());
+  if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid || !isAlive(pid)) return undefined;
+  const startTime = lines[1]?.trim();
+  const ours = startTime ? String(readProcStat(pid)?.startTime) === startTime : namesSleepingd(pid);
+  return ours ? pid : undefined;
+}
+
+/** Whether the command line of `pid` runs sleepingd: the executable, or deno with its main.ts. */
+function namesSleepingd(pid: number): boolean {
+  try {
+    const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    return argv.some((arg) => /(^|\/)sleepingd$|\/src\/main\.ts$/.test(arg));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -79,7 +99,7 @@ export function claimRunDir(dir: RunDir): void {
   if (pid !== undefined) throw new AlreadyRunningError(pid, dir.pidfile);
   try {
     const temporary = `${dir.pidfile}.${Deno.pid}`;
-    Deno.writeTextFileSync(temporary, `${Deno.pid}\n`);
+    Deno.writeTextFileSync(temporary, `${Deno.pid}\n${readProcStat(Deno.pid)?.startTime ?? ""}\n`);
     Deno.renameSync(temporary, dir.pidfile);
   } catch (error) {
     throw new Error(
@@ -92,7 +112,7 @@ export function claimRunDir(dir: RunDir): void {
 /** Removes the pidfile and the socket if they are still this process's. */
 export function releaseRunDir(dir: RunDir): void {
   try {
-    if (Number(Deno.readTextFileSync(dir.pidfile).trim()) !== Deno.pid) return;
+    if (Number(Deno.readTextFileSync(dir.pidfile).split("\n")[0]) !== Deno.pid) return;
     Deno.removeSync(dir.pidfile);
     Deno.removeSync(dir.socket);
   } catch {
