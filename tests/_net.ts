@@ -53,6 +53,21 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>>
   return all;
 }
 
+/** Reads exactly `size` bytes from `conn`; fails at an early EOF. */
+export async function readExactly(
+  conn: Deno.Conn,
+  size: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const data = new Uint8Array(size);
+  let at = 0;
+  while (at < size) {
+    const n = await conn.read(data.subarray(at));
+    if (n === null) throw new Error(`EOF after ${at} of ${size} bytes`);
+    at += n;
+  }
+  return data;
+}
+
 /** Hex SHA-256 of `data`. */
 export async function sha256(data: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));

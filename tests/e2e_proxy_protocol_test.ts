@@ -205,14 +205,15 @@ frontend proxied
   },
 );
 
-serverTest(
-  "nginx with proxy_protocol answers and logs the client address of v1 and v2 headers",
-  [{ binary: "nginx", package: "nginx" }],
-  async (paths) => {
-    const port = freePort();
-    // Relative paths are in the prefix (-p), the test's folder: nothing needs root.
-    await using dir = await tempFiles({
-      "nginx.conf": `# In the foreground, one process, which the test kills.
+/**
+ * Starts nginx in the foreground on 127.0.0.1:`port` with `listen ... proxy_protocol`,
+ * answering and logging (in `access.log`) the client address and port the header names.
+ */
+async function startNginx(nginx: string, dir: string, port: number): Promise<Server> {
+  // Relative paths are in the prefix (-p), the test's folder: nothing needs root.
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `# In the foreground, one process, which the test kills.
 daemon off;
 master_process off;
 pid nginx.pid;
@@ -238,14 +239,23 @@ http {
   }
 }
 `,
-    });
-    // -e: the error log nginx opens before it reads its configuration, in the folder too.
-    await using nginx = await startServer(
-      paths.nginx,
-      ["-p", `${dir.path}/`, "-e", `${dir.path}/error.log`, "-c", `${dir.path}/nginx.conf`],
-      dir.path,
-      port,
-    );
+  );
+  // -e: the error log nginx opens before it reads its configuration, in the folder too.
+  return await startServer(
+    nginx,
+    ["-p", `${dir}/`, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`],
+    dir,
+    port,
+  );
+}
+
+serverTest(
+  "nginx with proxy_protocol answers and logs the client address of v1 and v2 headers",
+  [{ binary: "nginx", package: "nginx" }],
+  async (paths) => {
+    const port = freePort();
+    await using dir = await tempFiles({});
+    await using nginx = await startNginx(paths.nginx, dir.path, port);
     await checkEveryCase("nginx", port, nginx, "access.log");
   },
 );
@@ -255,35 +265,8 @@ serverTest(
   [{ binary: "nginx", package: "nginx" }],
   async (paths) => {
     const nginxPort = freePort();
-    await using dir = await tempFiles({
-      "nginx.conf": `daemon off;
-master_process off;
-pid nginx.pid;
-error_log error.log notice;
-events {
-  worker_connections 64;
-}
-http {
-  log_format proxied '$proxy_protocol_addr $proxy_protocol_port "$request" $status';
-  access_log access.log proxied;
-  client_body_temp_path body;
-  proxy_temp_path proxy;
-  fastcgi_temp_path fastcgi;
-  uwsgi_temp_path uwsgi;
-  scgi_temp_path scgi;
-  server {
-    listen 127.0.0.1:${nginxPort} proxy_protocol;
-    return 200 "$proxy_protocol_addr $proxy_protocol_port\\n";
-  }
-}
-`,
-    });
-    await using nginx = await startServer(
-      paths.nginx,
-      ["-p", `${dir.path}/`, "-e", `${dir.path}/error.log`, "-c", `${dir.path}/nginx.conf`],
-      dir.path,
-      nginxPort,
-    );
+    await using dir = await tempFiles({});
+    await using nginx = await startNginx(paths.nginx, dir.path, nginxPort);
     const ports = { v1: freePort(), v2: freePort() };
     await Deno.writeTextFile(
       `${dir.path}/sleepingd.conf`,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { forward, type ForwardResult, largeBuffers } from "../src/net/forward.ts";
-import { listenLocal, randomBytes, readAll, sha256, text, writeAll } from "./_net.ts";
+import { listenLocal, randomBytes, readAll, readExactly, sha256, text, writeAll } from "./_net.ts";
 import { bounded, waitFor } from "./_helpers.ts";
 
 /**
@@ -158,15 +158,3 @@ Deno.test("forward() gives its large buffers back once a burst is over, while th
     await forwarding;
   }
 });
-
-/** Reads exactly `size` bytes from `conn`. */
-async function readExactly(conn: Deno.Conn, size: number): Promise<Uint8Array<ArrayBuffer>> {
-  const data = new Uint8Array(size);
-  let at = 0;
-  while (at < size) {
-    const n = await conn.read(data.subarray(at));
-    if (n === null) throw new Error(`EOF after ${at} of ${size} bytes`);
-    at += n;
-  }
-  return data;
-}

@@ -89,18 +89,6 @@ export function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-/** Reads exactly `size` bytes from `conn`; fails at an early EOF. */
-export async function readExactly(conn: Deno.Conn, size: number): Promise<Uint8Array<ArrayBuffer>> {
-  const data = new Uint8Array(size);
-  let at = 0;
-  while (at < size) {
-    const n = await conn.read(data.subarray(at));
-    if (n === null) throw new Error(`EOF after ${at} of ${size} bytes`);
-    at += n;
-  }
-  return data;
-}
-
 /**
  * How a read of a connection ends: `eof`, `reset`, or `bytes` when the
  * peer sent something instead. Other errors (e.g. a broken pipe) say what they are.

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { startDaemon } from "../_daemon.ts";
 import { bounded, exists, waitFor } from "../_helpers.ts";
-import { freePort, randomBytes, sha256, writeAll } from "../_net.ts";
+import { freePort, randomBytes, readExactly, sha256, writeAll } from "../_net.ts";
 import { command, openGate, startHarness, waitForGate } from "../_service.ts";
 import {
   closeQuietly,
@@ -13,7 +13,6 @@ import {
   mib,
   openFds,
   ownBackend,
-  readExactly,
   rssBytes,
   stopDaemon,
   talk,

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { captureLog, command, type Harness, startHarness } from "../_service.ts";
-import { isAlive, randomBytes, readAll, refuses, sha256, writeAll } from "../_net.ts";
+import { isAlive, randomBytes, readAll, readExactly, refuses, sha256, writeAll } from "../_net.ts";
 import { bounded, waitFor } from "../_helpers.ts";
-import { type OwnBackend, ownBackend, readEnd, readExactly } from "./_faults.ts";
+import { type OwnBackend, ownBackend, readEnd } from "./_faults.ts";
 
 /** A service in front of a backend the test drives by hand: START_CMD only names it. */
 function serviceFor(backend: OwnBackend): Promise<Harness> {
