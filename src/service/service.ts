@@ -173,8 +173,7 @@ export class Service {
       return;
     }
     await endLeftover();
-    const ok = await this.#runStopCmd();
-    life.transition("stopping", { to: "asleep", reason: ok ? "STOP_CMD done" : "STOP_CMD failed" });
+    life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
   }
 
   /** The idle monitor, for tests that ask it directly. */
@@ -255,9 +254,7 @@ export class Service {
       while (life.state === "stopping") await life.changed();
       return;
     }
-    const ok = await this.#runStopCmd();
-    const done = this.#config.stopCmd ? (ok ? "STOP_CMD done" : "STOP_CMD failed") : "no STOP_CMD";
-    life.transition("stopping", { to: "asleep", reason: done });
+    life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
   }
 
   /**
@@ -297,24 +294,27 @@ export class Service {
       target: error.target,
       reason,
     });
-    const ok = await this.#runStopCmd();
-    const done = ok ? "STOP_CMD cleaned up after the failed wake" : "STOP_CMD failed";
-    life.transition("stopping", { to: "asleep", reason: done });
+    const done = await this.#runStopCmd();
+    life.transition("stopping", { to: "asleep", reason: `${done} after the failed wake` });
   }
 
-  /** Runs STOP_CMD (when set), logging a failure rather than throwing. @returns whether it exited 0 */
-  async #runStopCmd(): Promise<boolean> {
+  /**
+   * Runs STOP_CMD (when set), logging a failure rather than throwing.
+   *
+   * @returns how it went, for the change to asleep: `STOP_CMD done`, `STOP_CMD failed`, `no STOP_CMD`
+   */
+  async #runStopCmd(): Promise<string> {
     const spec = this.#config.stopCmd;
-    if (!spec) return true;
+    if (!spec) return "no STOP_CMD";
     try {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
-      return true;
+      return "STOP_CMD done";
     } catch (error) {
       this.#log.error("[{service}] {reason}", {
         service: this.#config.name,
         reason: (error as Error).message,
       });
-      return false;
+      return "STOP_CMD failed";
     }
   }
 
