@@ -3,6 +3,7 @@
  *
  * Adding a key means adding a row here, reading it in `validate.ts` and documenting it in
  * the shipped `sleepingd.conf` with the same text as `doc` (a test keeps the two in step).
+ * Past 300 lines as a table: one row per key, its documentation with it.
  *
  * @module
  */

@@ -4,6 +4,10 @@
  * The parts do the work; this module wires them together
  * (docs/ARCHITECTURE.md, "Service").
  *
+ * Past 300 lines on purpose: it is the one public face of a service (every
+ * operation the supervisor, the connections and crash recovery call) and the
+ * one owner of STOP_CMD; what each part does lives in its own module.
+ *
  * @module
  */
 
