@@ -72,13 +72,10 @@ function countLines(path: string): number {
   }
 }
 
-/**
- * Shell text that starts the echo backend on `port` in the background and
- * prints its target; with `once`, the backend serves one connection only.
- */
-export function startEchoBackend(dir: string, port: number, mode: "" | "once" = ""): string {
+/** Shell text that starts the echo backend on `port` in the background and prints its target. */
+export function startEchoBackend(dir: string, port: number): string {
   return `echo start >> '${dir}/starts'
-'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' ${mode} > /dev/null 2>&1 &
+'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>&1 &
 echo "127.0.0.1 ${port}"`;
 }
 

@@ -9,6 +9,7 @@ import { isAlive, listenLocal, readAll, writeAll } from "../_net.ts";
 import { bounded } from "../_helpers.ts";
 import type { Daemon } from "../_daemon.ts";
 import { exchange } from "../_service.ts";
+import { echo } from "../testdata/echo_server.ts";
 
 /** A backend the test owns: always up, each connection taken by the test as it comes. */
 export interface OwnBackend extends Disposable {
@@ -49,22 +50,7 @@ export function echoListener(): OwnBackend & { connections(): number } {
     try {
       for await (const conn of listener) {
         connections++;
-        (async () => {
-          const buffer = new Uint8Array(16 * 1024);
-          try {
-            while (true) {
-              const n = await conn.read(buffer);
-              if (n === null) break;
-              let written = 0;
-              while (written < n) written += await conn.write(buffer.subarray(written, n));
-            }
-            await conn.closeWrite();
-          } catch {
-            // The proxy went away.
-          } finally {
-            closeQuietly(conn);
-          }
-        })();
+        echo(conn, 16 * 1024);
       }
     } catch {
       // The listener was closed.
