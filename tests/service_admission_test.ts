@@ -258,3 +258,37 @@ Deno.test("WAKE_ON=data: connecting wakes nothing; the first byte does, and reac
     await harness.close();
   }
 });
+
+Deno.test("MAX_WAKES_PER_HOUR holds with ROUTE_PER_CONNECTION too", async () => {
+  const harness = await startHarness(() => ({ maxWakesPerHour: 1, routePerConnection: true }));
+  try {
+    assert.equal(await exchange(harness.port, "first"), "first");
+    await harness.service.stop("requested");
+    assert.equal(await exchange(harness.port, "second"), "", "refused: no second wake");
+    assert.equal(harness.starts(), 1);
+    assert.equal(
+      harness.metric('sleepingd_refused_total{service="echo",reason="max_wakes_per_hour"}'),
+      1,
+    );
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("HOLD_TIMEOUT closes a client of ROUTE_PER_CONNECTION whose START_CMD takes too long", async () => {
+  const harness = await startHarness((dir, port) => ({
+    ...gatedStart(dir, port),
+    routePerConnection: true,
+    holdTimeout: 0.2,
+  }));
+  try {
+    assert.equal(await exchange(harness.port, "too early"), "");
+    assert.equal(
+      harness.metric('sleepingd_refused_total{service="echo",reason="hold_timeout"}'),
+      1,
+    );
+    await waitFor("the abandoned route to clean up", () => harness.service.state === "asleep");
+  } finally {
+    await harness.close();
+  }
+});

@@ -20,10 +20,12 @@ export class ClientHold implements Stream {
   readonly #chunks: Uint8Array[] = [];
   #held = 0;
   /** The read under way, if any: it belongs to whoever reads next. */
-  #pending?: Promise<Uint8Array | null>;
+  #pending?: Promise<void>;
   #ended = false;
   #error?: Error;
   #holding = true;
+  /** Whether the client has sent a byte (whoever has read it since). */
+  #sent = false;
   readonly #data = Promise.withResolvers<void>();
   readonly #gone = Promise.withResolvers<string>();
 
@@ -96,23 +98,20 @@ export class ClientHold implements Stream {
         this.#pending = undefined;
         if (n === null) {
           this.#ended = true;
-          if (this.#held === 0 && this.#chunks.length === 0) {
-            this.#gone.resolve("it closed the connection before sending anything");
-          }
-          return null;
+          if (!this.#sent) this.#gone.resolve("it closed the connection before sending anything");
+          return;
         }
         const chunk = buffer.subarray(0, n);
         this.#chunks.push(chunk);
         this.#held += n;
+        this.#sent = true;
         this.#data.resolve();
         this.#readAhead();
-        return chunk;
       },
       (error: Error) => {
         this.#pending = undefined;
         this.#error = error;
         this.#gone.resolve(`its connection broke: ${error.message}`);
-        return null;
       },
     );
     this.#pending = pending;

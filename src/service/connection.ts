@@ -19,6 +19,9 @@ import { NoBackendError } from "./routing.ts";
 import type { Service } from "./service.ts";
 import type { Woken } from "./wake.ts";
 
+/** Connections log here: this module runs once per connection, so the logger is made once. */
+const logger = log("connection");
+
 /** The client left while it was held: nothing to refuse, nothing to count. */
 class ClientLeft extends Error {
   /** Creates the error saying how the client left. */
@@ -37,7 +40,6 @@ export async function serveConnection(
   client: Deno.TcpConn,
   refuseAny: () => Refusal | undefined,
 ): Promise<void> {
-  const logger = log("connection");
   const name = service.config.name;
   const peer = formatAddr(client.remoteAddr);
   const total = refuseAny();

@@ -15,6 +15,8 @@ import type { Refusal, RefusalReason } from "./admission.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { checkBackend, wake, WakeError, type Woken } from "./wake.ts";
 
+const logger = log("service");
+
 /** How often one client may find the backend gone and wait for a wake again before giving up. */
 const MAX_WAKES_PER_CONNECTION = 3;
 
@@ -77,6 +79,26 @@ export function routerFor(config: ServiceConfig, context: RouteContext): Router 
 }
 
 /**
+ * Begins a wake for the client at `client` if the service is asleep and the
+ * wake rate limits allow one: whoever wins `asleep → starting` runs it.
+ *
+ * @returns whether this call began a wake
+ * @throws {NoBackendError} when a wake rate limit refuses one
+ */
+function beginWake(context: RouteContext, client: Deno.NetAddr): boolean {
+  if (context.life.state !== "asleep") return false;
+  const refusal = context.mayWake();
+  if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
+  const reason = `connection from ${formatAddr(client)}`;
+  return context.life.tryTransition("asleep", { to: "starting", reason });
+}
+
+/** The service's closing signal, joined with a client's own when it has one. */
+function joinSignals(service: AbortSignal, client?: AbortSignal): AbortSignal {
+  return client ? AbortSignal.any([service, client]) : service;
+}
+
+/**
  * One wake for every client: the client that wins `asleep → starting` runs
  * it, every client waits for the state to change, and while awake clients
  * connect straight to the target without running a command.
@@ -93,11 +115,9 @@ class SharedWake implements Router {
 
   /** Returns the spare readiness connection, or a new one, waking the backend as needed. */
   async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Woken | undefined> {
-    const { life, config, mayWake } = this.#context;
+    const { life, config } = this.#context;
     const { wait = true } = options;
-    const signal = options.signal
-      ? AbortSignal.any([this.#context.signal, options.signal])
-      : this.#context.signal;
+    const signal = joinSignals(this.#context.signal, options.signal);
     let wakes = 0;
     let lastFailure = "";
     while (true) {
@@ -124,15 +144,7 @@ class SharedWake implements Router {
             `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${lastFailure}`,
           );
         }
-        if (state === "asleep") {
-          const refusal = mayWake();
-          if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
-          life.transition("asleep", {
-            to: "starting",
-            reason: `connection from ${formatAddr(client)}`,
-          });
-          this.#wake(client);
-        }
+        if (beginWake(this.#context, client)) this.#wake(client);
         const change = await life.changed(signal);
         if (change.to !== "awake") throw new NoBackendError(change.reason);
       }
@@ -150,7 +162,7 @@ class SharedWake implements Router {
           life.transition("starting", { to: "awake", target, conn, reason });
         },
         (error: WakeError) => {
-          log("service").error("[{service}] cannot wake: {reason}", {
+          logger.error("[{service}] cannot wake: {reason}", {
             service: config().name,
             reason: error.message,
           });
@@ -158,7 +170,7 @@ class SharedWake implements Router {
         },
       )
       .catch((error) => {
-        log("service").fatal("[{service}] the wake left the life cycle broken: {error}", {
+        logger.fatal("[{service}] the wake left the life cycle broken: {error}", {
           service: config().name,
           error,
         });
@@ -215,15 +227,14 @@ class PerConnection implements Router {
     this.#context = context;
   }
 
-  /** Runs this client's own wake and returns its connection. */
-  async open(client: Deno.NetAddr): Promise<Woken> {
-    const { life, config, run, signal, abandonWake } = this.#context;
-    while (life.state === "stopping") await life.changed();
+  /** Runs this client's own wake and returns its connection; never without waiting. */
+  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Woken | undefined> {
+    if (options.wait === false) return undefined;
+    const { life, config, run, abandonWake } = this.#context;
+    const signal = joinSignals(this.#context.signal, options.signal);
+    while (life.state === "stopping") await life.changed(signal);
     signal.throwIfAborted();
-    life.tryTransition("asleep", {
-      to: "starting",
-      reason: `connection from ${formatAddr(client)}`,
-    });
+    beginWake(this.#context, client);
     this.#pending++;
     try {
       const woken = await wake({ config: config(), run, signal, client });
@@ -234,15 +245,18 @@ class PerConnection implements Router {
       return woken;
     } catch (error) {
       const failure = error as WakeError;
-      log("service").error("[{service}] cannot route {client}: {reason}", {
-        service: config().name,
-        client: formatAddr(client),
-        reason: failure.message,
-      });
+      const gaveUp = options.signal?.aborted; // the client left, or waited HOLD_TIMEOUT
+      if (!gaveUp) {
+        logger.error("[{service}] cannot route {client}: {reason}", {
+          service: config().name,
+          client: formatAddr(client),
+          reason: failure.message,
+        });
+      }
       // While other routes are under way or served, STOP_CMD waits for the idle stop:
       // run now, it would stop the backends they use.
       if (this.#pending === 1 && life.state === "starting") await abandonWake(failure);
-      throw new NoBackendError(failure.message, { cause: error });
+      throw gaveUp ? options.signal!.reason : new NoBackendError(failure.message, { cause: error });
     } finally {
       this.#pending--;
     }
