@@ -279,7 +279,7 @@ Deno.test("SIGHUP reloads, and metrics and health are served and parse", async (
     assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="in"}'), 1);
     assert.equal(samples.get('sleepingd_bytes_total{service="alpha",direction="out"}'), 1);
     assert.equal(
-      samples.get('sleepingd_forward_buffer_bytes{state="borrowed"}'),
+      samples.get('sleepingd_forward_buffer_bytes{size="large",state="borrowed"}'),
       0,
       "no quiet connection holds a large buffer",
     );

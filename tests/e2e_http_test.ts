@@ -92,9 +92,9 @@ serverTest(
         "200 1 1\n200 0 1\n200 0 1\n",
       );
       await daemon.waitForLine(/ closed after /, before);
-      const connected = (from: number) =>
-        daemon.lines.slice(from).filter((line) => line.includes(" connected to ")).length;
-      assert.equal(connected(before), 1, daemon.lines.slice(before).join("\n"));
+      const connections = (from: number) =>
+        daemon.lines.slice(from).filter((line) => line.includes(" closed after ")).length;
+      assert.equal(connections(before), 1, daemon.lines.slice(before).join("\n"));
 
       // Without keep-alive: nginx closes after each answer, curl connects three times.
       before = daemon.lines.length;
@@ -103,7 +103,7 @@ serverTest(
         await curl("--fail", ...close, "-w", format, ...outputs, ...urls),
         "200 1 1\n200 1 1\n200 1 1\n",
       );
-      await waitFor("three connections in the log", () => connected(before) === 3);
+      await waitFor("three connections in the log", () => connections(before) === 3);
 
       // A large download arrives intact.
       before = daemon.lines.length;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { forward, type ForwardResult, largeBuffers } from "../src/net/forward.ts";
+import { forward, forwardBuffers, type ForwardResult } from "../src/net/forward.ts";
 import { listenLocal, randomBytes, readAll, readExactly, sha256, text, writeAll } from "./_net.ts";
 import { bounded, waitFor } from "./_helpers.ts";
 
@@ -139,9 +139,9 @@ Deno.test("forward() holds a fast writer back while the backend does not read", 
 });
 
 Deno.test("forward() gives its large buffers back once a burst is over, while the connections stay open", async () => {
+  const before = forwardBuffers();
   const pairs = await Promise.all(Array.from({ length: 20 }, () => proxyPair()));
   const burst = randomBytes(1024 * 1024);
-  const before = largeBuffers().borrowed;
   await Promise.all(pairs.map(async ({ client, backend }) => {
     const [received] = await Promise.all([
       readExactly(backend, burst.length),
@@ -150,11 +150,16 @@ Deno.test("forward() gives its large buffers back once a burst is over, while th
     assert.equal(await sha256(received), await sha256(burst));
   }));
   // Quiet now: every direction waits for its next bytes in its small buffer.
-  assert.equal(largeBuffers().borrowed, before);
-  assert.ok(largeBuffers().pooled <= 16, "the pool keeps at most 16 for reuse");
+  const quiet = forwardBuffers();
+  assert.equal(quiet.large.borrowed, before.large.borrowed);
+  assert.ok(quiet.large.pooled <= 16, "the pool keeps at most 16 for reuse");
+  assert.equal(quiet.small.borrowed, before.small.borrowed + 40, "one per direction");
   for (const { client, backend, forwarding } of pairs) {
     client.close();
     backend.close();
     await forwarding;
   }
+  const closed = forwardBuffers();
+  assert.equal(closed.small.borrowed, before.small.borrowed, "closed connections give theirs back");
+  assert.ok(closed.small.pooled >= 40, "and they are kept for the next connections");
 });

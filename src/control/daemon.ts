@@ -11,6 +11,7 @@ import type { Config } from "../config/types.ts";
 import { log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
 import { Supervisor } from "../service/supervisor.ts";
+import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { Metrics, serveMetrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
@@ -98,8 +99,10 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const onHangup = () => reload(configFiles, supervisor).catch(() => {});
   Deno.addSignalListener("SIGHUP", onHangup);
 
+  const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
   const reason = await stop.promise;
+  stopReturningMemory();
   stopping = true;
   logger.info("{reason}: shutting down (signal again to exit at once)", { reason });
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);

@@ -8,7 +8,7 @@
 
 import { log } from "../log.ts";
 import { formatTarget } from "../net/address.ts";
-import { largeBuffers } from "../net/forward.ts";
+import { forwardBuffers } from "../net/forward.ts";
 import type { RefusalReason } from "../service/admission.ts";
 import type { Action } from "../service/commands.ts";
 import type { State } from "../service/lifecycle.ts";
@@ -153,13 +153,14 @@ export class Metrics implements Recorder {
     family(
       "sleepingd_forward_buffer_bytes",
       "gauge",
-      "Bytes of large forwarding buffers, held by connections moving data or pooled for reuse.",
+      "Bytes of forwarding buffers (small: each direction's own; large: while data flows), " +
+        "held by connections or pooled for reuse.",
     );
-    const buffers = largeBuffers();
-    for (const state of ["borrowed", "pooled"] as const) {
-      out.push(
-        `sleepingd_forward_buffer_bytes${labels({ state })} ${buffers[state] * buffers.bytesEach}`,
-      );
+    for (const [size, usage] of Object.entries(forwardBuffers())) {
+      for (const state of ["borrowed", "pooled"] as const) {
+        const bytes = usage[state] * usage.bytesEach;
+        out.push(`sleepingd_forward_buffer_bytes${labels({ size, state })} ${bytes}`);
+      }
     }
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);

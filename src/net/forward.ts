@@ -8,10 +8,11 @@
  * stays bounded by one buffer per direction.
  *
  * Buffers follow the traffic: a quiet direction waits for its next bytes in a
- * small buffer of its own; a read that fills it means more is waiting, and the
- * direction borrows a large buffer from a shared pool until a read comes back
- * short (the socket is drained), when it gives the large one back. So after a
- * burst an idle SSH or database session holds only the small buffers again.
+ * small buffer (1 KiB); a read that fills it means more is waiting, and the
+ * direction borrows a large buffer (256 KiB) until a read comes back short
+ * (the socket is drained), when it gives the large one back. So after a burst
+ * an idle SSH or database session holds only the small buffers again. Both
+ * sizes come from pools, so that a connection allocates no buffer.
  *
  * @module
  */
@@ -19,11 +20,9 @@
 import { closeQuietly, isClosedError, writeAll } from "./conn.ts";
 
 /** The buffer a direction holds while it waits for bytes: what an idle connection costs. */
-const SMALL_BUFFER_BYTES = 4 * 1024;
+const SMALL_BUFFER_BYTES = 1024;
 /** The buffer a direction borrows while bytes keep coming. */
 const LARGE_BUFFER_BYTES = 256 * 1024;
-/** Large buffers kept for reuse when no direction borrows them (at most 4 MiB). */
-const POOL_LIMIT = 16;
 
 /**
  * Which way bytes go, in every count sleepingd keeps (forward results,
@@ -56,69 +55,87 @@ export type OnBytes = (direction: Direction, bytes: number) => void;
  * while the other direction keeps flowing. An error in either direction
  * closes both connections. Never throws: the first error is in the result.
  */
-export async function forward(
+export function forward(
   client: Stream,
   backend: Stream,
   onBytes?: OnBytes,
 ): Promise<ForwardResult> {
-  const result: ForwardResult = { bytesIn: 0, bytesOut: 0 };
-  const fail = (error: unknown) => {
-    result.error ??= error;
-    closeQuietly(client);
-    closeQuietly(backend);
-  };
-  const count = (direction: Direction) => {
-    const field = direction === "in" ? "bytesIn" : "bytesOut";
-    return (bytes: number) => {
-      result[field] += bytes;
-      onBytes?.(direction, bytes);
-    };
-  };
-  const writeClosed = new Set<Stream>();
-  await Promise.all([
-    pump(client, backend, count("in"), writeClosed).catch(fail),
-    pump(backend, client, count("out"), writeClosed).catch(fail),
-  ]);
-  closeQuietly(client);
-  closeQuietly(backend);
-  return result;
+  return new Forwarding(client, backend, onBytes).run();
 }
 
 /**
- * Copies `src` to `dst` until `src` ends, then half-closes `dst` (and notes
- * it in `writeClosed`). Throws on a read or write error, and when the end of
- * `src` was a reset rather than a FIN.
+ * One connection's forwarding. A class rather than closures: thousands of
+ * quiet connections each hold one, and every closure, promise and suspended
+ * function they hold counts (docs/ARCHITECTURE.md, "Performance").
  */
-async function pump(
-  src: Stream,
-  dst: Stream,
-  counted: (bytes: number) => void,
-  writeClosed: Set<Stream>,
-) {
-  const small = new Uint8Array(SMALL_BUFFER_BYTES);
-  let large: Uint8Array | undefined;
-  try {
-    while (true) {
-      const buffer = large ?? small;
-      const read = await src.read(buffer);
-      if (read === null) break;
-      await writeAll(dst, buffer.subarray(0, read));
-      counted(read);
-      if (read === buffer.length) {
-        large ??= borrowLarge();
-      } else if (large) {
-        giveBack(large);
-        large = undefined;
-      }
-    }
-  } finally {
-    if (large) giveBack(large);
+class Forwarding {
+  readonly #client: Stream;
+  readonly #backend: Stream;
+  readonly #onBytes?: OnBytes;
+  readonly #result: ForwardResult = { bytesIn: 0, bytesOut: 0 };
+  /** The socket the direction that ended first half-closed. */
+  #halfClosed?: Stream;
+
+  constructor(client: Stream, backend: Stream, onBytes?: OnBytes) {
+    this.#client = client;
+    this.#backend = backend;
+    this.#onBytes = onBytes;
   }
-  if (!writeClosed.has(src)) await throwIfReset(src);
-  writeClosed.add(dst);
-  await dst.closeWrite().catch((error) => {
-    if (!isClosedError(error)) throw error;
-  });
+
+  async run(): Promise<ForwardResult> {
+    const inbound = this.#pump(this.#client, this.#backend, "in");
+    const outbound = this.#pump(this.#backend, this.#client, "out");
+    // Neither rejects; awaited one after the other, the connection holds one waiting promise.
+    await inbound;
+    await outbound;
+    closeQuietly(this.#client);
+    closeQuietly(this.#backend);
+    return this.#result;
+  }
+
+  /**
+   * Copies `src` to `dst` until `src` ends, then half-closes `dst`. On a read
+   * or write error, or when the end of `src` was a reset rather than a FIN,
+   * keeps the error and closes both connections.
+   */
+  async #pump(src: Stream, dst: Stream, direction: Direction) {
+    const small = smallBuffers.borrow();
+    let large: Uint8Array | undefined;
+    try {
+      while (true) {
+        const buffer = large ?? small;
+        const read = await src.read(buffer);
+        if (read === null) break;
+        await writeAll(dst, buffer.subarray(0, read));
+        this.#count(direction, read);
+        if (read === buffer.length) {
+          large ??= largeBuffers.borrow();
+        } else if (large) {
+          largeBuffers.giveBack(large);
+          large = undefined;
+        }
+      }
+      if (this.#halfClosed !== src) await throwIfReset(src);
+      this.#halfClosed ??= dst;
+      await dst.closeWrite().catch((error) => {
+        if (!isClosedError(error)) throw error;
+      });
+    } catch (error) {
+      this.#result.error ??= error;
+      closeQuietly(this.#client);
+      closeQuietly(this.#backend);
+    } finally {
+      // Only now: the read that used them has ended.
+      smallBuffers.giveBack(small);
+      if (large) largeBuffers.giveBack(large);
+    }
+  }
+
+  #count(direction: Direction, bytes: number) {
+    if (direction === "in") this.#result.bytesIn += bytes;
+    else this.#result.bytesOut += bytes;
+    this.#onBytes?.(direction, bytes);
+  }
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -139,22 +156,52 @@ async function throwIfReset(conn: Stream) {
   }
 }
 
-/** Large buffers no direction uses now. */
-const pool: Uint8Array[] = [];
-/** Large buffers directions hold now. */
-let borrowed = 0;
+/**
+ * Buffers of one size, kept for reuse when no direction holds them, so that
+ * a connection allocates none: up to `keep` of them (the rest go to the
+ * garbage collector).
+ */
+class BufferPool {
+  readonly #free: Uint8Array[] = [];
+  #borrowed = 0;
 
-function borrowLarge(): Uint8Array {
-  borrowed++;
-  return pool.pop() ?? new Uint8Array(LARGE_BUFFER_BYTES);
+  /** Creates a pool of buffers of `bytesEach`. */
+  constructor(readonly bytesEach: number, readonly keep: number) {}
+
+  /** A buffer of the pool's size, reused or new. */
+  borrow(): Uint8Array {
+    this.#borrowed++;
+    return this.#free.pop() ?? new Uint8Array(this.bytesEach);
+  }
+
+  /** Gives back a buffer from {@linkcode borrow} once nothing reads into it. */
+  giveBack(buffer: Uint8Array) {
+    this.#borrowed--;
+    if (this.#free.length < this.keep) this.#free.push(buffer);
+  }
+
+  /** How many buffers directions hold, and how many are kept for reuse. */
+  usage(): BufferUsage {
+    return { borrowed: this.#borrowed, pooled: this.#free.length, bytesEach: this.bytesEach };
+  }
 }
 
-function giveBack(buffer: Uint8Array) {
-  borrowed--;
-  if (pool.length < POOL_LIMIT) pool.push(buffer);
+/** The buffers of one size that all forwarding in this process holds or keeps. */
+export interface BufferUsage {
+  /** Held by a direction now. */
+  borrowed: number;
+  /** Kept for reuse. */
+  pooled: number;
+  /** The size of each, in bytes. */
+  bytesEach: number;
 }
 
-/** The large buffers of all forwarding in this process: held by a direction, or pooled. */
-export function largeBuffers(): { borrowed: number; pooled: number; bytesEach: number } {
-  return { borrowed, pooled: pool.length, bytesEach: LARGE_BUFFER_BYTES };
+/** Every direction's own buffer, kept for reuse up to 1 MiB. */
+const smallBuffers = new BufferPool(SMALL_BUFFER_BYTES, 1024);
+/** The buffers of directions with bytes coming, kept for reuse up to 4 MiB. */
+const largeBuffers = new BufferPool(LARGE_BUFFER_BYTES, 16);
+
+/** The buffers of all forwarding in this process: held by a direction, or pooled. */
+export function forwardBuffers(): { small: BufferUsage; large: BufferUsage } {
+  return { small: smallBuffers.usage(), large: largeBuffers.usage() };
 }

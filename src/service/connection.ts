@@ -33,16 +33,16 @@ class ClientLeft extends Error {
 
 /**
  * Serves the client `client` of `service` until both sides are done, or
- * closes it at once when `refuseAny()` or the service refuses it.
+ * closes it at once when the limits of all services (`total`) or the
+ * service refuse it.
  */
 export async function serveConnection(
   service: Service,
   client: Deno.TcpConn,
-  refuseAny: () => Refusal | undefined,
+  total: Refusal | undefined,
 ): Promise<void> {
   const name = service.config.name;
   const peer = formatAddr(client.remoteAddr);
-  const total = refuseAny();
   if (total) service.refused(total.reason);
   const refusal = total ?? service.admit(client.remoteAddr);
   if (refusal) {
@@ -80,7 +80,10 @@ export async function serveConnection(
       return;
     }
     const target = formatTarget(backend.target);
-    logger.info("[{service}] {peer} connected to {target}", { service: name, peer, target });
+    // One line per connection at info, when it ends (as haproxy's tcplog): a line at each
+    // connect too would double the logging, the largest cost of a short connection after its
+    // syscalls (docs/ARCHITECTURE.md, "Performance").
+    logger.debug("[{service}] {peer} connected to {target}", { service: name, peer, target });
     const result = await forward(
       source,
       backend.conn,
@@ -89,7 +92,7 @@ export async function serveConnection(
     const seconds = ((Date.now() - opened) / 1000).toFixed(2);
     const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
     logger.info(
-      "[{service}] {peer} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
+      "[{service}] {peer} connection to {target} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
       {
         service: name,
         peer,

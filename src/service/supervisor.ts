@@ -37,6 +37,7 @@ export class Supervisor {
   readonly #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
   readonly #connections = new Set<Connection>();
+  #connectionEvents = 0;
   /** Removed services finishing their connections and stopping their backend. */
   readonly #drains = new Set<Promise<void>>();
   /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
@@ -121,12 +122,29 @@ export class Supervisor {
     this.#accepting.set(listener, loop);
   }
 
+  /** Connections accepted plus connections closed so far: it changes whenever connections come or go. */
+  get connectionEvents(): number {
+    return this.#connectionEvents;
+  }
+
   /** Registers an accepted connection and handles it until it is closed. */
   #track(service: Service, client: Deno.TcpConn) {
     const entry: Connection = { client, service, done: Promise.resolve() };
     const held = this.#connections.size;
-    entry.done = serveConnection(service, client, () => this.#refuseAny(held))
-      .finally(() => this.#connections.delete(entry));
+    this.#connectionEvents++;
+    // serveConnection() resolves with undefined; anything else is an error of sleepingd's own.
+    const forget = (error?: unknown) => {
+      this.#connections.delete(entry);
+      this.#connectionEvents++;
+      if (error !== undefined) {
+        this.#log.error("[{service}] a connection ended with an error: {error}", {
+          service: service.config.name,
+          error,
+        });
+      }
+    };
+    // One handler for both outcomes, not finally(): a quiet connection holds what it chains.
+    entry.done = serveConnection(service, client, this.#refuseAny(held)).then(forget, forget);
     this.#connections.add(entry);
   }
 
