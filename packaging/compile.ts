@@ -1,52 +1,110 @@
 /**
- * `deno task compile`: builds `dist/sleepingd`, one executable with no
- * dependencies, with `deno compile`.
+ * `deno task compile`: builds `dist/sleepingd-TARGET`, one executable with no
+ * dependencies, for each Linux target, and writes dist/SHA256SUMS.
  *
- * `deno compile` needs the Deno runtime `denort` of the same version for the
- * target. It downloads it, or takes it from the file named by `DENORT_BIN`.
- * Where neither works this says so and exits 1, without a stack trace.
+ * `deno compile` needs the Deno runtime `denort` of the same Deno version for
+ * the target. It downloads it, or takes the file named by `DENORT_BIN`, which
+ * serves the one target its ELF header names. Where neither works this says
+ * why in one line and exits 1. An executable built for this machine is run
+ * once, to check it prints the version of src/version.ts.
  *
- * Usage: deno task compile [--target TRIPLE]   (e.g. aarch64-unknown-linux-gnu)
+ * Usage: deno task compile [--target TRIPLE]...
+ *   without --target: every target (x86_64 and aarch64 Linux), or DENORT_BIN's alone
+ *
+ * @module
  */
+
 import { parseArgs } from "node:util";
+import { writeChecksums } from "./checksums.ts";
+import { PackagingError, runScript } from "./script.ts";
+import { mebibytes } from "./size.ts";
+import { elfTarget, findTarget, hostTarget, type Target, TARGETS } from "./targets.ts";
+import { printedVersion, sourceVersion } from "./version.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { target: { type: "string" } } });
-const denort = Deno.env.get("DENORT_BIN");
-if (denort !== undefined) {
+/** Where the executables and SHA256SUMS go. */
+const DIST = "dist";
+
+/** The targets to build: those asked for, else DENORT_BIN's, else all of them. */
+async function chooseTargets(asked: string[] | undefined, denort: string | undefined) {
+  const targets = asked?.map(findTarget);
+  if (denort === undefined) return targets ?? [...TARGETS];
   try {
-    Deno.statSync(denort);
+    await Deno.stat(denort);
   } catch {
-    console.error(`compile: DENORT_BIN is set to "${denort}", but there is no such file`);
-    Deno.exit(1);
+    throw new PackagingError(`DENORT_BIN is set to "${denort}", but there is no such file`);
   }
+  const runtime = await elfTarget(denort);
+  const other = targets?.find((target) => target !== runtime);
+  if (other) {
+    throw new PackagingError(
+      `DENORT_BIN (${denort}) is the runtime for ${runtime.triple}, not ${other.triple}`,
+    );
+  }
+  return [runtime];
 }
 
-const output = values.target ? `dist/sleepingd-${values.target}` : "dist/sleepingd";
-const args = ["compile", "-A", "--no-check", "--output", output];
-if (values.target) args.push("--target", values.target);
-args.push("src/main.ts");
-console.error(`compile: deno ${args.join(" ")}${denort ? ` (DENORT_BIN=${denort})` : ""}`);
-const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-  args,
-  env: { NO_COLOR: "1" },
-  stdin: "null",
-  stdout: "inherit",
-  stderr: "piped",
-}).output();
-if (code === 0) {
-  console.error(`compile: wrote ${output}`);
-  Deno.exit(0);
+/** Why `deno compile` failed, from its stderr, as one line. */
+function failure(output: string, stderr: string, target: Target): string {
+  const lines = stderr.split("Stack backtrace:")[0].split("\n").map((line) => line.trim());
+  const causes = lines.filter((line) => /^\d+: /.test(line)).map((line) =>
+    line.replace(/^\d+: /, "")
+  );
+  const reason = causes.at(-1) ?? lines.find((line) => line.startsWith("error:"))?.slice(6).trim();
+  const download = stderr.match(/https:\/\/\S*denort\S*\.zip/)?.[0];
+  if (download || /Setting up base binary/.test(stderr)) {
+    return `cannot build ${output}: the Deno runtime denort ${Deno.version.deno} for ` +
+      `${target.triple} could not be had (${download ? `${download}: ` : ""}${reason}); ` +
+      "set DENORT_BIN to that file and run this again";
+  }
+  return `cannot build ${output}: ${reason ?? "deno compile failed"}`;
 }
-const lines = new TextDecoder().decode(stderr).split("\n");
-// deno prints "error: ..." and then numbered causes; the second cause says what really failed.
-const reason = lines.find((line) => /^\s*1: /.test(line)) ??
-  lines.find((line) => /^error/.test(line));
-console.error(
-  `compile: cannot build ${output}: ${reason?.replace(/^\s*1: /, "").trim() ?? "unknown"}`,
-);
-console.error(
-  "compile: deno compile needs the Deno runtime (denort) for the target. Where it cannot be\n" +
-    "downloaded, set DENORT_BIN to a denort binary of the same Deno version " +
-    `(${Deno.version.deno}) and run this again.`,
-);
-Deno.exit(1);
+
+/** Builds the executable for `target`; checks it when it runs on this machine. */
+async function compile(target: Target, version: string): Promise<string> {
+  const output = `${DIST}/sleepingd-${target.triple}`;
+  const args = ["compile", "-A", "--no-check", "--target", target.triple, "--output", output];
+  console.error(`compile: deno ${args.join(" ")} src/main.ts`);
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [...args, "src/main.ts"],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) {
+    throw new PackagingError(failure(output, new TextDecoder().decode(stderr), target));
+  }
+  if (target === hostTarget()) await checkRuns(output, version);
+  return output;
+}
+
+/** Removes `executable` and fails unless it prints `version` for --version. */
+async function checkRuns(executable: string, version: string): Promise<void> {
+  const printed = await printedVersion(executable);
+  if (printed === version) return;
+  await Deno.remove(executable);
+  throw new PackagingError(
+    `${executable} printed "${printed.split("\n")[0]}" for --version, not ${version}: ` +
+      "DENORT_BIN must be the runtime denort, not deno itself",
+  );
+}
+
+/** Builds the executables the command line asks for, then SHA256SUMS. */
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { target: { type: "string", multiple: true } },
+  });
+  const denort = Deno.env.get("DENORT_BIN") || undefined;
+  const targets = await chooseTargets(values.target, denort);
+  const version = await sourceVersion();
+  await Deno.mkdir(DIST, { recursive: true });
+  for (const target of targets) {
+    const output = await compile(target, version);
+    const { size } = await Deno.stat(output);
+    console.error(`compile: wrote ${output} (sleepingd ${version}, ${mebibytes(size)})`);
+  }
+  console.error(`compile: wrote ${await writeChecksums(DIST)}`);
+}
+
+if (import.meta.main) await runScript("compile", main);

@@ -1,0 +1,118 @@
+/**
+ * `deno task package`: builds the deb and the rpm of sleepingd into dist/, and
+ * rewrites dist/SHA256SUMS.
+ *
+ * The program goes in as the single executable `dist/sleepingd-TARGET` when
+ * `deno task compile` built it; otherwise as the bundle layout (see
+ * packaging/layout.ts), which ships the Deno runtime running this script and
+ * so is built for this machine's target only.
+ *
+ * Usage: deno task package [--target TRIPLE] [--version VERSION] [--dist DIR] [--fast]
+ *   --target   the platform (default: this machine's)
+ *   --version  the packages' version (default: src/version.ts's); the program
+ *              still prints its own: for trying upgrades
+ *   --dist     where the executables are looked for and the packages written (default: dist)
+ *   --fast     compress quickly instead of small (for tests)
+ *
+ * Reads SOURCE_DATE_EPOCH, when set, for the changelog and manual page date.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { bundleProgram } from "./bundle.ts";
+import { writeChecksums } from "./checksums.ts";
+import { buildDeb } from "./deb.ts";
+import { debianDepends } from "./elf_deps.ts";
+import { packageFiles, type Program, rpmFiles } from "./layout.ts";
+import { buildRpm } from "./rpm.ts";
+import { PackagingError, runScript } from "./script.ts";
+import { mebibytes } from "./size.ts";
+import { elfTarget, findTarget, hostTarget, type Target } from "./targets.ts";
+import { checkVersion, printedVersion, sourceVersion } from "./version.ts";
+
+/** The release date: SOURCE_DATE_EPOCH (seconds) when set, else now. */
+function releaseDate(): Date {
+  const epoch = Deno.env.get("SOURCE_DATE_EPOCH");
+  if (epoch === undefined) return new Date();
+  if (!/^\d+$/.test(epoch)) throw new PackagingError(`SOURCE_DATE_EPOCH "${epoch}" is not seconds`);
+  return new Date(Number(epoch) * 1000);
+}
+
+/** Fails unless `printed` (what a program printed for --version) is `version`. */
+function expectVersion(what: string, printed: string, version: string): void {
+  if (printed !== version) {
+    throw new PackagingError(
+      `${what} printed "${printed.split("\n")[0]}" for --version, not ${version}: rebuild it`,
+    );
+  }
+}
+
+/** The program to package for `target`: the compiled executable in `dist`, else a bundle made in `work`. */
+async function chooseProgram(
+  target: Target,
+  dist: string,
+  version: string,
+  work: string,
+): Promise<Program> {
+  const host = hostTarget();
+  const executable = `${dist}/sleepingd-${target.triple}`;
+  const compiled = await Deno.stat(executable).then(() => true, () => false);
+  if (compiled) {
+    const built = await elfTarget(executable);
+    if (built !== target) throw new PackagingError(`${executable} is built for ${built.triple}`);
+    if (target === host) expectVersion(executable, await printedVersion(executable), version);
+    return { layout: "executable", executable };
+  }
+  if (target !== host) {
+    throw new PackagingError(
+      `there is no ${executable}: build it with "deno task compile --target ${target.triple}" ` +
+        `(without it, the package ships this machine's Deno runtime, for ${host.triple})`,
+    );
+  }
+  const bundle = `${work}/sleepingd.js`;
+  await bundleProgram(bundle);
+  const runtime = Deno.execPath();
+  const args = ["run", "--no-config", bundle];
+  expectVersion("the bundle", await printedVersion(runtime, args), version);
+  return { layout: "bundle", bundle, runtime };
+}
+
+/** Builds the deb and the rpm the command line asks for, then SHA256SUMS. */
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      target: { type: "string" },
+      version: { type: "string" },
+      dist: { type: "string", default: "dist" },
+      fast: { type: "boolean", default: false },
+    },
+  });
+  const target = values.target ? findTarget(values.target) : hostTarget();
+  const source = await sourceVersion();
+  const version = values.version === undefined ? source : checkVersion(values.version);
+  const { dist, fast } = values;
+  const date = releaseDate();
+  await Deno.mkdir(dist, { recursive: true });
+  const work = await Deno.makeTempDir({ prefix: "sleepingd-package-" });
+  try {
+    const program = await chooseProgram(target, dist, source, work);
+    const elf = program.layout === "executable" ? program.executable : program.runtime;
+    const depends = await debianDepends(elf);
+    const files = await packageFiles({ program, version, date });
+    const packages = [
+      await buildDeb({ files, version, target, depends, dist, fast }),
+      await buildRpm({ files: rpmFiles(files), version, target, date, dist, fast }),
+    ];
+    for (const path of packages) {
+      const { size } = await Deno.stat(path);
+      console.error(`package: wrote ${path} (${mebibytes(size)}, ${program.layout} layout)`);
+    }
+    console.error(`package: wrote ${await writeChecksums(dist)}`);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+if (import.meta.main) await runScript("package", main);
