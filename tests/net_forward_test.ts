@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { forward, forwardBuffers, type ForwardResult } from "../src/net/forward.ts";
+import {
+  forward,
+  forwardBuffers,
+  type ForwardResult,
+  trimForwardBuffers,
+} from "../src/net/forward.ts";
 import { listenLocal, randomBytes, readAll, readExactly, sha256, text, writeAll } from "./_net.ts";
 import { bounded, waitFor } from "./_helpers.ts";
 
@@ -152,7 +157,8 @@ Deno.test("forward() gives its large buffers back once a burst is over, while th
   // Quiet now: every direction waits for its next bytes in its small buffer.
   const quiet = forwardBuffers();
   assert.equal(quiet.large.borrowed, before.large.borrowed);
-  assert.ok(quiet.large.pooled <= 16, "the pool keeps at most 16 for reuse");
+  assert.equal(quiet.medium.borrowed, before.medium.borrowed);
+  assert.ok(quiet.large.pooled > 0, "the burst's large buffers are kept for reuse");
   assert.equal(quiet.small.borrowed, before.small.borrowed + 40, "one per direction");
   for (const { client, backend, forwarding } of pairs) {
     client.close();
@@ -162,4 +168,40 @@ Deno.test("forward() gives its large buffers back once a burst is over, while th
   const closed = forwardBuffers();
   assert.equal(closed.small.borrowed, before.small.borrowed, "closed connections give theirs back");
   assert.ok(closed.small.pooled >= 40, "and they are kept for the next connections");
+  trimForwardBuffers();
+  const trimmed = forwardBuffers();
+  assert.ok(trimmed.large.pooled <= 4, `${trimmed.large.pooled} large buffers kept once trimmed`);
+  assert.ok(trimmed.small.pooled <= 256, `${trimmed.small.pooled} small buffers kept once trimmed`);
+});
+
+Deno.test("forward() steps up from 1 KiB to 16 KiB to 256 KiB buffers as reads fill them, and back at a short read", async () => {
+  const { client, backend, forwarding } = await proxyPair();
+  const before = forwardBuffers();
+  const held = () => {
+    const now = forwardBuffers();
+    return {
+      medium: now.medium.borrowed - before.medium.borrowed,
+      large: now.large.borrowed - before.large.borrowed,
+    };
+  };
+  // The backend answers; each read of the client's side fills its buffer, or not, exactly.
+  const answer = async (bytes: number, expected: { medium: number; large: number }) => {
+    const data = randomBytes(bytes);
+    const [received] = await Promise.all([readExactly(client, bytes), writeAll(backend, data)]);
+    assert.equal(await sha256(received), await sha256(data));
+    await waitFor(`${JSON.stringify(expected)} after ${bytes} bytes`, () => {
+      const now = held();
+      return now.medium === expected.medium && now.large === expected.large;
+    });
+  };
+  await answer(1024, { medium: 1, large: 0 }); // filled the small one: waits in a medium one
+  await answer(16 * 1024, { medium: 0, large: 1 }); // filled the medium one: waits in a large one
+  await answer(20 * 1024, { medium: 0, large: 0 }); // short: back to the small one
+  await answer(1024, { medium: 0, large: 1 }); // streaming (its last read had 20 KiB): large at once
+  await answer(10, { medium: 0, large: 0 });
+  await answer(1024, { medium: 1, large: 0 }); // a small answer since: medium again
+  client.close();
+  backend.close();
+  await forwarding;
+  assert.deepEqual(held(), { medium: 0, large: 0 }, "all given back at the end");
 });

@@ -6,10 +6,11 @@
  */
 
 import { log } from "../log.ts";
+import { trimForwardBuffers } from "../net/forward.ts";
 import { residentBytes, returnMemory } from "../process/memory.ts";
 
 /** How often the daemon looks whether it is quiet, unless told otherwise. */
-const CHECK_INTERVAL_MS = 5_000;
+const CHECK_INTERVAL_MS = 2_000;
 /** Connections accepted or closed since the last return that make the next one worth it. */
 const EVENTS_WORTH_RETURNING = 256;
 /** Growth of resident memory since the last return that makes the next one worth it. */
@@ -19,8 +20,8 @@ const logger = log("memory");
 const MIB = 1024 * 1024;
 
 /**
- * Every `intervalMs` (5 s), returns memory to the system
- * ({@linkcode returnMemory}) when no connection came or went since the last
+ * Every `intervalMs` (2 s), shrinks the pools of forwarding buffers and
+ * returns memory to the system ({@linkcode returnMemory}) when no connection came or went since the last
  * look (a full garbage collection pauses the daemon for a moment, so never
  * while busy), and since the last return either many did or the resident
  * memory grew.
@@ -43,6 +44,7 @@ export function returnMemoryWhenQuiet(
     if (!quiet) return;
     const manyEvents = events - eventsAtReturn >= EVENTS_WORTH_RETURNING;
     if (!manyEvents && residentBytes() < floor + GROWTH_WORTH_RETURNING) return;
+    trimForwardBuffers();
     const { before, after } = returnMemory();
     logger.debug("quiet after {events} connection events: memory {before} MiB -> {after} MiB", {
       events: events - eventsAtReturn,

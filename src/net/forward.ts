@@ -8,11 +8,14 @@
  * stays bounded by one buffer per direction.
  *
  * Buffers follow the traffic: a quiet direction waits for its next bytes in a
- * small buffer (1 KiB); a read that fills it means more is waiting, and the
- * direction borrows a large buffer (256 KiB) until a read comes back short
- * (the socket is drained), when it gives the large one back. So after a burst
- * an idle SSH or database session holds only the small buffers again. Both
- * sizes come from pools, so that a connection allocates no buffer.
+ * small buffer (1 KiB). A read that fills its buffer means more is waiting, and
+ * the direction borrows a larger one: 16 KiB, then 256 KiB (at once when its
+ * last burst filled more than 16 KiB); a read that comes back short (the
+ * socket is drained) gives the borrowed one back. So a small answer costs no
+ * large buffer, a stream gets the large one, and after a burst an idle SSH or
+ * database session holds only its small buffers again. Every buffer comes from
+ * a pool, so that a connection allocates none while the daemon is busy; the
+ * pools shrink when it is quiet ({@linkcode trimForwardBuffers}).
  *
  * @module
  */
@@ -21,6 +24,8 @@ import { closeQuietly, isClosedError, writeAll } from "./conn.ts";
 
 /** The buffer a direction holds while it waits for bytes: what an idle connection costs. */
 const SMALL_BUFFER_BYTES = 1024;
+/** The buffer a direction borrows when its small one fills: an answer of a few KiB. */
+const MEDIUM_BUFFER_BYTES = 16 * 1024;
 /** The buffer a direction borrows while bytes keep coming. */
 const LARGE_BUFFER_BYTES = 256 * 1024;
 
@@ -99,20 +104,27 @@ class Forwarding {
    * keeps the error and closes both connections.
    */
   async #pump(src: Stream, dst: Stream, direction: Direction) {
-    const small = smallBuffers.borrow();
-    let large: Uint8Array | undefined;
+    const small = pools.small.borrow();
+    /** A medium or large buffer, while bytes keep coming. */
+    let borrowed: Uint8Array | undefined;
+    /** Whether the last burst filled more than a medium buffer. */
+    let streaming = false;
     try {
       while (true) {
-        const buffer = large ?? small;
+        const buffer = borrowed ?? small;
         const read = await src.read(buffer);
         if (read === null) break;
         await writeAll(dst, buffer.subarray(0, read));
         this.#count(direction, read);
         if (read === buffer.length) {
-          large ??= largeBuffers.borrow();
-        } else if (large) {
-          largeBuffers.giveBack(large);
-          large = undefined;
+          if (buffer.length === LARGE_BUFFER_BYTES) continue;
+          const larger = buffer === small && !streaming ? pools.medium : pools.large;
+          if (borrowed) poolOf(borrowed).giveBack(borrowed);
+          borrowed = larger.borrow();
+        } else {
+          streaming = read > MEDIUM_BUFFER_BYTES;
+          if (borrowed) poolOf(borrowed).giveBack(borrowed);
+          borrowed = undefined;
         }
       }
       if (this.#halfClosed !== src) await throwIfReset(src);
@@ -126,8 +138,8 @@ class Forwarding {
       closeQuietly(this.#backend);
     } finally {
       // Only now: the read that used them has ended.
-      smallBuffers.giveBack(small);
-      if (large) largeBuffers.giveBack(large);
+      pools.small.giveBack(small);
+      if (borrowed) poolOf(borrowed).giveBack(borrowed);
     }
   }
 
@@ -158,15 +170,15 @@ async function throwIfReset(conn: Stream) {
 
 /**
  * Buffers of one size, kept for reuse when no direction holds them, so that
- * a connection allocates none: up to `keep` of them (the rest go to the
- * garbage collector).
+ * a connection allocates none: as many as were held at once, until
+ * {@linkcode trimForwardBuffers}.
  */
 class BufferPool {
   readonly #free: Uint8Array[] = [];
   #borrowed = 0;
 
-  /** Creates a pool of buffers of `bytesEach`. */
-  constructor(readonly bytesEach: number, readonly keep: number) {}
+  /** Creates a pool of buffers of `bytesEach`, keeping `keepWhenQuiet` once trimmed. */
+  constructor(readonly bytesEach: number, readonly keepWhenQuiet: number) {}
 
   /** A buffer of the pool's size, reused or new. */
   borrow(): Uint8Array {
@@ -177,7 +189,12 @@ class BufferPool {
   /** Gives back a buffer from {@linkcode borrow} once nothing reads into it. */
   giveBack(buffer: Uint8Array) {
     this.#borrowed--;
-    if (this.#free.length < this.keep) this.#free.push(buffer);
+    this.#free.push(buffer);
+  }
+
+  /** Leaves the garbage collector what is kept beyond `keepWhenQuiet`. */
+  trim() {
+    if (this.#free.length > this.keepWhenQuiet) this.#free.length = this.keepWhenQuiet;
   }
 
   /** How many buffers directions hold, and how many are kept for reuse. */
@@ -196,12 +213,31 @@ export interface BufferUsage {
   bytesEach: number;
 }
 
-/** Every direction's own buffer, kept for reuse up to 1 MiB. */
-const smallBuffers = new BufferPool(SMALL_BUFFER_BYTES, 1024);
-/** The buffers of directions with bytes coming, kept for reuse up to 4 MiB. */
-const largeBuffers = new BufferPool(LARGE_BUFFER_BYTES, 16);
+/** Every size of buffer forwarding uses, each with its pool. */
+const pools = {
+  small: new BufferPool(SMALL_BUFFER_BYTES, 256),
+  medium: new BufferPool(MEDIUM_BUFFER_BYTES, 16),
+  large: new BufferPool(LARGE_BUFFER_BYTES, 4),
+};
 
-/** The buffers of all forwarding in this process: held by a direction, or pooled. */
-export function forwardBuffers(): { small: BufferUsage; large: BufferUsage } {
-  return { small: smallBuffers.usage(), large: largeBuffers.usage() };
+function poolOf(buffer: Uint8Array): BufferPool {
+  return buffer.length === LARGE_BUFFER_BYTES ? pools.large : pools.medium;
+}
+
+/** The buffers of all forwarding in this process, by size: held by a direction, or pooled. */
+export function forwardBuffers(): Record<keyof typeof pools, BufferUsage> {
+  return {
+    small: pools.small.usage(),
+    medium: pools.medium.usage(),
+    large: pools.large.usage(),
+  };
+}
+
+/**
+ * Shrinks the pools to a few buffers of each size (256 small, 16 medium, 4
+ * large): while busy they keep every buffer given back, as many as were held
+ * at once; the daemon calls this once it is quiet.
+ */
+export function trimForwardBuffers(): void {
+  for (const pool of Object.values(pools)) pool.trim();
 }
