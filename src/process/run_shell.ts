@@ -110,18 +110,24 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
   checkDuration("timeout", timeout);
   checkDuration("killGraceMs", killGraceMs);
   const shell = [findShell(), "-c", command];
-  const { argv: [program, ...args], env: userEnv } = user === undefined
+  const { argv, env: userEnv } = user === undefined
     ? { argv: shell, env: {} }
     : await asUser(user, shell);
   signal?.throwIfAborted();
 
+  // Its own process group (pgid = pid), so that -pid reaches grandchildren too. `setsid`
+  // makes one and execs the command in the same process; Deno's `detached` makes one too, but
+  // spawns with fork(), which costs milliseconds in a daemon of this size (every wake runs a
+  // command): without it, the spawn is a vfork (docs/ARCHITECTURE.md, "Commands").
+  const setsid = findSetsid();
+  const [program, ...args] = setsid ? [setsid, ...argv] : argv;
   const child = new Deno.Command(program, {
     args,
     env: { ...userEnv, ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    detached: true, // own process group: pgid = pid, so -pid reaches grandchildren too
+    detached: setsid === undefined,
   }).spawn();
   onSpawn?.(child.pid);
   const started = performance.now();
@@ -217,6 +223,14 @@ export function describeResult(result: ShellResult): string {
 /** `bash` as the original ran commands with it; `sh` where there is no bash. */
 function findShell(): string {
   return findExecutable("bash") ?? findExecutable("sh") ?? "/bin/sh";
+}
+
+/** util-linux `setsid`, looked up once; undefined where there is none. */
+let setsidPath: string | undefined | null = null;
+
+function findSetsid(): string | undefined {
+  if (setsidPath === null) setsidPath = findExecutable("setsid", ["/usr/bin", "/bin"]);
+  return setsidPath;
 }
 
 /** Throws a `RangeError` unless `value` is a number of milliseconds or seconds, 0 or more. */
