@@ -1,5 +1,6 @@
 /**
- * The bench's command line: `deno task bench [--quick] [--only a,b] [--help]`.
+ * The bench's command line:
+ * `deno task bench [--quick] [--only a,b] [--skip part,...] [--json FILE] [--help]`.
  *
  * @module
  */
@@ -7,36 +8,66 @@
 import { parseArgs } from "node:util";
 
 /** Every variant the bench knows, in the order of its tables. */
-export const VARIANT_NAMES = ["direct", "sleepingd", "socat", "haproxy"] as const;
+export const VARIANT_NAMES = [
+  "direct",
+  "sleepingd",
+  "socat",
+  "haproxy",
+  "systemd-socket-proxyd",
+  "seed",
+] as const;
 
 /** One way to reach the backend: straight, or through one of the proxies. */
 export type VariantName = typeof VARIANT_NAMES[number];
 
+/** The parts of the bench, in the order they run; `--skip` leaves some out. */
+export const PART_NAMES = ["client", "iperf3", "redis", "wrk", "memory", "wake"] as const;
+
+/** One part of the bench: a group of tables or rows. */
+export type PartName = typeof PART_NAMES[number];
+
+/** Where the results go unless `--json` says otherwise: next to the bench, gitignored. */
+export const DEFAULT_JSON = new URL("./results.json", import.meta.url).pathname;
+
 /** What the command line asks for. */
 export interface BenchOptions {
-  /** Smaller transfers and fewer connections, for a run of a few seconds per table. */
+  /** Smaller transfers, fewer connections, shorter and fewer runs. */
   quick: boolean;
   /** The variants to measure; `direct` is always among them, as the reference. */
   variants: VariantName[];
+  /** The parts to run, in order. */
+  parts: PartName[];
+  /** The file the results are written to as JSON. */
+  json: string;
   /** Print the usage and do nothing else. */
   help: boolean;
 }
 
 /** The usage text of `deno task bench`. */
-export const USAGE = `Usage: deno task bench [--quick] [--only VARIANT,...]
+export const USAGE =
+  `Usage: deno task bench [--quick] [--only VARIANT,...] [--skip PART,...] [--json FILE]
 
-Measures sleepingd's data path against a direct connection, socat and haproxy,
-all in front of the same local echo/sink backend, and prints ratios.
+Measures sleepingd against a direct connection and other TCP proxies, with the
+bench's own client and with real clients and servers, and prints ratios.
 
-  --quick         smaller transfers and fewer connections (about a quarter of the time)
-  --only LIST     variants to measure, comma separated, of: ${VARIANT_NAMES.join(", ")}
+  --quick         smaller and fewer runs: under 2 minutes (the full run: under 10)
+  --only LIST     variants to measure, comma separated, of:
+                    ${VARIANT_NAMES.join(", ")}
                   (direct is always measured: every ratio needs it)
+  --skip LIST     parts to leave out, comma separated, of:
+                    client   the bench's own client: throughput, echo, connection rate, concurrency
+                    iperf3   iperf3 throughput, 1 and 4 streams
+                    redis    redis-benchmark GET, pipelined GET, ping-pong latency
+                    wrk      wrk against nginx: new connections/s, keep-alive requests/s
+                    memory   idle memory per connection, memory after a burst, leak test
+                    wake     wake overhead, 1000 clients in one wake
+  --json FILE     where to write every number as JSON (default: bench/results.json)
   -h, --help      print this help`;
 
 /**
  * Parses the bench's arguments.
  *
- * @throws {Error} on an unknown flag or variant name
+ * @throws {Error} on an unknown flag, variant or part name
  */
 export function parseBenchArgs(args: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -44,19 +75,32 @@ export function parseBenchArgs(args: string[]): BenchOptions {
     options: {
       quick: { type: "boolean", default: false },
       only: { type: "string" },
+      skip: { type: "string" },
+      json: { type: "string", default: DEFAULT_JSON },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: false,
   });
-  let variants: VariantName[] = [...VARIANT_NAMES];
-  if (values.only !== undefined) {
-    const asked = values.only.split(",").map((name) => name.trim()).filter((name) => name !== "");
-    const unknown = asked.filter((name) => !(VARIANT_NAMES as readonly string[]).includes(name));
-    if (unknown.length > 0) {
-      throw new Error(`unknown variant ${unknown.join(", ")}; known: ${VARIANT_NAMES.join(", ")}`);
-    }
-    variants = VARIANT_NAMES.filter((name) => name === "direct" || asked.includes(name));
+  const asked = values.only === undefined
+    ? [...VARIANT_NAMES]
+    : list(values.only, VARIANT_NAMES, "variant");
+  const skipped = values.skip === undefined ? [] : list(values.skip, PART_NAMES, "part");
+  return {
+    quick: values.quick,
+    variants: VARIANT_NAMES.filter((name) => name === "direct" || asked.includes(name)),
+    parts: PART_NAMES.filter((name) => !skipped.includes(name)),
+    json: values.json,
+    help: values.help,
+  };
+}
+
+/** The names of a comma-separated list, each one of `known`, which are `what`s. */
+function list<T extends string>(text: string, known: readonly T[], what: string): T[] {
+  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const unknown = names.filter((name) => !(known as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(`unknown ${what} ${unknown.join(", ")}; known: ${known.join(", ")}`);
   }
-  return { quick: values.quick, variants, help: values.help };
+  return names as T[];
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ECHO, SINK, writeAll } from "./protocol.ts";
+import { ECHO, LENGTH_BYTES, SINK, writeAll } from "./protocol.ts";
 
 /** Read buffer per connection: large reads keep the per-byte overhead low. */
 const BUFFER_BYTES = 256 * 1024;
@@ -23,7 +23,7 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
     if (first === null || first === 0) return;
     const mode = buffer[0];
     const rest = buffer.subarray(1, first);
-    if (mode === SINK) await sink(conn, buffer, rest.length);
+    if (mode === SINK) await sink(conn, buffer, rest.slice());
     else if (mode === ECHO) await echo(conn, buffer, rest);
   } catch {
     // A reset by the client or the proxy ends this connection, nothing else.
@@ -36,10 +36,17 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-/** Discards the stream, then answers how many bytes it held. */
-async function sink(conn: Deno.Conn, buffer: Uint8Array, already: number): Promise<void> {
-  let total = already;
-  while (true) {
+/** Reads the length, discards that many bytes, then answers how many it got. */
+async function sink(conn: Deno.Conn, buffer: Uint8Array, rest: Uint8Array): Promise<void> {
+  let head = rest;
+  while (head.length < LENGTH_BYTES) {
+    const read = await conn.read(buffer);
+    if (read === null) return;
+    head = new Uint8Array([...head, ...buffer.subarray(0, read)]);
+  }
+  const length = Number(new DataView(head.buffer, head.byteOffset).getBigUint64(0));
+  let total = head.length - LENGTH_BYTES;
+  while (total < length) {
     const read = await conn.read(buffer);
     if (read === null) break;
     total += read;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ECHO, SINK, writeAll } from "./protocol.ts";
+import { ECHO, sinkHeader, writeAll } from "./protocol.ts";
 
 /** Bytes per write and per read of the bulk workloads. */
 const CHUNK_BYTES = 256 * 1024;
@@ -54,54 +54,52 @@ async function writeZeros(conn: Deno.Conn, bytes: number): Promise<void> {
   }
 }
 
-/** Reads `conn` to its end and returns how many bytes came. */
-async function drain(conn: Deno.Conn): Promise<number> {
-  const buffer = new Uint8Array(CHUNK_BYTES);
+/** Reads exactly `bytes` from `conn`. */
+async function readExactly(conn: Deno.Conn, bytes: number): Promise<void> {
+  const buffer = new Uint8Array(Math.min(bytes, CHUNK_BYTES));
   let total = 0;
-  while (true) {
+  while (total < bytes) {
     const read = await conn.read(buffer);
-    if (read === null) return total;
+    if (read === null) throw new Error(`${total} bytes came back, not ${bytes}`);
     total += read;
   }
 }
 
-/** Reads `conn` to its end and returns it as text. */
-async function readText(conn: Deno.Conn): Promise<string> {
+/** Reads `conn` up to its first newline (or its end) and returns the text before it. */
+async function readLine(conn: Deno.Conn): Promise<string> {
   const buffer = new Uint8Array(64);
   const decoder = new TextDecoder();
   let text = "";
-  while (true) {
+  while (!text.includes("\n")) {
     const read = await conn.read(buffer);
-    if (read === null) return text;
+    if (read === null) break;
     text += decoder.decode(buffer.subarray(0, read), { stream: true });
   }
+  return text.split("\n")[0];
 }
 
 /**
  * One connection sends `bytes` one way; the backend discards them and answers
- * the count at end of stream. Returns MiB/s, from connect to the answer.
+ * the count. Returns MiB/s, from connect to the answer.
  */
 export async function oneWay(conns: Connections, port: number, bytes: number): Promise<number> {
   const started = performance.now();
   const conn = await conns.connect(port);
-  await writeAll(conn, new Uint8Array([SINK]));
+  await writeAll(conn, sinkHeader(bytes));
   await writeZeros(conn, bytes);
-  await conn.closeWrite();
-  const answer = (await readText(conn)).trim();
+  const answer = await readLine(conn);
   conns.close(conn);
   if (answer !== String(bytes)) throw new Error(`the backend got ${answer} bytes, not ${bytes}`);
   return bytes / MIB / seconds(started);
 }
 
-/** Sends `bytes` through the echo backend on `conn` while reading them back; checks the count. */
+/** Sends `bytes` through the echo backend on `conn` while reading them all back. */
 async function echoOn(conn: Deno.Conn, bytes: number): Promise<void> {
   const sending = (async () => {
     await writeAll(conn, new Uint8Array([ECHO]));
     await writeZeros(conn, bytes);
-    await conn.closeWrite();
   })();
-  const [, received] = await Promise.all([sending, drain(conn)]);
-  if (received !== bytes) throw new Error(`${received} bytes came back, not ${bytes}`);
+  await Promise.all([sending, readExactly(conn, bytes)]);
 }
 
 /**

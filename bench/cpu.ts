@@ -9,29 +9,44 @@
 const TICKS_PER_SECOND = 100;
 
 /**
- * CPU seconds (user + system, all threads) used so far by `pid` and, unless
- * `alone`, all its descendants, those still running and those that have
- * exited (socat's per-connection forks); undefined where `/proc` cannot tell
- * (not Linux, process gone).
+ * Whose CPU time to read: a pid with all its descendants; `"self"`, the bench
+ * process alone (its children are the servers and the proxies); or
+ * `"reaped"`, the bench's children that have exited and been waited for (the
+ * client programs it runs, such as wrk).
  */
-export function cpuSeconds(pid: number | "self", alone = false): number | undefined {
+export type CpuSource = number | "self" | "reaped";
+
+/**
+ * CPU seconds (user + system, all threads) used so far by `source`; for a pid,
+ * with all its descendants, those still running and those that have exited
+ * (socat's per-connection forks). Undefined where `/proc` cannot tell (not
+ * Linux, process gone).
+ */
+export function cpuSeconds(source: CpuSource): number | undefined {
+  const fields = statFields(source === "reaped" ? "self" : source);
+  if (fields === undefined) return undefined;
+  // utime, stime, cutime, cstime are fields 14-17 of the line, 12-15 after the name:
+  // cutime and cstime hold the children that have exited and been waited for.
+  const [from, to] = source === "self" ? [11, 13] : source === "reaped" ? [13, 15] : [11, 15];
+  const ticks = fields.slice(from, to).reduce((sum, field) => sum + Number(field), 0);
+  if (typeof source !== "number") return ticks / TICKS_PER_SECOND;
+  const children = childPids(source).reduce((sum, child) => sum + (cpuSeconds(child) ?? 0), 0);
+  return ticks / TICKS_PER_SECOND + children;
+}
+
+/** The fields of `/proc/PID/stat` after the command name, or undefined when it is gone. */
+function statFields(pid: number | "self"): string[] | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime, stime, cutime, cstime are fields 14-17 of the line, 12-15 after the name:
-    // cutime and cstime hold the children that have exited and been waited for.
-    const ticks = fields.slice(11, alone ? 13 : 15).reduce((sum, field) => sum + Number(field), 0);
-    if (alone) return ticks / TICKS_PER_SECOND;
-    const children = childPids(pid).reduce((sum, child) => sum + (cpuSeconds(child) ?? 0), 0);
-    return ticks / TICKS_PER_SECOND + children;
+    // The command name is in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return undefined;
   }
 }
 
 /** The children of `pid` that are running or not yet waited for. */
-function childPids(pid: number | "self"): number[] {
+function childPids(pid: number): number[] {
   const children: number[] = [];
   try {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
@@ -44,36 +59,30 @@ function childPids(pid: number | "self"): number[] {
   return children;
 }
 
-/**
- * A set of processes whose CPU time is read before and after a measurement:
- * `"self"` (the bench process) alone, since its children are the backend and
- * the proxies; any other pid with its descendants.
- */
+/** A set of processes whose CPU time is read before and after a measurement. */
 export class CpuMeter {
-  #pids: Record<string, number | "self">;
+  #sources: Record<string, CpuSource>;
   #before: Record<string, number | undefined> = {};
 
-  /** @param pids the processes to watch, by the name they are reported under */
-  constructor(pids: Record<string, number | "self">) {
-    this.#pids = pids;
+  /** @param sources the processes to watch, by the name they are reported under */
+  constructor(sources: Record<string, CpuSource>) {
+    this.#sources = sources;
   }
 
   /** Notes the CPU time of every process now. */
   start(): void {
-    for (const [name, pid] of Object.entries(this.#pids)) {
-      this.#before[name] = cpuSeconds(pid, pid === "self");
+    for (const [name, source] of Object.entries(this.#sources)) {
+      this.#before[name] = cpuSeconds(source);
     }
   }
 
-  /** Percent of one core each process used since {@linkcode start}, over `seconds` of wall time. */
-  percent(seconds: number): Record<string, number> {
+  /** CPU seconds each process used since {@linkcode start}. */
+  seconds(): Record<string, number> {
     const result: Record<string, number> = {};
-    for (const [name, pid] of Object.entries(this.#pids)) {
+    for (const [name, source] of Object.entries(this.#sources)) {
       const before = this.#before[name];
-      const after = cpuSeconds(pid, pid === "self");
-      if (before !== undefined && after !== undefined) {
-        result[name] = (after - before) / seconds * 100;
-      }
+      const after = cpuSeconds(source);
+      if (before !== undefined && after !== undefined) result[name] = after - before;
     }
     return result;
   }

@@ -6,7 +6,10 @@
  * @module
  */
 
-export { findExecutable } from "../src/process/which.ts";
+import { findExecutable } from "../src/process/which.ts";
+
+/** Folders searched besides PATH: Debian puts servers in sbin. */
+const SBIN = ["/usr/sbin", "/sbin", "/usr/local/sbin"];
 
 /** Things to undo before the bench exits, newest first. */
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -18,9 +21,21 @@ let interruptedBy: Deno.Signal | undefined;
 /** Thrown where the bench notices it was interrupted: no error to report. */
 export class Interrupted extends Error {}
 
-/** Registers `undo` to run at {@linkcode cleanUp}, e.g. removing a temp dir. */
-export function onCleanUp(undo: () => Promise<void> | void): void {
+/**
+ * Registers `undo` to run at {@linkcode cleanUp}, e.g. removing a temp dir.
+ * Returns a function that unregisters it, once it is no longer needed.
+ */
+export function onCleanUp(undo: () => Promise<void> | void): () => void {
   cleanups.push(undo);
+  return () => {
+    const index = cleanups.indexOf(undo);
+    if (index >= 0) cleanups.splice(index, 1);
+  };
+}
+
+/** The full path of the executable `name`, on PATH or in an sbin folder. */
+export function findProgram(name: string): string | undefined {
+  return findExecutable(name, SBIN);
 }
 
 /**
@@ -55,6 +70,11 @@ export function cleanUpOnSignals(): void {
       cleanUp().finally(() => Deno.exit(code));
     });
   }
+}
+
+/** The line saying that `program` is missing and which Debian package brings it. */
+export function notInstalled(program: string, debianPackage: string): string {
+  return `${program} is not installed (apt-get install ${debianPackage})`;
 }
 
 /** A child process started by {@linkcode start}, with its output read as lines. */
@@ -163,19 +183,36 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
   if (pending !== "") onLine(pending);
 }
 
-/** Resolves once 127.0.0.1:`port` accepts a connection (which it closes at once). */
-export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once something listens on 127.0.0.1:`port`, read from
+ * `/proc/net/tcp`: no probe connection reaches the listener (nor, through a
+ * proxy, the server behind it). Rejects when `child` exits first, or after
+ * `timeoutMs`, with the child's last lines.
+ */
+export async function waitForListener(
+  child: Child,
+  port: number,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let exited = false;
+  child.exited.then(() => exited = true);
   while (true) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (error) {
-      if (performance.now() > deadline) {
-        throw new Error(`nothing accepts on 127.0.0.1:${port} after ${timeoutMs} ms: ${error}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    const table = await Deno.readTextFile("/proc/net/tcp");
+    const listening = table.split("\n").some((line) => {
+      // Columns: sl, local_address, rem_address, st (0A = LISTEN), ...
+      const [, address, , state] = line.trim().split(/\s+/);
+      return address === local && state === "0A";
+    });
+    if (listening) return;
+    if (exited || performance.now() > deadline) {
+      const why = exited ? "it exited" : `nothing listens after ${timeoutMs} ms`;
+      throw new Error(
+        `${child.name} does not listen on 127.0.0.1:${port}: ${why}\n${tail(child.lines)}`,
+      );
     }
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -185,6 +222,44 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/** What {@linkcode run} gives back. */
+export interface Ran {
+  /** The exit code (128 + the signal when a signal ended it). */
+  code: number;
+  /** All of its stdout. */
+  stdout: string;
+  /** All of its stderr. */
+  stderr: string;
+}
+
+/**
+ * Runs `command args` to its end, stdin from /dev/null, and returns its exit
+ * code and output. Aborting `signal`, or {@linkcode cleanUp}, kills it.
+ */
+export async function run(command: string, args: string[], signal?: AbortSignal): Promise<Ran> {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killIt = () => kill(child, "SIGKILL");
+  const forget = onCleanUp(killIt);
+  signal?.addEventListener("abort", killIt);
+  try {
+    const result = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: result.code,
+      stdout: decoder.decode(result.stdout),
+      stderr: decoder.decode(result.stderr),
+    };
+  } finally {
+    signal?.removeEventListener("abort", killIt);
+    forget();
+  }
 }
 
 /** Runs `command args` to its end and returns its stdout and stderr, or "" when it fails. */

@@ -1,23 +1,49 @@
 /**
- * Turning samples into the bench's tables: medians, spreads, ratios between
- * variants and the CPU each process used.
+ * Turning runs into the bench's tables: medians, spreads, ratios between
+ * variants, the CPU each process used, and the same numbers for the JSON
+ * results.
  *
  * @module
  */
 
 import type { VariantName } from "./args.ts";
-import type { Sample } from "./workloads.ts";
+import type { Outcome, Run, Workload } from "./measure.ts";
 
-/** One run of a workload for one variant, with the CPU each process used during it. */
-export interface Run {
-  /** What the workload measured. */
-  sample: Sample;
-  /** Percent of one core used during the run, by `proxy`, `client` and `backend`. */
-  cpu: Record<string, number>;
+/** One variant's row of a table, as printed and as written to the JSON results. */
+export interface Row {
+  /** The variant. */
+  variant: VariantName;
+  /** Why it has no numbers, when its runs failed. */
+  failed?: string;
+  /** Median of the runs' main numbers. */
+  median?: number;
+  /** Every run's main number, in the order they ran. */
+  values?: number[];
+  /** Half the range of the runs, in percent of the median. */
+  spreadPercent?: number;
+  /** This row's median divided by each other variant's. */
+  ratios?: Record<string, number>;
+  /** Medians of the runs' further numbers, by `"label unit"`. */
+  extras?: Record<string, number>;
+  /** Median proxy CPU time per new connection, in µs. */
+  proxyMicrosPerConnection?: number;
+  /** Median CPU of `proxy`, `client` and `server`, in percent of one core. */
+  cpuPercent?: Record<string, number>;
 }
 
-/** What one variant got in one workload: its runs, or why it has none. */
-export type Outcome = { runs: Run[] } | { failed: string };
+/** One workload's results. */
+export interface Table {
+  /** The heading. */
+  title: string;
+  /** Unit of the main number. */
+  unit: string;
+  /** Whether a smaller number (and ratio) is better. */
+  lowerIsBetter: boolean;
+  /** Runs per variant. */
+  runs: number;
+  /** One row per variant. */
+  rows: Row[];
+}
 
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: number[]): number {
@@ -36,7 +62,8 @@ export function formatNumber(value: number): string {
   if (value >= 1000) return Math.round(value).toString();
   if (value >= 100) return value.toFixed(0);
   if (value >= 10) return value.toFixed(1);
-  return value.toFixed(2);
+  if (value >= 1) return value.toFixed(2);
+  return value.toPrecision(3);
 }
 
 /** Lays out rows of cells in columns: text left-aligned, cells starting with a digit right-aligned. */
@@ -52,46 +79,105 @@ export function columns(rows: string[][], indent = "  "): string {
   ).join("\n");
 }
 
-/**
- * The table of one workload: per variant the median, the spread of the runs,
- * the ratio to every other variant (`0.62× direct` = 62 % of direct's number),
- * the latencies where measured, and the median CPU of proxy, client, backend.
- */
-export function table(unit: string, outcomes: Map<VariantName, Outcome>): string {
+/** The medians, spreads, ratios and CPU of one workload's outcomes. */
+export function summarize(
+  workload: Workload,
+  outcomes: Map<VariantName, Outcome>,
+  runs: number,
+): Table {
   const medians = new Map<VariantName, number>();
   for (const [name, outcome] of outcomes) {
     if ("runs" in outcome) medians.set(name, median(outcome.runs.map((run) => run.sample.value)));
   }
+  const rows = [...outcomes].map(([variant, outcome]): Row => {
+    if ("failed" in outcome) return { variant, failed: outcome.failed };
+    const values = outcome.runs.map((run) => run.sample.value);
+    const value = medians.get(variant)!;
+    const ratios = Object.fromEntries(
+      [...medians].filter(([other]) => other !== variant)
+        .map(([other, otherValue]) => [other, value / otherValue]),
+    );
+    const row: Row = {
+      variant,
+      median: value,
+      values,
+      spreadPercent: spreadPercent(values),
+      ratios,
+      cpuPercent: medianOf(outcome.runs, (run) => run.cpu),
+    };
+    const extras = medianOf(outcome.runs, (run) => run.sample.extras ?? {});
+    if (Object.keys(extras).length > 0) row.extras = extras;
+    const perConnection = outcome.runs.map((run) => run.proxyMicrosPerConnection)
+      .filter((micros) => micros !== undefined);
+    if (perConnection.length > 0) row.proxyMicrosPerConnection = median(perConnection);
+    return row;
+  });
+  return {
+    title: workload.title,
+    unit: workload.unit,
+    lowerIsBetter: workload.lowerIsBetter ?? false,
+    runs,
+    rows,
+  };
+}
+
+/** Per key, the median over the runs of the numbers `pick` reads from each. */
+function medianOf(runs: Run[], pick: (run: Run) => Record<string, number>): Record<string, number> {
+  const keys = [...new Set(runs.flatMap((run) => Object.keys(pick(run))))];
+  return Object.fromEntries(keys.map((key) => {
+    const values = runs.map((run) => pick(run)[key]).filter((value) => value !== undefined);
+    return [key, median(values)];
+  }));
+}
+
+/**
+ * The printed table: per variant the median, the spread of the runs (with
+ * more than one), the ratio to every other variant (`0.62× direct` = 62 % of
+ * direct's number), the further numbers, and the CPU of proxy, client, server.
+ */
+export function renderTable(table: Table): string {
   const rows: string[][] = [];
   const failures: string[] = [];
-  for (const [name, outcome] of outcomes) {
-    if ("failed" in outcome) {
-      failures.push(`  ${name}: failed: ${outcome.failed}`);
+  const extraKeys = [...new Set(table.rows.flatMap((row) => Object.keys(row.extras ?? {})))];
+  const perConnection = table.rows.some((row) => row.proxyMicrosPerConnection !== undefined);
+  for (const row of table.rows) {
+    if (row.failed !== undefined) {
+      failures.push(`  ${row.variant}: failed: ${row.failed}`);
       continue;
     }
-    const values = outcome.runs.map((run) => run.sample.value);
-    const value = medians.get(name)!;
-    const row = [name, formatNumber(value), unit, `±${spreadPercent(values).toFixed(0)}%`];
-    for (const [other, otherValue] of medians) {
-      row.push(other === name ? "" : `${(value / otherValue).toFixed(2)}× ${other}`);
+    const cells = [row.variant, formatNumber(row.median!), table.unit];
+    if (table.runs > 1) cells.push(`±${row.spreadPercent!.toFixed(0)}%`);
+    for (const other of table.rows) {
+      const ratio = row.ratios![other.variant];
+      if (other.variant === row.variant || ratio !== undefined) {
+        cells.push(ratio === undefined ? "" : `${ratio.toFixed(2)}× ${other.variant}`);
+      }
     }
-    const latencies = outcome.runs.map((run) => run.sample);
-    if (latencies.every((sample) => sample.medianMs !== undefined)) {
-      row.push(
-        `p50 ${median(latencies.map((sample) => sample.medianMs!)).toFixed(3)} ms`,
-        `p99 ${median(latencies.map((sample) => sample.p99Ms!)).toFixed(3)} ms`,
+    for (const key of extraKeys) {
+      const [label, unit] = key.split(" ");
+      const value = row.extras?.[key];
+      cells.push(
+        value === undefined ? "" : `${label} ${formatNumber(value)}${unit ? ` ${unit}` : ""}`,
       );
     }
-    row.push(`cpu% ${cpuSummary(outcome.runs)}`);
-    rows.push(row);
+    if (perConnection) {
+      const micros = row.proxyMicrosPerConnection;
+      cells.push(micros === undefined ? "proxy -" : `proxy ${formatNumber(micros)} µs/conn`);
+    }
+    const cpu = ["proxy", "client", "server"].map((process) => {
+      const value = row.cpuPercent?.[process];
+      return value === undefined ? "-" : value.toFixed(0);
+    });
+    cells.push(`cpu% ${cpu.join("/")}`);
+    rows.push(cells);
   }
   return [columns(rows), ...failures].filter((text) => text !== "").join("\n");
 }
 
-/** Median CPU percent of proxy/client/backend over the runs, e.g. `98/61/55`. */
-function cpuSummary(runs: Run[]): string {
-  return ["proxy", "client", "backend"].map((process) => {
-    const values = runs.map((run) => run.cpu[process]).filter((value) => value !== undefined);
-    return values.length === 0 ? "-" : median(values).toFixed(0);
-  }).join("/");
+/** The line under a table's title: how many runs, and which way is better. */
+export function legend(table: Table): string {
+  const runs = table.runs === 1 ? "1 run" : `median of ${table.runs} runs`;
+  return table.lowerIsBetter
+    ? `  ${runs}, LOWER is better: a ratio below 1 means this row is faster`
+    : `  ${runs}, higher is better`;
 }

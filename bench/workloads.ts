@@ -1,33 +1,15 @@
 /**
- * The four measurements, with their sizes for a full and a `--quick` run, and
- * the warm-up each variant gets before them.
+ * The bench's own client workloads against its echo/sink backend, with their
+ * sizes for a full and a `--quick` run, and the warm-up each variant gets
+ * before them.
  *
  * @module
  */
 
 import { concurrency, connectionRate, Connections, echo, oneWay } from "./client.ts";
+import type { Workload } from "./measure.ts";
 
 const MIB = 1024 * 1024;
-
-/** One run of a workload: its main number, and the latencies where it has them. */
-export interface Sample {
-  /** MiB/s or connections/s: higher is better. */
-  value: number;
-  /** Median latency of one connection, in ms (connection rate only). */
-  medianMs?: number;
-  /** 99th percentile latency, in ms (connection rate only). */
-  p99Ms?: number;
-}
-
-/** A measurement the bench repeats for every variant. */
-export interface Workload {
-  /** The heading of its table. */
-  title: string;
-  /** Unit of {@linkcode Sample.value}. */
-  unit: string;
-  /** Runs it once against 127.0.0.1:`port`. */
-  run(conns: Connections, port: number): Promise<Sample>;
-}
 
 /** The workloads of a full run, or of a `--quick` one (a quarter of the bytes and connections). */
 export function workloads(quick: boolean): Workload[] {
@@ -40,32 +22,55 @@ export function workloads(quick: boolean): Workload[] {
     {
       title: `(1) throughput one way: 1 connection sends ${oneWayMib} MiB, the backend discards it`,
       unit: "MiB/s",
-      run: async (conns, port) => ({ value: await oneWay(conns, port, oneWayMib * MIB) }),
+      client: "self",
+      run: withConnections(async (conns, port) => ({
+        value: await oneWay(conns, port, oneWayMib * MIB),
+      })),
     },
     {
       title:
         `(2) echo both ways at once: 1 connection, ${echoMib} MiB there and back (MiB/s each way)`,
       unit: "MiB/s",
-      run: async (conns, port) => ({ value: await echo(conns, port, echoMib * MIB) }),
+      client: "self",
+      run: withConnections(async (conns, port) => ({
+        value: await echo(conns, port, echoMib * MIB),
+      })),
     },
     {
       title:
         `(3) connection rate: ${connections} sequential connect + 16-byte request/response + close`,
       unit: "conn/s",
-      run: async (conns, port) => {
+      client: "self",
+      run: withConnections(async (conns, port) => {
         const rate = await connectionRate(conns, port, connections);
-        return { value: rate.perSecond, medianMs: rate.medianMs, p99Ms: rate.p99Ms };
-      },
+        return {
+          value: rate.perSecond,
+          extras: { "p50 ms": rate.medianMs, "p99 ms": rate.p99Ms },
+          connections,
+        };
+      }),
     },
     {
       title: `(4) concurrency: ${parallel} parallel connections, each echoing ${eachMib} MiB ` +
         "(total MiB/s each way)",
       unit: "MiB/s",
-      run: async (conns, port) => ({
+      client: "self",
+      run: withConnections(async (conns, port) => ({
         value: await concurrency(conns, port, parallel, eachMib * MIB),
-      }),
+      })),
     },
   ];
+}
+
+/** A workload's `run` from one that uses {@linkcode Connections}, all closed on abort. */
+function withConnections(
+  run: (conns: Connections, port: number) => ReturnType<Workload["run"]>,
+): Workload["run"] {
+  return (port, signal) => {
+    const conns = new Connections();
+    signal.addEventListener("abort", () => conns.abort());
+    return run(conns, port);
+  };
 }
 
 /**

@@ -1,0 +1,52 @@
+/**
+ * iperf3 through every variant to `iperf3 -s`: TCP throughput with 1 and 4
+ * streams, as `iperf3 -c 127.0.0.1 -p P -t N -P K -J` measures it. Each test
+ * opens a control connection and then one per stream, all through the proxy.
+ *
+ * @module
+ */
+
+import type { Workload } from "./measure.ts";
+import { findProgram, run } from "./processes.ts";
+
+const MIB = 1024 * 1024;
+/** Tries of one test: `iperf3 -s` answers "busy" while it still finishes the test before. */
+const ATTEMPTS = 5;
+
+/** The iperf3 workloads of a full run, or of a `--quick` one (shorter tests). */
+export function iperf3Workloads(quick: boolean): Workload[] {
+  const seconds = quick ? 1 : 2;
+  return [1, 4].map((streams) => ({
+    title: `iperf3: ${streams} stream${streams === 1 ? "" : "s"}, ${seconds} s ` +
+      `(iperf3 -c 127.0.0.1 -p P -t ${seconds} -P ${streams} -J; received MiB/s)`,
+    unit: "MiB/s",
+    client: "reaped",
+    run: async (port, signal) => ({
+      value: await iperf3(port, ["-t", `${seconds}`, "-P", `${streams}`], signal),
+    }),
+  }));
+}
+
+/** A short test, unmeasured: wakes sleepingd and warms up its JIT. */
+export async function iperf3WarmUp(port: number): Promise<void> {
+  await iperf3(port, ["-n", "256M"], new AbortController().signal);
+}
+
+/** One iperf3 test with `args` against 127.0.0.1:`port`; returns the MiB/s received. */
+async function iperf3(port: number, args: string[], signal: AbortSignal): Promise<number> {
+  const iperf3 = findProgram("iperf3")!;
+  for (let attempt = 1;; attempt++) {
+    const ran = await run(iperf3, ["-c", "127.0.0.1", "-p", `${port}`, ...args, "-J"], signal);
+    let report;
+    try {
+      report = JSON.parse(ran.stdout);
+    } catch {
+      throw new Error(`iperf3 exited with code ${ran.code}: ${(ran.stderr || ran.stdout).trim()}`);
+    }
+    if (report.error === undefined) return report.end.sum_received.bits_per_second / 8 / MIB;
+    if (!/busy/.test(report.error) || attempt === ATTEMPTS) {
+      throw new Error(`iperf3: ${report.error}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
