@@ -6,17 +6,15 @@
  * @module
  */
 
-import { closeHeld, openHeld, sleep, waitForFiles } from "./held.ts";
-import { connectionsFor, SETTLE_MS, warmUpProxy } from "./memory.ts";
-import { openFiles, rssKiB } from "./proc.ts";
+import { openHeld, sleep } from "./held.ts";
+import { closeAll, connectionsFor, SETTLE_MS, withFreshProxy } from "./memory.ts";
+import { rssKiB } from "./proc.ts";
 import { throwIfInterrupted } from "./processes.ts";
 import { formatNumber } from "./report.ts";
-import { startVariant, type VariantContext } from "./variants.ts";
+import type { VariantContext } from "./variants.ts";
 
 /** How far the last round's RSS may be from the second's to count as flat, in percent. */
 export const FLAT_PERCENT = 5;
-/** Longest sleepingd may take to close the connections the bench closed. */
-const CLOSE_TIMEOUT_MS = 30_000;
 
 /** What the leak test found. */
 export interface LeakResult {
@@ -41,38 +39,30 @@ export async function leakTest(
   rounds: number,
 ): Promise<LeakResult> {
   const { connections, note } = connectionsFor("sleepingd", wanted);
-  const started = await startVariant("sleepingd", context);
-  if ("skipped" in started) throw new Error(started.skipped);
-  const { variant } = started;
-  try {
-    const pid = variant.pid!;
-    await warmUpProxy(variant);
-    const files = openFiles(pid);
-    const startKiB = rssKiB(pid);
+  const result = await withFreshProxy("sleepingd", context, async (base) => {
     const roundsKiB: number[] = [];
     for (let round = 1; round <= rounds; round++) {
       throwIfInterrupted();
-      closeHeld(await openHeld(variant.port, connections));
-      if (!await waitForFiles(pid, files + 10, CLOSE_TIMEOUT_MS)) {
-        throw new Error(`round ${round}: sleepingd still holds ${openFiles(pid)} files`);
-      }
+      await closeAll(await openHeld(base.variant.port, connections), base).catch((error) => {
+        throw new Error(`round ${round}: sleepingd ${error.message}`);
+      });
       await sleep(SETTLE_MS);
-      roundsKiB.push(rssKiB(pid));
+      roundsKiB.push(rssKiB(base.pid));
     }
     const second = roundsKiB[Math.min(1, roundsKiB.length - 1)];
     const changePercent = (roundsKiB.at(-1)! - second) / second * 100;
-    const result: LeakResult = {
+    const leak: LeakResult = {
       connections,
-      startKiB,
+      startKiB: base.startKiB,
       roundsKiB,
       changePercent,
       flat: Math.abs(changePercent) <= FLAT_PERCENT,
     };
-    if (note !== undefined) result.note = note;
-    return result;
-  } finally {
-    await variant.stop();
-  }
+    if (note !== undefined) leak.note = note;
+    return leak;
+  });
+  if ("skipped" in result) throw new Error(result.skipped);
+  return result;
 }
 
 /** The leak test's lines: the RSS after each round, and whether the last is within 5 % of the second. */

@@ -123,6 +123,53 @@ export function connectionsFor(
   };
 }
 
+/** A proxy freshly started and warmed up, with what it held before a measurement. */
+export interface Baseline {
+  /** The proxy. */
+  variant: Variant;
+  /** Its process. */
+  pid: number;
+  /** Its open files. */
+  files: number;
+  /** Its RSS. */
+  startKiB: number;
+}
+
+/**
+ * Starts `proxy` in front of the echo backend, warms it up, reads its
+ * baseline, runs `measure`, and stops it again.
+ *
+ * @returns what `measure` returned, or why the proxy was skipped
+ */
+export async function withFreshProxy<T>(
+  proxy: VariantName,
+  context: VariantContext,
+  measure: (baseline: Baseline) => Promise<T>,
+): Promise<T | { skipped: string }> {
+  const started = await startVariant(proxy, context);
+  if ("skipped" in started) return started;
+  const { variant } = started;
+  try {
+    const pid = variant.pid!;
+    await warmUpProxy(variant);
+    return await measure({ variant, pid, files: openFiles(pid), startKiB: rssKiB(pid) });
+  } finally {
+    await variant.stop();
+  }
+}
+
+/**
+ * Closes `held` and waits until the proxy has closed its side of them too.
+ *
+ * @throws when it still holds them {@linkcode CLOSE_TIMEOUT_MS} after
+ */
+export async function closeAll(held: Deno.Conn[], { pid, files }: Baseline): Promise<void> {
+  closeHeld(held);
+  if (!await waitForFiles(pid, files + 10, CLOSE_TIMEOUT_MS)) {
+    throw new Error(`still holds ${openFiles(pid)} files ${CLOSE_TIMEOUT_MS} ms after`);
+  }
+}
+
 /**
  * Starts a fresh `proxy` in front of the echo backend, warms it up, and
  * measures its RSS around `plan.connections` quiet connections.
@@ -135,38 +182,29 @@ export async function measureMemory(
   const { connections, note } = connectionsFor(proxy, plan.connections);
   // haproxy queues connections past its maxconn, systemd-socket-proxyd closes them: leave room.
   const maxConnections = Math.max(connections, WARM_UP_CONNECTIONS) + 100;
-  const started = await startVariant(proxy, { ...context, maxConnections });
-  if ("skipped" in started) return { proxy, failed: started.skipped };
-  const { variant } = started;
   try {
-    const pid = variant.pid!;
-    await warmUpProxy(variant);
-    const files = openFiles(pid);
-    const startKiB = rssKiB(pid);
-    const held = await openHeld(variant.port, connections, plan.burstBytes);
-    await sleep(plan.quietMs);
-    const openKiB = rssKiB(pid);
-    closeHeld(held);
-    if (!await waitForFiles(pid, files + 10, CLOSE_TIMEOUT_MS)) {
-      return { proxy, failed: `still holds ${openFiles(pid)} files ${CLOSE_TIMEOUT_MS} ms after` };
-    }
-    const closedKiB = rssKiB(pid);
-    await sleep(plan.laterMs);
-    const row: MemoryRow = {
-      proxy,
-      connections,
-      startKiB,
-      openKiB,
-      perConnectionKiB: (openKiB - startKiB) / connections,
-      closedKiB,
-      laterKiB: rssKiB(pid),
-    };
-    if (note !== undefined) row.note = note;
-    return row;
+    const measured = await withFreshProxy(proxy, { ...context, maxConnections }, async (base) => {
+      const held = await openHeld(base.variant.port, connections, plan.burstBytes);
+      await sleep(plan.quietMs);
+      const openKiB = rssKiB(base.pid);
+      await closeAll(held, base);
+      const closedKiB = rssKiB(base.pid);
+      await sleep(plan.laterMs);
+      const row: MemoryRow = {
+        proxy,
+        connections,
+        startKiB: base.startKiB,
+        openKiB,
+        perConnectionKiB: (openKiB - base.startKiB) / connections,
+        closedKiB,
+        laterKiB: rssKiB(base.pid),
+      };
+      if (note !== undefined) row.note = note;
+      return row;
+    });
+    return "skipped" in measured ? { proxy, failed: measured.skipped } : measured;
   } catch (error) {
     return { proxy, failed: (error as Error).message };
-  } finally {
-    await variant.stop();
   }
 }
 
