@@ -21,10 +21,10 @@ const MIB = 1024 * 1024;
 
 /**
  * Every `intervalMs` (2 s), shrinks the pools of forwarding buffers and
- * returns memory to the system ({@linkcode returnMemory}) when no connection came or went since the last
- * look (a full garbage collection pauses the daemon for a moment, so never
- * while busy), and since the last return either many did or the resident
- * memory grew.
+ * returns memory to the system ({@linkcode returnMemory}) when no connection
+ * came or went since the last look (a full garbage collection pauses the
+ * daemon for a moment, so never while busy), and since the last return
+ * either many did or the resident memory grew.
  *
  * @param connectionEvents connections accepted plus closed so far
  * @param intervalMs how often it looks

@@ -153,8 +153,8 @@ export class Metrics implements Recorder {
     family(
       "sleepingd_forward_buffer_bytes",
       "gauge",
-      "Bytes of forwarding buffers (small: each direction's own; large: while data flows), " +
-        "held by connections or pooled for reuse.",
+      "Bytes of forwarding buffers (small: each direction waits in one; medium, large: " +
+        "while data flows), held by connections or pooled for reuse.",
     );
     for (const [size, usage] of Object.entries(forwardBuffers())) {
       for (const state of ["borrowed", "pooled"] as const) {
