@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Lifecycle, TransitionError } from "../src/service/lifecycle.ts";
+import { type Change, Lifecycle, TransitionError } from "../src/service/lifecycle.ts";
 import type { Recorder } from "../src/service/recorder.ts";
 import { newStats } from "../src/service/stats.ts";
 import { listenLocal } from "./_net.ts";
@@ -7,7 +7,7 @@ import { listenLocal } from "./_net.ts";
 const TARGET = { hostname: "127.0.0.1", port: 9 };
 
 /** A life cycle whose recorder and idle monitor write down what they are told. */
-function recorded() {
+function recorded(onChange?: (change: Change) => void) {
   const events: string[] = [];
   const recorder: Recorder = {
     wakeEnded: (_service, ok) => events.push(`wake ${ok ? "ok" : "failed"}`),
@@ -17,7 +17,7 @@ function recorded() {
   };
   const idle = { start: () => events.push("idle on"), stop: () => events.push("idle off") };
   const stats = newStats();
-  const life = new Lifecycle({ name: "web", recorder, stats, idle });
+  const life = new Lifecycle({ name: "web", recorder, stats, idle, onChange });
   return { life, events, stats };
 }
 
@@ -128,13 +128,37 @@ Deno.test("Lifecycle.changed() tells every waiting client the next change and it
   life.transition("asleep", { to: "starting", reason: "connection" });
   const waiting = [life.changed(), life.changed()];
   life.transition("starting", { to: "asleep", reason: "wake failed: START_CMD exit 3" });
-  for (const change of await Promise.all(waiting)) {
+  for (const { lasted, ...change } of await Promise.all(waiting)) {
     assert.deepEqual(change, {
       from: "starting",
       to: "asleep",
       reason: "wake failed: START_CMD exit 3",
     });
+    assert.ok(lasted >= 0);
   }
+});
+
+Deno.test("Lifecycle: each change says how long the state lasted, the target and why it stops", () => {
+  const changes: Change[] = [];
+  const { life } = recorded((change) => changes.push(change));
+  life.transition("asleep", { to: "starting", reason: "connection" });
+  life.transition("starting", { to: "awake", target: TARGET, reason: "accepted" });
+  life.transition("awake", { to: "stopping", stopReason: "idle", reason: "idle for 60s" });
+  life.transition("stopping", { to: "asleep", reason: "STOP_CMD exit 0" });
+  life.transition("asleep", { to: "awake", target: TARGET, reason: "adopted" });
+  life.transition("awake", { to: "asleep", reason: "refused" });
+  assert.deepEqual(
+    changes.map(({ to, target, stopReason }) => ({ to, target, stopReason })),
+    [
+      { to: "starting", target: undefined, stopReason: undefined },
+      { to: "awake", target: TARGET, stopReason: undefined },
+      { to: "stopping", target: undefined, stopReason: "idle" },
+      { to: "asleep", target: undefined, stopReason: "idle" },
+      { to: "awake", target: TARGET, stopReason: undefined },
+      { to: "asleep", target: undefined, stopReason: "gone" },
+    ],
+  );
+  assert.ok(changes.every((change) => change.lasted >= 0));
 });
 
 Deno.test("Lifecycle.takeSpare() gives the readiness connection once; leaving awake closes it untaken", async () => {

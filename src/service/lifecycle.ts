@@ -51,6 +51,12 @@ export interface Change {
   to: State;
   /** Why, in words: `connection from 192.0.2.7:51234`, `wake failed: START_CMD exit 1 ...`. */
   reason: string;
+  /** Seconds the state left had lasted. */
+  lasted: number;
+  /** Why the backend stops: entering and leaving `stopping`, and `gone` on `awake → asleep`. */
+  stopReason?: StopReason;
+  /** The backend's target, entering `awake`. */
+  target?: Target;
 }
 
 /** A change the life cycle does not allow, or from a state the service is not in: a bug. */
@@ -154,17 +160,20 @@ export class Lifecycle {
     if (this.#state !== from || !NEXT[from].includes(entry.to)) {
       throw new TransitionError(this.#parts.name, from, entry.to, this.#state);
     }
-    const leftAfter = Date.now() - this.#since;
+    const lasted = (Date.now() - this.#since) / 1000;
     this.#state = entry.to;
     this.#since = Date.now();
-    this.#enter(entry, from, leftAfter / 1000);
+    this.#enter(entry, from, lasted);
     this.#log.info("[{service}] {from} -> {to}: {reason}", {
       service: this.#parts.name,
       from,
       to: entry.to,
       reason: entry.reason,
     });
-    const change = { from, to: entry.to, reason: entry.reason };
+    const change: Change = { from, to: entry.to, reason: entry.reason, lasted };
+    if (entry.to === "stopping" || from === "stopping") change.stopReason = this.#stopReason;
+    if (from === "awake" && entry.to === "asleep") change.stopReason = "gone";
+    if (entry.to === "awake") change.target = entry.target;
     this.#parts.onChange?.(change);
     const next = this.#next;
     this.#next = undefined;

@@ -24,7 +24,7 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
-import { Lifecycle, type State } from "./lifecycle.ts";
+import { type Change, Lifecycle, type State } from "./lifecycle.ts";
 import { NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
@@ -40,6 +40,8 @@ export interface ServiceShared {
   totalWakes?: WakeBudget;
   /** Told when the service's state (or its running START_CMD) changes, e.g. to save it. */
   onChange?: () => void;
+  /** Told of each change of state, e.g. to keep its history. */
+  onTransition?: (service: string, change: Change) => void;
 }
 
 /** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
@@ -105,7 +107,10 @@ export class Service {
       recorder,
       stats: this.stats,
       idle: this.#idle,
-      onChange: () => this.#onChange(),
+      onChange: (change) => {
+        this.#onChange();
+        shared.onTransition?.(this.#config.name, change);
+      },
     });
     this.#routeContext = {
       life: this.#lifecycle,
@@ -132,6 +137,11 @@ export class Service {
   /** The current state. */
   get state(): State {
     return this.#lifecycle.state;
+  }
+
+  /** Epoch milliseconds when the current state was entered. */
+  get stateSince(): number {
+    return this.#lifecycle.since;
   }
 
   /** The backend's target while it is known (awake, or stopping). */

@@ -14,6 +14,7 @@ import { listenAll } from "../net/listen.ts";
 import { sleep } from "../timers.ts";
 import { type Refusal, WakeBudget } from "./admission.ts";
 import { serveConnection } from "./connection.ts";
+import type { Change } from "./lifecycle.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
@@ -46,23 +47,31 @@ export class Supervisor {
   readonly #connectionBound?: number;
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
+  /** Told of each change of state. */
+  readonly #onTransition?: (service: string, change: Change) => void;
   readonly #log = log("supervisor");
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
    * `recorder` receives the events metrics count; `connectionBound` is how
    * many connections the open file limit allows, unless MAX_CONNECTIONS_TOTAL
-   * says otherwise; `onChange` is told when any service's state changes.
+   * says otherwise; `onChange` is told when any service's state changes,
+   * `onTransition` of each change of state.
    */
   constructor(
     config: Config,
     recorder: Recorder = NO_RECORDER,
-    options: { connectionBound?: number; onChange?: () => void } = {},
+    options: {
+      connectionBound?: number;
+      onChange?: () => void;
+      onTransition?: (service: string, change: Change) => void;
+    } = {},
   ) {
     this.#config = config;
     this.#recorder = recorder;
     this.#connectionBound = options.connectionBound;
     this.#onChange = options.onChange ?? (() => {});
+    this.#onTransition = options.onTransition;
     this.#totalWakes = new WakeBudget(
       "MAX_WAKES_PER_HOUR_TOTAL",
       () => this.#config.global.maxWakesPerHourTotal,
@@ -74,6 +83,7 @@ export class Supervisor {
     return new Service(config, this.#recorder, {
       totalWakes: this.#totalWakes,
       onChange: () => this.#onChange(),
+      onTransition: this.#onTransition,
     });
   }
 
