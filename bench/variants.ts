@@ -122,7 +122,9 @@ export async function startSleepingdWith(lines: string[], dir: string): Promise<
   const configFile = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     configFile,
-    [`VARRUN_PATH=${dir}/run`, "SHUTDOWN_GRACE=1", ...lines, ""].join("\n"),
+    [`VARRUN_PATH=${dir}/run`, `STATE_PATH=${dir}/state`, "SHUTDOWN_GRACE=1", ...lines, ""].join(
+      "\n",
+    ),
   );
   await Deno.mkdir(`${dir}/run`, { recursive: true });
   const main = new URL("../src/main.ts", import.meta.url).pathname;

@@ -131,6 +131,7 @@ export async function manPage(version: string, date: string): Promise<string> {
       ["/etc/sleepingd/sleepingd.conf", "the configuration, with every key documented"],
       ["/etc/sleepingd/conf.d/*.conf", "more configuration, read after it"],
       ["/run/sleepingd/", "VARRUN_PATH: the pidfile, the control socket, the log of start"],
+      ["/var/lib/sleepingd/", "STATE_PATH: events.jsonl, the history of wakes and stops"],
       ["/usr/share/doc/sleepingd/examples/", "recipes for many kinds of backends"],
     ], "I"),
     ".SH SEE ALSO",

@@ -39,11 +39,11 @@ export async function startDaemon(
   configFile: string,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
-  // A first file gives the daemon its own VARRUN_PATH, so that daemons of
-  // tests never meet; the test's file comes second and may override it.
+  // A first file gives the daemon its own VARRUN_PATH and STATE_PATH, so that
+  // daemons of tests never meet; the test's file comes second and may override them.
   const runDir = await Deno.makeTempDir({ prefix: "sleepingd-run-" });
   const isolation = `${runDir}/isolation.conf`;
-  await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\n`);
+  await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\nSTATE_PATH=${runDir}/state\n`);
   const argv = [
     Deno.execPath(),
     ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],

@@ -131,7 +131,13 @@ export async function startHarness(
   });
   const config: Config = {
     files: ["test.conf"],
-    global: { varrunPath: dir, shutdownGrace: 2, logFormat: "text", ...options.global },
+    global: {
+      varrunPath: dir,
+      statePath: dir,
+      shutdownGrace: 2,
+      logFormat: "text",
+      ...options.global,
+    },
     services: [service],
     inactive: [],
     warnings: [],

@@ -1,6 +1,7 @@
 /**
  * The module layers of docs/ARCHITECTURE.md, checked on the sources: imports
- * only go down, from cli/ to control/ to service/ to net/, process/ and config/.
+ * only go down, from cli/ to control/ to history/ and dashboard/, to service/, to
+ * net/, process/ and config/.
  */
 import assert from "node:assert/strict";
 import { REPO } from "./_helpers.ts";
@@ -12,7 +13,9 @@ const FORBIDDEN: Record<string, string[]> = {
   config: ["service", "control", "cli", "net", "process"],
   net: ["service", "control", "cli", "config", "process"],
   process: ["service", "control", "cli", "config", "net"],
-  service: ["control", "cli"],
+  service: ["control", "cli", "history", "dashboard"],
+  history: ["control", "cli", "dashboard"],
+  dashboard: ["service", "control", "cli", "config", "net", "process", "history"],
   control: ["cli"],
 };
 

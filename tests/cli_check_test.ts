@@ -45,6 +45,8 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
 USER=nobody
 MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
+METRICS_ADDRESS=[::1]:9180
+STATE_PATH=/srv/sleepingd
 [full]
 PORT=7000
 LISTEN_ADDRESS=127.0.0.1 ::1
@@ -68,13 +70,16 @@ MAX_WAKES_PER_HOUR=6
 WAKE_ON=data
 HOLD_TIMEOUT=90
 PROXY_PROTOCOL=v1
+COST_PER_HOUR=0.25 EUR
 `,
   });
   const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/full.conf`, "check"]);
   assert.equal(stderr, "");
   assert.equal(
     stdout,
-    "all services: 5000 connections, 30 wakes an hour\n" +
+    "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+      "history: /srv/sleepingd/events.jsonl\n" +
+      "all services: 5000 connections, 30 wakes an hour\n" +
       "full (port 7000)\n" +
       "  listen: 127.0.0.1 ::1\n" +
       "  check: test -e /tmp/up (timeout 3s)\n" +
@@ -91,7 +96,8 @@ PROXY_PROTOCOL=v1
       "  stop: stop-it (timeout 3s)\n" +
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
-      "  user: nobody\n",
+      "  user: nobody\n" +
+      "  cost: 0.25 EUR an hour awake\n",
   );
   assert.equal(code, 0);
 });

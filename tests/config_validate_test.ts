@@ -74,7 +74,12 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
   const config = buildConfig([parsed]);
   assert.deepEqual(plain(config), {
     files: ["seed.conf"],
-    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10, logFormat: "text" },
+    global: {
+      varrunPath: "/var/run/sleepingd",
+      statePath: "/var/lib/sleepingd",
+      shutdownGrace: 10,
+      logFormat: "text",
+    },
     services: [
       {
         name: "Simple web server for testing purposes",
@@ -129,7 +134,12 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
 Deno.test("buildConfig() gives every key its default", () => {
   assert.deepEqual(plain(build("[web]\nSTART_CMD=go\nPORT=80\n")), {
     files: ["t.conf"],
-    global: { varrunPath: "/var/run/sleepingd", shutdownGrace: 10, logFormat: "text" },
+    global: {
+      varrunPath: "/var/run/sleepingd",
+      statePath: "/var/lib/sleepingd",
+      shutdownGrace: 10,
+      logFormat: "text",
+    },
     services: [{
       name: "web",
       source: { file: "t.conf", line: 1 },
@@ -232,9 +242,12 @@ Deno.test("buildConfig() refuses a time that is not a non-negative number", () =
 });
 
 Deno.test("buildConfig() reads a blank key with a default as the default", () => {
-  const config = build(`SHUTDOWN_GRACE=\nVARRUN_PATH=\n${WEB}READY_TIMEOUT=\nLISTEN_ADDRESS=\n`);
+  const config = build(
+    `SHUTDOWN_GRACE=\nVARRUN_PATH=\nSTATE_PATH=\n${WEB}READY_TIMEOUT=\nLISTEN_ADDRESS=\n`,
+  );
   assert.deepEqual(config.global, {
     varrunPath: "/var/run/sleepingd",
+    statePath: "/var/lib/sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
   });
@@ -251,9 +264,10 @@ Deno.test("buildConfig() reads LISTEN_ADDRESS as a space-separated list", () => 
 
 Deno.test("buildConfig() reads the global-only keys from the global section", () => {
   const global = "VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\nLOG_FORMAT=json\nLOG_FILE=/tmp/s.log\n" +
-    "METRICS_ADDRESS=[::1]:9180\n";
+    "METRICS_ADDRESS=[::1]:9180\nSTATE_PATH=/tmp/history\n";
   assert.deepEqual(build(`${global}${WEB}`).global, {
     varrunPath: "/tmp/s",
+    statePath: "/tmp/history",
     shutdownGrace: 2.5,
     logFormat: "json",
     logFile: "/tmp/s.log",
@@ -380,6 +394,37 @@ Deno.test("buildConfig() refuses a WAKE_ON, PROXY_PROTOCOL or count it does not 
       't.conf:5: Cannot use "PROXY_PROTOCOL" as it must be one of v1, v2: current value is "v3"',
       't.conf:6: Cannot use "MAX_CONNECTIONS" as it must be a whole number, 0 or more: ' +
       'current value is "-1"',
+    ],
+  );
+});
+
+Deno.test("buildConfig() reads COST_PER_HOUR with or without a unit, and STATE_PATH", () => {
+  const config = build(
+    `STATE_PATH=/srv/history\nCOST_PER_HOUR=0.5\n${WEB}\n[db]\nPORT=81\n` +
+      "START_CMD=go\nCOST_PER_HOUR= 1.25  €\n",
+  );
+  assert.equal(config.global.statePath, "/srv/history");
+  assert.deepEqual(config.services.map((service) => service.costPerHour), [
+    { amount: 0.5, currency: "" },
+    { amount: 1.25, currency: "€" },
+  ]);
+  const plain = build(WEB);
+  assert.equal(plain.global.statePath, "/var/lib/sleepingd");
+  assert.equal(plain.services[0].costPerHour, undefined);
+});
+
+Deno.test("buildConfig() refuses a COST_PER_HOUR that is not an amount and a unit", () => {
+  const rule = "an amount, 0 or more, then an optional unit of up to 12 characters, e.g. 0.12 USD";
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}COST_PER_HOUR=cheap\n[db]\nPORT=81\nSTART_CMD=go\nCOST_PER_HOUR=-1 USD\n` +
+        "[vm]\nPORT=82\nSTART_CMD=go\nCOST_PER_HOUR=0.1 US dollars\n",
+    ),
+    [
+      `t.conf:4: Cannot use "COST_PER_HOUR" as it must be ${rule}: current value is "cheap"`,
+      `t.conf:8: Cannot use "COST_PER_HOUR" as it must be ${rule}: current value is "-1 USD"`,
+      `t.conf:12: Cannot use "COST_PER_HOUR" as it must be ${rule}: current value is ` +
+      '"0.1 US dollars"',
     ],
   );
 });

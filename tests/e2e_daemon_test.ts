@@ -9,7 +9,7 @@ import { freePort, isAlive } from "./_net.ts";
 
 /** A config with one echo service per entry of `ports`, writing its files under `dir`. */
 function echoConfig(dir: string, services: { name: string; port: number; backend: number }[]) {
-  const global = `VARRUN_PATH=${dir}/run\nIDLE_TIME=\n`;
+  const global = `VARRUN_PATH=${dir}/run\nSTATE_PATH=${dir}/state\nIDLE_TIME=\n`;
   return global + services.map(({ name, port, backend }) =>
     `[${name}]
 PORT=${port}

@@ -16,7 +16,7 @@ async function setup(service: (dir: string, backend: number) => string) {
   const file = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     file,
-    `VARRUN_PATH=${dir}/run\n[echo]\nPORT=${port}\nLISTEN_ADDRESS=127.0.0.1\n` +
+    `VARRUN_PATH=${dir}/run\nSTATE_PATH=${dir}/state\n[echo]\nPORT=${port}\nLISTEN_ADDRESS=127.0.0.1\n` +
       service(dir, freePort()),
   );
   const cleanup = async () => {

@@ -317,6 +317,11 @@ async function installCycle(deb: string, dist: string): Promise<void> {
     const stop = await cli("stop");
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /\(port 10080\) stopped/);
+    const history = await Deno.readTextFile("/var/lib/sleepingd/events.jsonl");
+    assert.match(
+      history,
+      /"from":"asleep","to":"starting","reason":"connection from 127\.0\.0\.1:/,
+    );
 
     const edit = "\n# An edit an upgrade keeps.\n";
     await Deno.writeTextFile(CONFFILE, edit, { append: true });
@@ -333,6 +338,7 @@ async function installCycle(deb: string, dist: string): Promise<void> {
     await ok("dpkg", "-P", "sleepingd");
     assert.ok(!exists("/etc/sleepingd"), "dpkg -P left /etc/sleepingd");
     assert.ok(!exists("/run/sleepingd"), "dpkg -P left the run folder");
+    assert.ok(!exists("/var/lib/sleepingd"), "dpkg -P left the history");
     assert.ok(!exists("/etc/systemd/system/sleepingd.service"), "dpkg -P left the unit masked");
   } finally {
     if (await installed()) {

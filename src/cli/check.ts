@@ -8,6 +8,7 @@ import { printWarning } from "./report.ts";
 import { loadConfig } from "../config/load.ts";
 import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
+import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
 
 /** A key's default, for the keys `check` shows only when they are set otherwise. */
@@ -51,8 +52,23 @@ function describeConfig(config: Config): string {
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
   ]);
   if (limits) lines.unshift(`all services: ${limits}`);
+  lines.unshift(...describeDaemon(config));
   lines.push(...config.inactive.map((name) => `${name} (inactive)`));
   return lines.join("\n");
+}
+
+/** Where the daemon keeps its history and serves its dashboard, when set otherwise than default. */
+function describeDaemon(config: Config): string[] {
+  const { statePath, metricsAddress } = config.global;
+  const lines: string[] = [];
+  if (metricsAddress) {
+    const url = `http://${formatTarget(metricsAddress)}`;
+    lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);
+  }
+  if (statePath !== KEYS_BY_NAME.get("STATE_PATH")!.default) {
+    lines.push(`history: ${statePath}/events.jsonl`);
+  }
+  return lines;
 }
 
 function describeService(service: ServiceConfig): string[] {
@@ -95,6 +111,10 @@ function describeService(service: ServiceConfig): string[] {
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
   if (service.user) detail("user", service.user);
+  if (service.costPerHour) {
+    const { amount, currency } = service.costPerHour;
+    detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);
+  }
   return lines;
 }
 

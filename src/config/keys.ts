@@ -20,6 +20,7 @@
  * - `count`: a whole number, 0 or more; unset when blank
  * - `rules`: IP addresses and CIDR blocks, separated by spaces or commas
  * - `choice`: one of the key's `choices`
+ * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  */
 export type KeyKind =
   | "boolean"
@@ -30,7 +31,8 @@ export type KeyKind =
   | "addresses"
   | "count"
   | "rules"
-  | "choice";
+  | "choice"
+  | "cost";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -258,6 +260,13 @@ export const KEYS: readonly KeyDefinition[] = [
       "proxy_protocol; haproxy: accept-proxy). Blank means off.",
   },
   {
+    name: "COST_PER_HOUR",
+    kind: "cost",
+    default: "",
+    doc: "What an hour of the backend awake costs, with an optional unit, e.g. 0.12 USD: the " +
+      "dashboard shows what sleeping saved (hours asleep times this). Blank means not shown.",
+  },
+  {
     name: "MAX_WAKES_PER_HOUR_TOTAL",
     kind: "count",
     default: "",
@@ -280,6 +289,15 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "/var/run/sleepingd",
     globalOnly: true,
     doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+  },
+  {
+    name: "STATE_PATH",
+    kind: "text",
+    default: "/var/lib/sleepingd",
+    globalOnly: true,
+    doc: "Folder for what outlives a restart: the history of every service's wakes and stops " +
+      "(events.jsonl, at most 8 MiB: past 4 MiB it becomes events.jsonl.1, replacing the " +
+      "older one), which the dashboard draws. Global section only.",
   },
   {
     name: "SHUTDOWN_GRACE",
@@ -310,8 +328,10 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "text",
     default: "",
     globalOnly: true,
-    doc: "HOST:PORT where sleepingd serves Prometheus metrics at /metrics and a health check at " +
-      "/healthz, e.g. 127.0.0.1:9180. Blank means off. Global section only.",
+    doc: "HOST:PORT where sleepingd serves its dashboard at /, Prometheus metrics at /metrics, " +
+      "a health check at /healthz and JSON at /api/status and /api/history, e.g. " +
+      "127.0.0.1:9180. Anyone who reaches it sees every service, its backend and the " +
+      "addresses of the clients that woke it. Blank means off. Global section only.",
   },
 ];
 

@@ -92,6 +92,8 @@ export interface ServiceConfig {
    * @default false
    */
   routePerConnection: boolean;
+  /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
+  costPerHour?: { amount: number; currency: string };
 }
 
 /** Settings that belong to the daemon as a whole, read from the global section. */
@@ -113,7 +115,12 @@ export interface GlobalConfig {
   logFormat: "text" | "json";
   /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
   logFile?: string;
-  /** `METRICS_ADDRESS`: where `/metrics` and `/healthz` are served; `undefined` means off. */
+  /**
+   * `STATE_PATH`: folder for the event log, which outlives a restart.
+   * @default "/var/lib/sleepingd"
+   */
+  statePath: string;
+  /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */
   maxWakesPerHourTotal?: number;

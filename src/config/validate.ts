@@ -117,6 +117,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
     files: merged.files,
     global: {
       varrunPath: globalSettings.get("VARRUN_PATH") as string,
+      statePath: globalSettings.get("STATE_PATH") as string,
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
@@ -318,6 +319,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+    ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
   };
   return [{ service, portAt: portEntry!.location, description: settings.describe() }];
 }
@@ -347,6 +349,13 @@ function overlap(a: string[], b: string[]): boolean {
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
 function positive(value: Value): number | undefined {
   return typeof value === "number" && value > 0 ? value : undefined;
+}
+
+/** A `cost` key's amount and unit, or undefined when it is not set. */
+function cost(value: Value): { amount: number; currency: string } | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const [amount, currency] = value;
+  return { amount: Number(amount), currency };
 }
 
 /** `{ [key]: value }`, or `{}` when the value is undefined: unset keys stay absent. */

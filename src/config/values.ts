@@ -35,6 +35,7 @@ const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
 
 const INTEGER = /^\d+$/;
 const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+const COST = /^(\d+(?:\.\d*)?|\.\d+)(?:\s+(\S{1,12}))?$/;
 
 /** How each kind of key reads its values. */
 export const READERS: Record<KeyKind, Reader> = {
@@ -79,6 +80,14 @@ export const READERS: Record<KeyKind, Reader> = {
     rule: () => "IP addresses and CIDR blocks, e.g. 192.0.2.0/24 2001:db8::/32",
     read: (text) => badRule(text) === undefined ? splitRules(text) : INVALID,
     explain: badRule,
+  },
+  cost: {
+    rule: () => "an amount, 0 or more, then an optional unit of up to 12 characters, e.g. 0.12 USD",
+    read(text) {
+      const match = COST.exec(text.trim());
+      if (text.trim() === "") return undefined;
+      return match ? [match[1], match[2] ?? ""] : INVALID;
+    },
   },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,

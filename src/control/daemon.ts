@@ -12,17 +12,23 @@ import { log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
-import { Metrics, serveMetrics } from "./metrics.ts";
+import { changeEvent, type DaemonEvent } from "../history/event.ts";
+import { EventLog } from "../history/event_log.ts";
+import { history } from "../history/timeline.ts";
+import type { State } from "../service/lifecycle.ts";
+import { serveHttp } from "./http.ts";
+import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
-import { daemonStatus } from "./status.ts";
+import { type DaemonStatus, daemonStatus } from "./status.ts";
 
 /** Global keys a reload cannot apply: the daemon has set them up at start. */
 const RESTART_ONLY = [
   { name: "VARRUN_PATH", field: "varrunPath" },
+  { name: "STATE_PATH", field: "statePath" },
   { name: "LOG_FORMAT", field: "logFormat" },
   { name: "LOG_FILE", field: "logFile" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
@@ -62,27 +68,58 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const save = () => {
     if (saving) saveServices(dir, supervisor);
   };
+  const events = new EventLog({
+    folder: config.global.statePath,
+    states: () => states(supervisor),
+  });
   const supervisor = new Supervisor(config, metrics, {
     connectionBound: await connectionBound(),
     onChange: save,
+    onTransition: (service, change) => events.append(changeEvent(service, change)),
   });
+  const startedAt = new Date();
+  const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
+  const daemonEvent = (what: DaemonEvent["daemon"]) =>
+    events.append({
+      time: new Date().toISOString(),
+      daemon: what,
+      pid: Deno.pid,
+      states: what === "stopped" ? {} : states(supervisor),
+    });
   const stop = Promise.withResolvers<string>();
-  const control = openControl(dir, configFiles, supervisor, () => stop.resolve("sleepingd stop"));
+  const control = openControl(dir, {
+    configFiles,
+    supervisor,
+    status,
+    requestStop: () => stop.resolve("sleepingd stop"),
+    reloaded: () => daemonEvent("reloaded"),
+  });
   const saved = control ? readSavedState(dir) : undefined;
   saving = control !== undefined;
-  let metricsServer: Deno.HttpServer | undefined;
+  let http: { shutdown(): Promise<void> } | undefined;
   try {
     supervisor.listen();
+    daemonEvent("started");
     recover(supervisor.services, saved);
     save();
     if (config.global.metricsAddress) {
-      metricsServer = serveMetrics(
-        config.global.metricsAddress,
-        () => metrics.render(supervisor.services),
-      );
+      http = serveHttp(config.global.metricsAddress, {
+        metrics: () => metrics.render(supervisor.services),
+        status,
+        history: (period, only) =>
+          history(
+            events.events,
+            supervisor.services.map((service) => service.config)
+              .filter((service) => only === undefined || service.name === only)
+              .map(({ name, costPerHour }) => ({ name, cost: costPerHour })),
+            period,
+          ),
+        subscribe: (listener) => events.subscribe(listener),
+      });
     }
   } catch (error) {
     control?.close();
+    events.close();
     releaseRunDir(dir);
     throw error;
   }
@@ -96,7 +133,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   };
   const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
-  const onHangup = () => reload(configFiles, supervisor).catch(() => {});
+  const onHangup = () =>
+    reload(configFiles, supervisor).then((result) => result.ok && daemonEvent("reloaded"));
   Deno.addSignalListener("SIGHUP", onHangup);
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
@@ -108,10 +146,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
   if (forced) {
     logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
+    events.close();
     releaseRunDir(dir);
     return 1;
   }
-  await metricsServer?.shutdown();
+  daemonEvent("stopped");
+  events.close();
+  await http?.shutdown();
   control?.close();
   saving = false;
   removeSavedState(dir);
@@ -120,6 +161,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   Deno.removeSignalListener("SIGHUP", onHangup);
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/** Each service's state, by name. */
+function states(supervisor: Supervisor): Record<string, State> {
+  return Object.fromEntries(
+    supervisor.services.map((service) => [service.config.name, service.state]),
+  );
 }
 
 /** Saves every service's state for a daemon that starts after this one, should it be killed. */
@@ -156,11 +204,15 @@ async function connectionBound(): Promise<number | undefined> {
  */
 function openControl(
   dir: RunDir,
-  configFiles: string[],
-  supervisor: Supervisor,
-  requestStop: () => void,
+  parts: {
+    configFiles: string[];
+    supervisor: Supervisor;
+    status: () => DaemonStatus;
+    requestStop: () => void;
+    reloaded: () => void;
+  },
 ): { close(): void } | undefined {
-  const startedAt = new Date();
+  const { configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
   } catch (error) {
@@ -173,7 +225,6 @@ function openControl(
     );
     return undefined;
   }
-  const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
   const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
     if (request.command === "status") return { ok: true, status: status() };
     if (request.command === "stop") {
@@ -181,6 +232,7 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
+    if (result.ok) reloaded();
     return result.ok ? { ok: true, status: status(), message: result.message } : result;
   });
   return { close };

@@ -1,12 +1,11 @@
 /**
  * Prometheus metrics: a {@linkcode Recorder} that keeps counters and
- * histograms of service events, the text exposition format, and the HTTP
- * endpoint serving `/metrics` and `/healthz`.
+ * histograms of service events, and the text exposition format
+ * (`control/http.ts` serves it).
  *
  * @module
  */
 
-import { log } from "../log.ts";
 import { formatTarget } from "../net/address.ts";
 import { forwardBuffers } from "../net/forward.ts";
 import type { RefusalReason } from "../service/admission.ts";
@@ -209,41 +208,4 @@ function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
   let value = map.get(key);
   if (value === undefined) map.set(key, value = create());
   return value;
-}
-
-/**
- * Serves `/metrics` (Prometheus text format, from `render`) and `/healthz`
- * (`ok`) on `address`.
- *
- * @returns the server, to shut it down
- * @throws {Error} naming the address when it cannot listen
- */
-export function serveMetrics(
-  address: { hostname: string; port: number },
-  render: () => string,
-): Deno.HttpServer<Deno.NetAddr> {
-  const logger = log("metrics");
-  try {
-    return Deno.serve({
-      ...address,
-      onListen: (addr) => {
-        logger.info("metrics on http://{address}/metrics", { address: formatTarget(addr) });
-      },
-    }, (request) => {
-      const path = new URL(request.url).pathname;
-      if (path === "/metrics") {
-        return new Response(render(), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
-      }
-      if (path === "/healthz") return new Response("ok\n");
-      return new Response("Not found: try /metrics or /healthz\n", { status: 404 });
-    });
-  } catch (error) {
-    throw new Error(
-      `Cannot serve metrics on METRICS_ADDRESS ${formatTarget(address)}: ${
-        (error as Error).message
-      }`,
-    );
-  }
 }

@@ -17,6 +17,8 @@ export interface ServiceStatus {
   port: number;
   /** Life-cycle state. */
   state: State;
+  /** ISO time the state was entered. */
+  stateSince: string;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -58,6 +60,7 @@ function serviceStatus(service: Service): ServiceStatus {
     name: config.name,
     port: config.port,
     state: service.state,
+    stateSince: new Date(service.stateSince).toISOString(),
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,

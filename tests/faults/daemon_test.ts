@@ -181,7 +181,9 @@ Deno.test("a stale pidfile (a dead pid, garbage, nothing) is replaced at start a
   const file = `${dir.path}/sleepingd.conf`;
   await Deno.writeTextFile(
     file,
-    `VARRUN_PATH=${dir.path}/run\n${alphaConfig(dir.path, port, backend)}`,
+    `VARRUN_PATH=${dir.path}/run\nSTATE_PATH=${dir.path}/state\n${
+      alphaConfig(dir.path, port, backend)
+    }`,
   );
   const pidfile = `${dir.path}/run/sleepingd.pid`;
   await Deno.mkdir(`${dir.path}/run`);
@@ -225,7 +227,9 @@ Deno.test("a pidfile naming a live process that is not sleepingd is stale: run r
   const file = `${dir.path}/sleepingd.conf`;
   await Deno.writeTextFile(
     file,
-    `VARRUN_PATH=${dir.path}/run\n${alphaConfig(dir.path, port, freePort())}`,
+    `VARRUN_PATH=${dir.path}/run\nSTATE_PATH=${dir.path}/state\n${
+      alphaConfig(dir.path, port, freePort())
+    }`,
   );
   const pidfile = `${dir.path}/run/sleepingd.pid`;
   await Deno.mkdir(`${dir.path}/run`);
@@ -254,7 +258,9 @@ Deno.test({
     const file = `${dir.path}/sleepingd.conf`;
     await Deno.writeTextFile(
       file,
-      `VARRUN_PATH=${dir.path}/run\n${alphaConfig(dir.path, freePort(), freePort())}`,
+      `VARRUN_PATH=${dir.path}/run\nSTATE_PATH=${dir.path}/state\n${
+        alphaConfig(dir.path, freePort(), freePort())
+      }`,
     );
     const pidfile = `${dir.path}/run/sleepingd.pid`;
     await Deno.mkdir(`${dir.path}/run`);
