@@ -7,6 +7,7 @@
 
 export { isAlive } from "../src/process/proc_stat.ts";
 export { writeAll } from "../src/net/conn.ts";
+import { bindAll, OrderedSender } from "../src/net/datagram.ts";
 
 /** Listens on 127.0.0.1 on a port the kernel picks. */
 export function listenLocal(): Deno.TcpListener {
@@ -86,4 +87,23 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
 /** Text of a byte array. */
 export function text(data: Uint8Array): string {
   return new TextDecoder().decode(data);
+}
+
+/** A UDP client on 127.0.0.1: its datagrams go out in order; it keeps the replies. */
+export async function udpClient(): Promise<{
+  send(port: number, text: string): void;
+  replies: string[];
+  close(): void;
+}> {
+  const [socket] = await bindAll(["127.0.0.1"], 0);
+  const sender = new OrderedSender(socket, (error) => {
+    throw error;
+  });
+  const replies: string[] = [];
+  socket.on("message", (data: Uint8Array) => replies.push(new TextDecoder().decode(data)));
+  return {
+    send: (port, text) => sender.send(new TextEncoder().encode(text), port, "127.0.0.1"),
+    replies,
+    close: () => socket.close(),
+  };
 }

@@ -30,6 +30,9 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     holdTimeout: 300,
     wakeOn: "connect",
     routePerConnection: false,
+    protocol: "tcp",
+    morePorts: [],
+    udpFlowTimeout: 60,
     ...overrides,
   };
 }

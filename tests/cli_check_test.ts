@@ -102,6 +102,24 @@ COST_PER_HOUR=0.25 EUR
   assert.equal(code, 0);
 });
 
+Deno.test("sleepingd check shows a service's ports and its UDP flows", async () => {
+  await using dir = await tempFiles({
+    "game.conf": "[game]\nPORT=27015\nPROTOCOL=udp\nSTART_CMD=go\n" +
+      "MORE_PORTS=27015 8443:443\nUDP_FLOW_TIMEOUT=30\n",
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/game.conf`, "check"]);
+  assert.equal(stderr, "");
+  assert.equal(
+    stdout,
+    "game (port 27015)\n" +
+      "  ports: 27015/udp 27015/tcp 8443->443/tcp\n" +
+      "  udp flows: end after 30s without a datagram\n" +
+      "  start: go\n" +
+      "  idle: never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n",
+  );
+  assert.equal(code, 0);
+});
+
 Deno.test("sleepingd check prints warnings on stderr and still exits 0", async () => {
   await using dir = await tempFiles({
     "w.conf": "VARRUN_PATH=/tmp\n[web]\nPORT=80\nSTART_CMD=go\nPROT=81\nVARRUN_PATH=/x\n",

@@ -97,6 +97,9 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         holdTimeout: 300,
         wakeOn: "connect",
         routePerConnection: false,
+        protocol: "tcp",
+        morePorts: [],
+        udpFlowTimeout: 60,
       },
       {
         name: "Nodeapp in docker containers",
@@ -124,6 +127,9 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         idleTime: 20,
         idleCheckInterval: 5,
         routePerConnection: false,
+        protocol: "tcp",
+        morePorts: [],
+        udpFlowTimeout: 60,
       },
     ],
     inactive: [],
@@ -153,6 +159,9 @@ Deno.test("buildConfig() gives every key its default", () => {
       holdTimeout: 300,
       wakeOn: "connect",
       routePerConnection: false,
+      protocol: "tcp",
+      morePorts: [],
+      udpFlowTimeout: 60,
     }],
     inactive: [],
     warnings: [],
@@ -425,6 +434,69 @@ Deno.test("buildConfig() refuses a COST_PER_HOUR that is not an amount and a uni
       `t.conf:8: Cannot use "COST_PER_HOUR" as it must be ${rule}: current value is "-1 USD"`,
       `t.conf:12: Cannot use "COST_PER_HOUR" as it must be ${rule}: current value is ` +
       '"0.1 US dollars"',
+    ],
+  );
+});
+
+Deno.test("buildConfig() reads PROTOCOL, MORE_PORTS and UDP_FLOW_TIMEOUT", () => {
+  const [game] = build(
+    "[game]\nPORT=27015\nPROTOCOL=UDP\nSTART_CMD=go\nMORE_PORTS=27015 8443:443/tcp 5353:53/udp\n" +
+      "UDP_FLOW_TIMEOUT=30\n",
+  ).services;
+  assert.equal(game.protocol, "udp");
+  assert.deepEqual(game.morePorts, [
+    { listen: 27015, backend: 27015, protocol: "tcp" },
+    { listen: 8443, backend: 443, protocol: "tcp" },
+    { listen: 5353, backend: 53, protocol: "udp" },
+  ]);
+  assert.equal(game.udpFlowTimeout, 30);
+});
+
+Deno.test("buildConfig() refuses a MORE_PORTS entry it cannot read, or one that repeats a port", () => {
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}MORE_PORTS=8443:443 http\n[b]\nPORT=81\nSTART_CMD=go\nMORE_PORTS=99999\n` +
+        "[c]\nPORT=82\nSTART_CMD=go\nMORE_PORTS=83/udp 82 83/UDP\n",
+    ),
+    [
+      't.conf:4: Cannot use "MORE_PORTS" as it must be a list of LISTEN[:BACKEND][/tcp|/udp]: ' +
+      '"http" is not LISTEN[:BACKEND][/tcp|/udp], e.g. 8443:443 or 27015/udp',
+      't.conf:8: Cannot use "MORE_PORTS" as it must be a list of LISTEN[:BACKEND][/tcp|/udp]: ' +
+      '"99999": 99999 is not a port (1-65535)',
+      "t.conf:12: Cannot listen on 82/tcp twice for [c]: MORE_PORTS repeats it",
+      "t.conf:12: Cannot listen on 83/udp twice for [c]: MORE_PORTS repeats it",
+    ],
+  );
+});
+
+Deno.test("buildConfig() refuses UDP and MORE_PORTS with ROUTE_PER_CONNECTION", () => {
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}ROUTE_PER_CONNECTION=yes\nPROTOCOL=udp\n[b]\nPORT=81\nSTART_CMD=go\n` +
+        "ROUTE_PER_CONNECTION=yes\nMORE_PORTS=82\n",
+    ),
+    [
+      "t.conf:5: Cannot use PROTOCOL with ROUTE_PER_CONNECTION in [web]: a connection's own " +
+      "START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
+      "t.conf:10: Cannot use MORE_PORTS with ROUTE_PER_CONNECTION in [b]: a connection's own " +
+      "START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
+    ],
+  );
+});
+
+Deno.test("buildConfig() lets TCP and UDP share a port number, not two services one port", () => {
+  const both = build(
+    "[dns]\nPORT=53\nPROTOCOL=udp\nSTART_CMD=go\n[dns-tcp]\nPORT=53\nSTART_CMD=go\n",
+  );
+  assert.equal(both.services.length, 2);
+  assert.deepEqual(
+    errorsOf(
+      "[vm]\nPORT=22\nSTART_CMD=go\nMORE_PORTS=443 51820/udp\n[web]\nPORT=443\n" +
+        "START_CMD=go\n[wg]\nPORT=51820\nPROTOCOL=udp\nSTART_CMD=go\n",
+    ),
+    [
+      "t.conf:6: Cannot listen on port 443 for [web] as [vm] already does at t.conf:2",
+      "t.conf:9: Cannot listen on port 51820/udp for [wg] as [vm] already does at t.conf:2",
     ],
   );
 });

@@ -14,6 +14,7 @@ function recorded(onChange?: (change: Change) => void) {
     commandEnded: () => {},
     stopped: (_service, reason) => events.push(`stopped ${reason}`),
     refused: () => {},
+    dropped: () => {},
   };
   const idle = { start: () => events.push("idle on"), stop: () => events.push("idle off") };
   const stats = newStats();

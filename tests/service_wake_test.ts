@@ -38,8 +38,8 @@ Deno.test("wake() runs CHECK_CMD, START_CMD at the gate, READY_CMD, and hands ov
     assert.deepEqual(target, { hostname: "127.0.0.1", port: backend.addr.port });
     assert.deepEqual(ran, ["check", "start", "ready"]);
     const accepted = await backend.accept();
-    await writeAll(conn, new TextEncoder().encode("the client's own bytes"));
-    conn.close();
+    await writeAll(conn!, new TextEncoder().encode("the client's own bytes"));
+    conn!.close();
     assert.equal(text(await readAll(accepted)), "the client's own bytes", "no probe came first");
     accepted.close();
   } finally {
@@ -55,6 +55,7 @@ Deno.test("wake() takes CHECK_CMD's target and runs no START_CMD when the backen
   });
   try {
     const { conn } = await wake({ config, run, signal: new AbortController().signal });
+    assert.ok(conn, "a TCP wake ends with a connection");
     conn.close();
     assert.deepEqual(ran, ["check"]);
   } finally {
@@ -76,7 +77,7 @@ Deno.test("wake() uses the known target when CHECK_CMD says up without naming on
       signal: new AbortController().signal,
       knownTarget: known,
     });
-    conn.close();
+    conn!.close();
     assert.deepEqual(target, known);
     assert.deepEqual(ran, ["check"]);
   } finally {

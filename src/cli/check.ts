@@ -8,6 +8,7 @@ import { printWarning } from "./report.ts";
 import { loadConfig } from "../config/load.ts";
 import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
+import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
 
@@ -76,6 +77,12 @@ function describeService(service: ServiceConfig): string[] {
   const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
   if (service.listenAddresses.join(" ") !== "::") {
     detail("listen", service.listenAddresses.join(" "));
+  }
+  if (service.morePorts.length > 0 || service.protocol === "udp") {
+    detail("ports", listenPorts(service).map(formatPortMapping).join(" "));
+  }
+  if ([service.protocol, ...service.morePorts.map((port) => port.protocol)].includes("udp")) {
+    detail("udp flows", `end after ${service.udpFlowTimeout}s without a datagram`);
   }
   if (service.checkCmd) detail("check", describeCommand(service.checkCmd));
   if (service.startCmd) detail("start", describeCommand(service.startCmd));

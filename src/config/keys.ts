@@ -21,6 +21,7 @@
  * - `rules`: IP addresses and CIDR blocks, separated by spaces or commas
  * - `choice`: one of the key's `choices`
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
+ * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  */
 export type KeyKind =
   | "boolean"
@@ -32,7 +33,8 @@ export type KeyKind =
   | "count"
   | "rules"
   | "choice"
-  | "cost";
+  | "cost"
+  | "ports";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -71,8 +73,39 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "port",
     default: "",
     perSection: true,
-    doc: "TCP port sleepingd listens on for the service (not the backend's port). " +
-      "Required in every active section; not inherited from the global section.",
+    doc: "Port sleepingd listens on for the service (not the backend's port): TCP, or UDP " +
+      "with PROTOCOL=udp. Required in every active section; not inherited from the global " +
+      "section.",
+  },
+  {
+    name: "PROTOCOL",
+    kind: "choice",
+    default: "tcp",
+    choices: ["tcp", "udp"],
+    doc: "The protocol of PORT: tcp, or udp (game servers, DNS, WireGuard, syslog). With udp, " +
+      "the first datagram from any client wakes the service; datagrams that arrive meanwhile " +
+      "wait (up to 1024 datagrams or 1 MiB per service; past that they are dropped and " +
+      "counted) and go to the backend in order once it is ready, which READY_CMD says when " +
+      "set, else START_CMD exiting 0.",
+  },
+  {
+    name: "MORE_PORTS",
+    kind: "ports",
+    default: "",
+    perSection: true,
+    doc: "More ports of the same backend, space separated, each LISTEN[:BACKEND][/tcp|/udp] " +
+      "(tcp when not said; BACKEND is LISTEN when not said), e.g. 8443:443 27015/udp. They " +
+      "go to the host START_CMD prints, at BACKEND. One life cycle: a client on any port " +
+      "wakes the service once, traffic on any port keeps it awake, one STOP_CMD stops it. " +
+      "Not with ROUTE_PER_CONNECTION. Not inherited from the global section.",
+  },
+  {
+    name: "UDP_FLOW_TIMEOUT",
+    kind: "seconds",
+    default: "60",
+    doc: "Seconds a UDP client's flow (its own socket towards the backend, so that replies " +
+      "find it) lasts without a datagram either way. The service is idle when no datagram " +
+      "went either way for IDLE_TIME, whatever the flows.",
   },
   {
     name: "LISTEN_ADDRESS",

@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { PortMapping, Protocol } from "./ports.ts";
+
 /** A place in a configuration file: the file's path and a 1-based line. */
 export interface Location {
   /** Path of the file as it was given or found. */
@@ -92,6 +94,18 @@ export interface ServiceConfig {
    * @default false
    */
   routePerConnection: boolean;
+  /**
+   * `PROTOCOL`: the protocol of `port`.
+   * @default "tcp"
+   */
+  protocol: Protocol;
+  /** `MORE_PORTS`: more ports of the same backend; empty when none. */
+  morePorts: PortMapping[];
+  /**
+   * `UDP_FLOW_TIMEOUT`: seconds a UDP client's flow lasts without a datagram either way.
+   * @default 60
+   */
+  udpFlowTimeout: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
 }

@@ -22,6 +22,7 @@ import { closest } from "./_closest.ts";
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
+import { parsePortMapping, type Protocol } from "./ports.ts";
 import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
 import { INVALID, parseHostPort, readValue, type Value, whyInvalid } from "./values.ts";
 
@@ -319,24 +320,64 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+    protocol: settings.get("PROTOCOL") as Protocol,
+    morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
+    udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
   };
+  checkMorePorts(service, settings, issues);
   return [{ service, portAt: portEntry!.location, description: settings.describe() }];
 }
 
-/** Records an error for every service that listens where an earlier one already does. */
-function checkPorts(built: Built[], issues: Issues): void {
-  built.forEach(({ service, portAt, description }, index) => {
-    const earlier = built.slice(0, index).find(({ service: other }) =>
-      other.port === service.port && overlap(other.listenAddresses, service.listenAddresses)
-    );
-    if (earlier === undefined) return;
+/**
+ * Records an error for a MORE_PORTS entry that repeats a port of its service,
+ * and for MORE_PORTS or PROTOCOL=udp with ROUTE_PER_CONNECTION.
+ */
+function checkMorePorts(service: ServiceConfig, settings: Settings, issues: Issues): void {
+  const entry = settings.entry("MORE_PORTS");
+  const seen = new Set([`${service.port}/${service.protocol}`]);
+  for (const mapping of service.morePorts) {
+    const key = `${mapping.listen}/${mapping.protocol}`;
+    if (seen.has(key)) {
+      issues.error(
+        entry!.location,
+        "MORE_PORTS",
+        `Cannot listen on ${key} twice for ${settings.describe()}: MORE_PORTS repeats it`,
+      );
+    }
+    seen.add(key);
+  }
+  if (!service.routePerConnection) return;
+  const other = service.morePorts.length > 0 ? entry : settings.entry("PROTOCOL");
+  if (service.morePorts.length > 0 || service.protocol === "udp") {
     issues.error(
-      portAt,
-      "PORT",
-      `Cannot listen on port ${service.port} for ${description} as ${earlier.description} ` +
-        `already does at ${earlier.portAt.file}:${earlier.portAt.line}`,
+      other!.location,
+      other!.key,
+      `Cannot use ${other!.key} with ROUTE_PER_CONNECTION in ${settings.describe()}: a ` +
+        "connection's own START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
     );
+  }
+}
+
+/** Records an error for every service that listens on a port and protocol an earlier one uses. */
+function checkPorts(built: Built[], issues: Issues): void {
+  const ports = (service: ServiceConfig) =>
+    [{ listen: service.port, protocol: service.protocol }, ...service.morePorts]
+      .map(({ listen, protocol }) => `${listen}/${protocol}`);
+  built.forEach(({ service, portAt, description }, index) => {
+    for (const port of ports(service)) {
+      const earlier = built.slice(0, index).find(({ service: other }) =>
+        ports(other).includes(port) && overlap(other.listenAddresses, service.listenAddresses)
+      );
+      if (earlier === undefined) continue;
+      const shown = port === `${service.port}/tcp` ? String(service.port) : port;
+      issues.error(
+        portAt,
+        "PORT",
+        `Cannot listen on port ${shown} for ${description} as ${earlier.description} ` +
+          `already does at ${earlier.portAt.file}:${earlier.portAt.line}`,
+      );
+    }
   });
 }
 

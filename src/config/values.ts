@@ -7,6 +7,7 @@
 
 import { parseAddressRule, splitRules } from "./address_rules.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
+import { parsePortMapping } from "./ports.ts";
 
 /** Marks a value that could not be read; the error is already recorded. */
 export const INVALID = Symbol("invalid");
@@ -89,6 +90,15 @@ export const READERS: Record<KeyKind, Reader> = {
       return match ? [match[1], match[2] ?? ""] : INVALID;
     },
   },
+  ports: {
+    rule: () => "a list of LISTEN[:BACKEND][/tcp|/udp]",
+    read(text) {
+      const entries = text.trim().split(/\s+/).filter(Boolean);
+      if (entries.length === 0) return undefined;
+      return badPort(text) === undefined ? entries : INVALID;
+    },
+    explain: badPort,
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {
@@ -98,6 +108,18 @@ export const READERS: Record<KeyKind, Reader> = {
     },
   },
 };
+
+/** Why the first entry of a port list that is not `LISTEN[:BACKEND][/PROTOCOL]` is not one. */
+function badPort(text: string): string | undefined {
+  for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      parsePortMapping(entry);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
 
 /** Why the first entry of a rule list that is not an address or CIDR block is not one. */
 function badRule(text: string): string | undefined {

@@ -98,7 +98,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   saving = control !== undefined;
   let http: { shutdown(): Promise<void> } | undefined;
   try {
-    supervisor.listen();
+    await supervisor.listen();
     daemonEvent("started");
     recover(supervisor.services, saved);
     save();

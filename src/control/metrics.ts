@@ -6,12 +6,13 @@
  * @module
  */
 
+import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import { forwardBuffers } from "../net/forward.ts";
 import type { RefusalReason } from "../service/admission.ts";
 import type { Action } from "../service/commands.ts";
 import type { State } from "../service/lifecycle.ts";
-import type { Recorder, StopReason } from "../service/recorder.ts";
+import type { DropReason, Recorder, StopReason } from "../service/recorder.ts";
 import type { Service } from "../service/service.ts";
 
 /** Histogram buckets in seconds: from a local process (0.1 s) to a cloud VM (5 min). */
@@ -46,6 +47,7 @@ export class Metrics implements Recorder {
   #commandExits = new Map<string, number>();
   #stops = new Map<string, number>();
   #refusals = new Map<string, number>();
+  #drops = new Map<string, number>();
 
   /** Records a wake's outcome and duration. */
   wakeEnded(service: string, ok: boolean, seconds: number) {
@@ -75,6 +77,12 @@ export class Metrics implements Recorder {
     this.#refusals.set(key, (this.#refusals.get(key) ?? 0) + 1);
   }
 
+  /** Records UDP datagrams dropped. */
+  dropped(service: string, reason: DropReason, count: number) {
+    const key = labels({ service, reason });
+    this.#drops.set(key, (this.#drops.get(key) ?? 0) + count);
+  }
+
   /** The whole exposition: service gauges and counters read now, plus recorded events. */
   render(services: readonly Service[]): string {
     const out: string[] = [];
@@ -87,6 +95,19 @@ export class Metrics implements Recorder {
         out.push(`${name}${labels({ service: service.config.name })} ${read(service)}`);
       }
     };
+    const byDirection = (
+      name: string,
+      type: string,
+      help: string,
+      read: (s: Service) => Record<"in" | "out", number>,
+    ) => {
+      family(name, type, help);
+      for (const service of services) {
+        for (const [direction, value] of Object.entries(read(service))) {
+          out.push(`${name}${labels({ service: service.config.name, direction })} ${value}`);
+        }
+      }
+    };
 
     family("sleepingd_service_state", "gauge", "1 for the state each service is in, else 0.");
     for (const service of services) {
@@ -97,10 +118,19 @@ export class Metrics implements Recorder {
         );
       }
     }
-    family("sleepingd_service_info", "gauge", "The port each service listens on and its target.");
+    family(
+      "sleepingd_service_info",
+      "gauge",
+      "The port each service listens on (PORT, and all its ports) and its target.",
+    );
     for (const service of services) {
       const target = service.target ? formatTarget(service.target) : "";
-      const info = { service: service.config.name, port: String(service.config.port), target };
+      const info = {
+        service: service.config.name,
+        port: String(service.config.port),
+        ports: listenPorts(service.config).map(formatPortMapping).join(" "),
+        target,
+      };
       out.push(`sleepingd_service_info${labels(info)} 1`);
     }
     perService("sleepingd_wakes_total", "counter", "Wakes that ended awake.", (s) => s.stats.wakes);
@@ -122,20 +152,10 @@ export class Metrics implements Recorder {
       "Connections accepted.",
       (s) => s.stats.totalConnections,
     );
-    family("sleepingd_bytes_total", "counter", "Bytes forwarded, by direction.");
-    for (const service of services) {
-      const name = service.config.name;
-      out.push(
-        `sleepingd_bytes_total${
-          labels({ service: name, direction: "in" })
-        } ${service.stats.bytesIn}`,
-      );
-      out.push(
-        `sleepingd_bytes_total${
-          labels({ service: name, direction: "out" })
-        } ${service.stats.bytesOut}`,
-      );
-    }
+    byDirection("sleepingd_bytes_total", "counter", "Bytes forwarded, by direction.", (s) => ({
+      in: s.stats.bytesIn,
+      out: s.stats.bytesOut,
+    }));
     perService(
       "sleepingd_idle_stops_total",
       "counter",
@@ -149,6 +169,30 @@ export class Metrics implements Recorder {
       (s) => s.stats.lastActivity / 1000,
     );
 
+    perService(
+      "sleepingd_udp_flows_open",
+      "gauge",
+      "UDP client flows open now.",
+      (s) => s.stats.openFlows,
+    );
+    byDirection(
+      "sleepingd_udp_datagrams_total",
+      "counter",
+      "UDP datagrams forwarded, by direction.",
+      (s) => ({ in: s.stats.datagramsIn, out: s.stats.datagramsOut }),
+    );
+    perService(
+      "sleepingd_udp_queued_datagrams",
+      "gauge",
+      "UDP datagrams waiting for a wake now.",
+      (s) => s.stats.queuedDatagrams,
+    );
+    family(
+      "sleepingd_udp_dropped_total",
+      "counter",
+      "UDP datagrams dropped, by reason (queue_full, refused, no_backend, send_failed).",
+    );
+    for (const [key, value] of this.#drops) out.push(`sleepingd_udp_dropped_total${key} ${value}`);
     family(
       "sleepingd_forward_buffer_bytes",
       "gauge",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Service } from "../service/service.ts";
 import type { State } from "../service/lifecycle.ts";
@@ -13,8 +14,10 @@ import { VERSION } from "../version.ts";
 export interface ServiceStatus {
   /** Section name. */
   name: string;
-  /** Port sleepingd listens on. */
+  /** Port sleepingd listens on (PORT). */
   port: number;
+  /** Every port, PORT first: `2222/tcp`, `8443->443/tcp`, `27015/udp`. */
+  ports: string[];
   /** Life-cycle state. */
   state: State;
   /** ISO time the state was entered. */
@@ -31,6 +34,14 @@ export interface ServiceStatus {
   wakeFailures: number;
   /** Stops because the service was idle. */
   idleStops: number;
+  /** UDP client flows open now. */
+  openFlows: number;
+  /** Datagrams from UDP clients to the backend. */
+  datagramsIn: number;
+  /** Datagrams from the backend to UDP clients. */
+  datagramsOut: number;
+  /** Datagrams waiting for a wake now. */
+  queuedDatagrams: number;
   /** Bytes from clients to the backend. */
   bytesIn: number;
   /** Bytes from the backend to clients. */
@@ -59,6 +70,7 @@ function serviceStatus(service: Service): ServiceStatus {
   return {
     name: config.name,
     port: config.port,
+    ports: listenPorts(config).map(formatPortMapping),
     state: service.state,
     stateSince: new Date(service.stateSince).toISOString(),
     target: target ? formatTarget(target) : null,
@@ -67,6 +79,10 @@ function serviceStatus(service: Service): ServiceStatus {
     wakes: stats.wakes,
     wakeFailures: stats.wakeFailures,
     idleStops: stats.idleStops,
+    openFlows: stats.openFlows,
+    datagramsIn: stats.datagramsIn,
+    datagramsOut: stats.datagramsOut,
+    queuedDatagrams: stats.queuedDatagrams,
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,
     lastActivity: stats.lastActivity ? new Date(stats.lastActivity).toISOString() : null,
@@ -95,10 +111,16 @@ export function daemonStatus(
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
   return status.services.map((service) => {
+    const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
       `state ${service.state}`,
       service.target ? `target ${service.target}` : undefined,
+      service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
+      udp
+        ? `${service.openFlows} UDP flow${service.openFlows === 1 ? "" : "s"}, ` +
+          `${service.datagramsIn} datagrams in, ${service.datagramsOut} out`
+        : undefined,
       `${service.wakes} wake${service.wakes === 1 ? "" : "s"}` +
       (service.wakeFailures ? ` (${service.wakeFailures} failed)` : ""),
       service.lastActivity

@@ -461,7 +461,8 @@ function updateRow(row, service) {
   row.stateSince = Date.parse(service.stateSince);
   row.sinceLine.hidden = false;
   const route = make("span", "route");
-  route.append("port ", value("port", String(service.port)), " → ",
+  const ports = service.ports.length > 1 || service.ports[0].endsWith("/udp");
+  route.append(ports ? "ports " : "port ", value("port", ports ? service.ports.join(" ") : String(service.port)), " → ",
     value("target", service.target ?? "—"));
   const open = make("span");
   open.append(value("open", String(service.openConnections)),

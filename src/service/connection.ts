@@ -17,7 +17,8 @@ import { abortable, startTimer } from "../timers.ts";
 import type { Refusal } from "./admission.ts";
 import { NoBackendError } from "./routing.ts";
 import type { Service } from "./service.ts";
-import type { Woken } from "./wake.ts";
+import type { Backend } from "./wake.ts";
+import type { PortMapping } from "../config/ports.ts";
 
 /** Connections log here: this module runs once per connection, so the logger is made once. */
 const logger = log("connection");
@@ -34,12 +35,13 @@ class ClientLeft extends Error {
 /**
  * Serves the client `client` of `service` until both sides are done, or
  * closes it at once when the limits of all services (`total`) or the
- * service refuse it.
+ * service refuse it. `port` is the MORE_PORTS entry it came on; undefined for PORT.
  */
 export async function serveConnection(
   service: Service,
   client: Deno.TcpConn,
   total: Refusal | undefined,
+  port?: PortMapping,
 ): Promise<void> {
   const name = service.config.name;
   const peer = formatAddr(client.remoteAddr);
@@ -57,10 +59,10 @@ export async function serveConnection(
   const opened = Date.now();
   try {
     let source: Stream;
-    let backend: Woken;
+    let backend: Backend;
     try {
       tuneConnection(client);
-      ({ source, backend } = await waitForBackend(service, client));
+      ({ source, backend } = await waitForBackend(service, client, port));
       const version = service.config.proxyProtocol;
       if (version) {
         // First, before the client's bytes: servers that speak first wait for it too.
@@ -121,9 +123,10 @@ export async function serveConnection(
 async function waitForBackend(
   service: Service,
   client: Deno.TcpConn,
-): Promise<{ source: Stream; backend: Woken }> {
+  port: PortMapping | undefined,
+): Promise<{ source: Stream; backend: Backend }> {
   if (!service.config.routePerConnection && service.state === "awake") {
-    const backend = await service.openBackend(client.remoteAddr, { wait: false });
+    const backend = await service.openBackend(client.remoteAddr, { wait: false, port });
     if (backend) return { source: client, backend };
   }
   const { holdTimeout, wakeOn } = service.config;
@@ -138,7 +141,7 @@ async function waitForBackend(
   hold.gone.then((why) => giveUp.abort(new ClientLeft(`the client left while it waited: ${why}`)));
   try {
     if (wakeOn === "data" && service.state !== "awake") await abortable(hold.data, giveUp.signal);
-    const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal });
+    const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal, port });
     return { source: hold.release(), backend: backend! };
   } finally {
     cancelTimer();

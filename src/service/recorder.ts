@@ -27,6 +27,15 @@ export type StopReason =
   | "gone"
   | "after_crash";
 
+/**
+ * Why UDP datagrams were dropped, as `sleepingd_udp_dropped_total{reason}` counts them:
+ * - `queue_full`: they came during a wake past the service's queue bound
+ * - `refused`: ALLOW, DENY or a connection limit refused their client
+ * - `no_backend`: the wake they waited for failed, or took past HOLD_TIMEOUT
+ * - `send_failed`: the kernel would not send them on
+ */
+export type DropReason = "queue_full" | "refused" | "no_backend" | "send_failed";
+
 /** Receives the events metrics are made of; counters that can be read at any time are not here. */
 export interface Recorder {
   /** A wake ended, awake (`ok`) or not, after `seconds`. */
@@ -37,6 +46,8 @@ export interface Recorder {
   stopped(service: string, reason: StopReason): void;
   /** A client was closed without a backend because of a limit. */
   refused(service: string, reason: RefusalReason): void;
+  /** `count` UDP datagrams were dropped, for `reason`. */
+  dropped(service: string, reason: DropReason, count: number): void;
 }
 
 /** A recorder that records nothing: the default, and for tests. */
@@ -45,4 +56,5 @@ export const NO_RECORDER: Recorder = {
   commandEnded() {},
   stopped() {},
   refused() {},
+  dropped() {},
 };

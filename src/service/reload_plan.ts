@@ -5,6 +5,7 @@
  * @module
  */
 
+import { listenPorts, type PortMapping } from "../config/ports.ts";
 import type { ServiceConfig } from "../config/types.ts";
 
 /** What a reload did, by service name. */
@@ -64,7 +65,10 @@ export function planReload(current: ServiceConfig[], next: ServiceConfig[]): Rel
     else plan.changed.push(service.name);
     if (before !== undefined && sameListen(before, service)) continue;
     if (before !== undefined) plan.relisten.push(service.name);
-    const held = closing.some((old) => old.port === service.port);
+    const ports = listenPorts(service).map(portKey);
+    const held = closing.some((old) =>
+      listenPorts(old).some((port) => ports.includes(portKey(port)))
+    );
     (held ? plan.listenAfter : plan.listenBefore).push(service.name);
   }
   return plan;
@@ -76,7 +80,13 @@ function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
   return JSON.stringify(a, withoutSources) === JSON.stringify(b, withoutSources);
 }
 
-/** Whether two settings listen on the same port and addresses. */
+/** Whether two settings listen on the same ports (each mapped alike) and addresses. */
 function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
-  return a.port === b.port && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
+  const ports = (config: ServiceConfig) => JSON.stringify(listenPorts(config));
+  return ports(a) === ports(b) && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
+}
+
+/** `8080/tcp`: what two services may not both listen on. */
+function portKey(port: PortMapping): string {
+  return `${port.listen}/${port.protocol}`;
 }

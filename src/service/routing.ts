@@ -9,11 +9,13 @@
 import type { ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { formatAddr, formatTarget, type Target } from "../net/address.ts";
-import { connectOnce } from "../net/connect.ts";
+import { connectOnce, connectWhenReady } from "../net/connect.ts";
+import { closeQuietly } from "../net/conn.ts";
+import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import type { RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { checkBackend, wake, WakeError, type Woken } from "./wake.ts";
+import { type Backend, checkBackend, wake, WakeError } from "./wake.ts";
 
 const logger = log("service");
 
@@ -43,6 +45,8 @@ export interface OpenOptions {
    * @default true
    */
   wait?: boolean;
+  /** The MORE_PORTS entry the client came on; undefined for PORT. */
+  port?: PortMapping;
 }
 
 /** What a router uses of its service. */
@@ -70,7 +74,15 @@ export interface Router {
    *
    * @throws {NoBackendError} saying why there is none
    */
-  open(client: Deno.NetAddr, options?: OpenOptions): Promise<Woken | undefined>;
+  open(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined>;
+
+  /**
+   * Returns the backend's target, waking it first if needed, for a UDP
+   * client at `client` (whose datagram is the wake's cause).
+   *
+   * @throws {NoBackendError} saying why there is none
+   */
+  target(client: Deno.NetAddr, signal?: AbortSignal): Promise<Target>;
 }
 
 /** The router for a configuration. */
@@ -85,11 +97,15 @@ export function routerFor(config: ServiceConfig, context: RouteContext): Router 
  * @returns whether this call began a wake
  * @throws {NoBackendError} when a wake rate limit refuses one
  */
-function beginWake(context: RouteContext, client: Deno.NetAddr): boolean {
+function beginWake(
+  context: RouteContext,
+  client: Deno.NetAddr,
+  cause: "connection" | "datagram" = "connection",
+): boolean {
   if (context.life.state !== "asleep") return false;
   const refusal = context.mayWake();
   if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
-  const reason = `connection from ${formatAddr(client)}`;
+  const reason = `${cause} from ${formatAddr(client)}`;
   return context.life.tryTransition("asleep", { to: "starting", reason });
 }
 
@@ -114,17 +130,16 @@ class SharedWake implements Router {
   }
 
   /** Returns the spare readiness connection, or a new one, waking the backend as needed. */
-  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Woken | undefined> {
+  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Backend | undefined> {
     const { life, config } = this.#context;
-    const { wait = true } = options;
+    const { wait = true, port } = options;
     const signal = joinSignals(this.#context.signal, options.signal);
-    let wakes = 0;
-    let lastFailure = "";
+    const tries = { wakes: 0, lastFailure: "" };
     while (true) {
       signal.throwIfAborted();
-      const state = life.state;
-      if (state === "awake") {
+      if (life.state === "awake") {
         const target = life.target!;
+        if (port) return await this.#connectMore(target, port, signal);
         const spare = life.takeSpare();
         if (spare) return { conn: spare, target };
         try {
@@ -132,33 +147,96 @@ class SharedWake implements Router {
           return { conn: await connectOnce(target, { signal, timeoutMs }), target };
         } catch (error) {
           signal.throwIfAborted();
-          lastFailure = await this.#goneOrThrow(target, error);
+          tries.lastFailure = await this.#goneOrThrow(target, error);
         }
       } else if (!wait) {
         return undefined;
-      } else if (state === "stopping") {
-        await life.changed(signal);
       } else {
-        if (++wakes > MAX_WAKES_PER_CONNECTION) {
-          throw new NoBackendError(
-            `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${lastFailure}`,
-          );
-        }
-        if (beginWake(this.#context, client)) this.#wake(client);
-        const change = await life.changed(signal);
-        if (change.to !== "awake") throw new NoBackendError(change.reason);
+        await this.#waitForWake(client, port ? "other port" : "connection", signal, tries);
       }
     }
   }
 
-  /** Runs the wake this router won and moves the service on from `starting`. */
-  #wake(client: Deno.NetAddr) {
+  /** Returns the target once awake, waking the backend as needed. */
+  async target(client: Deno.NetAddr, clientSignal?: AbortSignal): Promise<Target> {
+    const signal = joinSignals(this.#context.signal, clientSignal);
+    const tries = { wakes: 0, lastFailure: "" };
+    while (true) {
+      signal.throwIfAborted();
+      if (this.#context.life.state === "awake") return this.#context.life.target!;
+      await this.#waitForWake(client, "datagram", signal, tries);
+    }
+  }
+
+  /**
+   * Waits for a stop under way, or for a wake (beginning it if asleep),
+   * counting wakes. `cause`: a connection on PORT, on a MORE_PORTS port, or a datagram.
+   */
+  async #waitForWake(
+    client: Deno.NetAddr,
+    cause: "connection" | "other port" | "datagram",
+    signal: AbortSignal,
+    tries: { wakes: number; lastFailure: string },
+  ) {
+    const life = this.#context.life;
+    if (life.state === "stopping") {
+      await life.changed(signal);
+      return;
+    }
+    if (++tries.wakes > MAX_WAKES_PER_CONNECTION) {
+      throw new NoBackendError(
+        `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${tries.lastFailure}`,
+      );
+    }
+    const began = beginWake(this.#context, client, cause === "datagram" ? cause : "connection");
+    if (began) this.#wake(client, cause === "connection");
+    const change = await life.changed(signal);
+    if (change.to !== "awake") throw new NoBackendError(change.reason);
+  }
+
+  /**
+   * Connects to a MORE_PORTS port of the backend. Until READY_TIMEOUT has
+   * passed since the wake, a refusal is retried (only PORT proved the backend
+   * ready); after, it fails this client alone: only PORT says the backend is gone.
+   */
+  async #connectMore(target: Target, port: PortMapping, signal: AbortSignal): Promise<Backend> {
+    const { life, config } = this.#context;
+    const { connectTimeout, readyTimeout } = config();
+    const mapped = { hostname: target.hostname, port: port.backend! };
+    const timeoutMs = connectTimeout * 1000;
+    const deadline = Math.max(Date.now() + timeoutMs, life.since + readyTimeout * 1000);
+    try {
+      return {
+        conn: await connectWhenReady(mapped, deadline, { signal, timeoutMs }),
+        target: mapped,
+      };
+    } catch (error) {
+      signal.throwIfAborted();
+      throw new NoBackendError(
+        `Cannot connect to ${formatTarget(mapped)} (MORE_PORTS ${formatPortMapping(port)}): ` +
+          `${(error as Error).message} (the service stays awake)`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Runs the wake this router won and moves the service on from `starting`.
+   * The connection that proved PORT ready goes to the first client of PORT
+   * when one began the wake (`keepSpare`); a wake begun on another port or by
+   * a datagram closes it at once, lest it wait, unused, until the backend drops it.
+   */
+  #wake(client: Deno.NetAddr, keepSpare: boolean) {
     const { life, config, run, signal, abandonWake } = this.#context;
     wake({ config: config(), run, signal, client, knownTarget: life.lastTarget })
       .then(
-        ({ target, conn }) => {
+        ({ target, conn: proof }) => {
+          const conn = keepSpare ? proof : undefined;
+          if (!keepSpare && proof) closeQuietly(proof);
           const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
-          const reason = `${formatTarget(target)} accepted after ${seconds}s`;
+          const reason = `${formatTarget(target)} ${
+            proof ? "accepted" : "ready"
+          } after ${seconds}s`;
           life.transition("starting", { to: "awake", target, conn, reason });
         },
         (error: WakeError) => {
@@ -227,8 +305,13 @@ class PerConnection implements Router {
     this.#context = context;
   }
 
+  /** Never: validation refuses PROTOCOL=udp and MORE_PORTS with ROUTE_PER_CONNECTION. */
+  target(): Promise<Target> {
+    return Promise.reject(new NoBackendError("ROUTE_PER_CONNECTION serves TCP on PORT only"));
+  }
+
   /** Runs this client's own wake and returns its connection; never without waiting. */
-  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Woken | undefined> {
+  async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Backend | undefined> {
     if (options.wait === false) return undefined;
     const { life, config, run, abandonWake } = this.#context;
     const signal = joinSignals(this.#context.signal, options.signal);
@@ -242,7 +325,7 @@ class PerConnection implements Router {
         const reason = `${formatTarget(woken.target)} accepted`;
         life.transition("starting", { to: "awake", target: woken.target, reason });
       }
-      return woken;
+      return woken as Backend; // PROTOCOL=tcp: the wake ends with a connection
     } catch (error) {
       const failure = error as WakeError;
       const gaveUp = options.signal?.aborted; // the client left, or waited HOLD_TIMEOUT

@@ -25,11 +25,11 @@ import {
 } from "./commands.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
-import { NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
+import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
-import { checkBackend, type WakeError, type Woken } from "./wake.ts";
+import { type Backend, checkBackend, type WakeError } from "./wake.ts";
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
 export type CloseReason = "shutdown" | "removed";
@@ -237,6 +237,40 @@ export class Service {
     this.#recorder.refused(this.#config.name, reason);
   }
 
+  /**
+   * Lets a UDP client at `client` begin a flow, counting it, or says why not
+   * (ALLOW, DENY, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE, which count
+   * flows as connections). Pair a flow let in with {@linkcode flowClosed}.
+   */
+  admitFlow(client: Deno.NetAddr): Refusal | undefined {
+    const refusal = this.#admission.admit(
+      client,
+      this.stats.openConnections + this.stats.openFlows,
+    );
+    if (refusal) return refusal;
+    this.stats.openFlows++;
+    this.stats.totalFlows++;
+    return undefined;
+  }
+
+  /** Records that a flow {@linkcode admitFlow} let in has ended. */
+  flowClosed(client: Deno.NetAddr): void {
+    this.#admission.left(client);
+    this.stats.openFlows--;
+  }
+
+  /** Records a datagram forwarded in either direction: it is activity. */
+  datagramForwarded(direction: Direction, bytes: number): void {
+    if (direction === "in") this.stats.datagramsIn++;
+    else this.stats.datagramsOut++;
+    this.bytesForwarded(direction, bytes);
+  }
+
+  /** Counts datagrams dropped. */
+  dropped(reason: DropReason, count: number): void {
+    this.#recorder.dropped(this.#config.name, reason, count);
+  }
+
   /** Records bytes forwarded in either direction. */
   bytesForwarded(direction: Direction, bytes: number): void {
     if (direction === "in") this.stats.bytesIn += bytes;
@@ -251,8 +285,18 @@ export class Service {
    *
    * @throws {NoBackendError} when the backend cannot be woken or reached
    */
-  openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Woken | undefined> {
+  openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined> {
     return this.#router.open(client, options);
+  }
+
+  /**
+   * Returns the backend's target for a UDP client at `client`, waking the
+   * backend first if needed (concurrent callers share one wake).
+   *
+   * @throws {NoBackendError} when the backend cannot be woken
+   */
+  awakeTarget(client: Deno.NetAddr, signal?: AbortSignal): Promise<Target> {
+    return this.#router.target(client, signal);
   }
 
   /**

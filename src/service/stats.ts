@@ -20,6 +20,18 @@ export interface ServiceStats {
   bytesOut: number;
   /** Stops because the service was idle. */
   idleStops: number;
+  /** UDP client flows open now. */
+  openFlows: number;
+  /** UDP client flows begun since the daemon started. */
+  totalFlows: number;
+  /** Datagrams forwarded from UDP clients to the backend. */
+  datagramsIn: number;
+  /** Datagrams forwarded from the backend to UDP clients. */
+  datagramsOut: number;
+  /** Datagrams waiting for a wake now. */
+  queuedDatagrams: number;
+  /** Bytes of the datagrams waiting for a wake now. */
+  queuedBytes: number;
   /** Epoch milliseconds of the last connection or byte forwarded; 0 before any. */
   lastActivity: number;
 }
@@ -34,6 +46,12 @@ export function newStats(): ServiceStats {
     bytesIn: 0,
     bytesOut: 0,
     idleStops: 0,
+    openFlows: 0,
+    totalFlows: 0,
+    datagramsIn: 0,
+    datagramsOut: 0,
+    queuedDatagrams: 0,
+    queuedBytes: 0,
     lastActivity: 0,
   };
 }

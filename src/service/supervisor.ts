@@ -11,6 +11,9 @@ import { formatAddr } from "../net/address.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { listenAll } from "../net/listen.ts";
+import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
+import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
+import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
 import { type Refusal, WakeBudget } from "./admission.ts";
 import { serveConnection } from "./connection.ts";
@@ -34,6 +37,8 @@ export class Supervisor {
   #config: Config;
   readonly #recorder: Recorder;
   readonly #listeners = new Map<Service, Deno.TcpListener[]>();
+  /** Each service's UDP ports. */
+  readonly #relays = new Map<Service, DatagramRelay[]>();
   /** Each listener's accept loop, which ends once the listener is closed. */
   readonly #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
@@ -98,36 +103,50 @@ export class Supervisor {
   }
 
   /**
-   * Opens every service's listeners and starts accepting.
+   * Opens every service's listeners (TCP) and sockets (UDP) and starts serving.
    *
    * @throws {Error} naming the service's file:line, the address and the
    * reason when one cannot listen; listeners already opened are closed again
    */
-  listen(): void {
-    const opened = new Map<Service, Deno.TcpListener[]>();
+  async listen(): Promise<void> {
+    const opened = new Map<Service, Opened>();
     try {
-      for (const service of this.#services) opened.set(service, listenFor(service.config));
+      for (const service of this.#services) opened.set(service, await listenFor(service.config));
     } catch (error) {
-      for (const listeners of opened.values()) listeners.forEach(closeQuietly);
+      for (const ports of opened.values()) closeOpened(ports);
       throw error;
     }
-    for (const [service, listeners] of opened) {
-      for (const listener of listeners) this.serve(service, listener);
+    for (const [service, ports] of opened) this.#serveAll(service, ports);
+  }
+
+  /** Serves what {@linkcode listenFor} opened for `service`. */
+  #serveAll(service: Service, opened: Opened) {
+    for (const { listener, port } of opened.tcp) this.serve(service, listener, port);
+    for (const { socket, port } of opened.udp) {
+      const relay = new DatagramRelay(service, socket, port);
+      this.#relays.set(service, [...(this.#relays.get(service) ?? []), relay]);
+      this.#log.info("[{service}] listening on {address}{mapping}", {
+        service: service.config.name,
+        address: relay.address,
+        mapping: port ? ` (MORE_PORTS ${formatPortMapping(port)})` : "",
+      });
     }
   }
 
   /**
    * Accepts connections on `listener` for `service` until the listener is
-   * closed. Tests hand in their own port-0 listeners here.
+   * closed; `port` is the MORE_PORTS entry it listens for, undefined for
+   * PORT. Tests hand in their own port-0 listeners here.
    */
-  serve(service: Service, listener: Deno.TcpListener): void {
+  serve(service: Service, listener: Deno.TcpListener, port?: PortMapping): void {
     this.#listeners.set(service, [...(this.#listeners.get(service) ?? []), listener]);
     const name = service.config.name;
-    this.#log.info("[{service}] listening on {address}", {
+    this.#log.info("[{service}] listening on {address}{mapping}", {
       service: name,
       address: formatAddr(listener.addr),
+      mapping: port ? ` (MORE_PORTS ${formatPortMapping(port)})` : "",
     });
-    const loop = acceptConnections(listener, name, (client) => this.#track(service, client))
+    const loop = acceptConnections(listener, name, (client) => this.#track(service, client, port))
       .finally(() => this.#accepting.delete(listener));
     this.#accepting.set(listener, loop);
   }
@@ -138,7 +157,7 @@ export class Supervisor {
   }
 
   /** Registers an accepted connection and handles it until it is closed. */
-  #track(service: Service, client: Deno.TcpConn) {
+  #track(service: Service, client: Deno.TcpConn, port: PortMapping | undefined) {
     const entry: Connection = { client, service, done: Promise.resolve() };
     const held = this.#connections.size;
     this.#connectionEvents++;
@@ -154,7 +173,7 @@ export class Supervisor {
       }
     };
     // One handler for both outcomes, not finally(): a quiet connection holds what it chains.
-    entry.done = serveConnection(service, client, this.#refuseAny(held)).then(forget, forget);
+    entry.done = serveConnection(service, client, this.#refuseAny(held), port).then(forget, forget);
     this.#connections.add(entry);
   }
 
@@ -176,6 +195,8 @@ export class Supervisor {
    * accept loops have ended: the returned promise says when.
    */
   #stopListening(service: Service): Promise<unknown> {
+    for (const relay of this.#relays.get(service) ?? []) relay.close();
+    this.#relays.delete(service);
     const listeners = this.#listeners.get(service) ?? [];
     this.#listeners.delete(service);
     listeners.forEach(closeQuietly);
@@ -201,11 +222,11 @@ export class Supervisor {
     const plan = planReload(this.#services.map((service) => service.config), config.services);
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
     const fresh = new Map(config.services.map((service) => [service.name, service]));
-    const opened = new Map<string, Deno.TcpListener[]>();
+    const opened = new Map<string, Opened>();
     try {
-      for (const name of plan.listenBefore) opened.set(name, listenFor(fresh.get(name)!));
+      for (const name of plan.listenBefore) opened.set(name, await listenFor(fresh.get(name)!));
     } catch (error) {
-      for (const listeners of opened.values()) listeners.forEach(closeQuietly);
+      for (const ports of opened.values()) closeOpened(ports);
       throw error;
     }
 
@@ -224,14 +245,12 @@ export class Supervisor {
     });
     this.#config = config;
     const byName = new Map(this.#services.map((service) => [service.config.name, service]));
-    for (const [name, listeners] of opened) {
-      for (const listener of listeners) this.serve(byName.get(name)!, listener);
-    }
+    for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
     await Promise.all(released);
     for (const name of plan.listenAfter) {
       const service = byName.get(name)!;
       try {
-        for (const listener of listenFor(service.config)) this.serve(service, listener);
+        this.#serveAll(service, await listenFor(service.config));
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -258,6 +277,8 @@ export class Supervisor {
    */
   async shutdown(): Promise<void> {
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
+    for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
+    this.#relays.clear();
     await this.#finishConnections([...this.#connections], "shutting down:", () => {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
@@ -297,16 +318,42 @@ export class Supervisor {
   }
 }
 
+/** What a service listens on: TCP listeners and UDP sockets, each with its MORE_PORTS entry. */
+interface Opened {
+  tcp: { listener: Deno.TcpListener; port?: PortMapping }[];
+  udp: { socket: UdpSocket; port?: PortMapping }[];
+}
+
 /**
- * Opens a service's listeners.
+ * Opens a service's listeners and UDP sockets: PORT's, then MORE_PORTS'.
  *
- * @throws {Error} naming the service's file:line, the address and the reason
+ * @throws {Error} naming the service's file:line, the address and the reason;
+ * what was opened before the failure is closed again
  */
-function listenFor(config: ServiceConfig): Deno.TcpListener[] {
+async function listenFor(config: ServiceConfig): Promise<Opened> {
+  const opened: Opened = { tcp: [], udp: [] };
   try {
-    return listenAll(config.listenAddresses, config.port);
+    for (const [index, mapping] of listenPorts(config).entries()) {
+      const port = index === 0 ? undefined : mapping;
+      if (mapping.protocol === "tcp") {
+        for (const listener of listenAll(config.listenAddresses, mapping.listen)) {
+          opened.tcp.push({ listener, port });
+        }
+      } else {
+        for (const socket of await bindAll(config.listenAddresses, mapping.listen)) {
+          opened.udp.push({ socket, port });
+        }
+      }
+    }
+    return opened;
   } catch (error) {
+    closeOpened(opened);
     const where = `${config.source.file}:${config.source.line}`;
     throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
   }
+}
+
+function closeOpened(opened: Opened) {
+  for (const { listener } of opened.tcp) closeQuietly(listener);
+  for (const { socket } of opened.udp) closeSocket(socket);
 }

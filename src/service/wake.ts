@@ -36,11 +36,19 @@ export interface WakeRequest {
   knownTarget?: Target;
 }
 
-/** A backend that is up and has accepted a connection. */
+/** A backend that is up, and the connection that proved it (none for PROTOCOL=udp). */
 export interface Woken {
   /** Where the backend listens. */
   target: Target;
   /** The connection that proved readiness: it belongs to a client, it is no probe. */
+  conn?: Deno.TcpConn;
+}
+
+/** A connection to the backend for one client. */
+export interface Backend {
+  /** Where it goes. */
+  target: Target;
+  /** The connection. */
   conn: Deno.TcpConn;
 }
 
@@ -63,10 +71,12 @@ export class WakeError extends Error {
 /**
  * Wakes the backend: runs CHECK_CMD (when set), then START_CMD unless the
  * check said the backend is up; then READY_CMD (when set) until it exits 0;
- * then connects to the target until it accepts. READY_CMD and the connection
- * share the READY_TIMEOUT deadline, which no connection attempt outlasts.
+ * then, when PORT is TCP, connects to the target until it accepts. READY_CMD
+ * and the connection share the READY_TIMEOUT deadline, which no connection
+ * attempt outlasts. A UDP backend is ready once READY_CMD (or START_CMD)
+ * exited 0: nothing else can tell.
  *
- * @returns the target and the connection that proved it ready
+ * @returns the target and the connection that proved it ready (none for UDP)
  * @throws {WakeError} saying why, and whether START_CMD ran
  */
 export async function wake(request: WakeRequest): Promise<Woken> {
@@ -139,12 +149,12 @@ function targetFrom(action: Action, stdout: string, known?: Target): Target | un
 
 /**
  * Waits until the backend is ready: READY_CMD exits 0 (when set), then the
- * target accepts a connection, both within READY_TIMEOUT.
+ * target accepts a connection (TCP only), both within READY_TIMEOUT.
  */
 async function waitReady(
   { config, run, signal }: WakeRequest,
   target: Target,
-): Promise<Deno.TcpConn> {
+): Promise<Deno.TcpConn | undefined> {
   const { readyCmd, readyTimeout, connectTimeout } = config;
   const deadline = Date.now() + readyTimeout * 1000;
   if (readyCmd) {
@@ -173,6 +183,7 @@ async function waitReady(
       backoff = Math.min(backoff * 2, 1000);
     }
   }
+  if (config.protocol === "udp") return undefined;
   const logger = log("connect");
   const address = formatTarget(target);
   try {
