@@ -13,6 +13,7 @@ import { startCommand } from "./cli/start.ts";
 import { statusCommand } from "./cli/status.ts";
 import { stopCommand } from "./cli/stop.ts";
 import { versionCommand } from "./cli/version.ts";
+import { keepAwakeCommand, sleepCommand, wakeCommand } from "./cli/actions.ts";
 import { type Command, UsageError } from "./cli/options.ts";
 import type { Verbosity } from "./log.ts";
 import { printError } from "./cli/report.ts";
@@ -22,6 +23,9 @@ import { VERSION } from "./version.ts";
 const COMMANDS: Record<string, Command> = {
   start: startCommand,
   stop: stopCommand,
+  wake: wakeCommand,
+  sleep: sleepCommand,
+  "keep-awake": keepAwakeCommand,
   status: statusCommand,
   reload: reloadCommand,
   run: runCommand,
@@ -98,8 +102,13 @@ export async function main(args: string[]): Promise<number> {
       console.error(usage());
       return 2;
     }
-    if (positionals.length > 1) {
-      throw new UsageError(`Unexpected argument "${positionals[1]}" after "${word}"`);
+    const wanted = command.args ?? [];
+    const given = positionals.slice(1);
+    if (given.length > wanted.length) {
+      throw new UsageError(`Unexpected argument "${given[wanted.length]}" after "${word}"`);
+    }
+    if (given.length < wanted.length) {
+      throw new UsageError(`"${word}" needs ${wanted.slice(given.length).join(" and ")}`);
     }
     const verbosity: Verbosity = values.debug ? "trace" : values.verbose ? "debug" : "info";
     const { "config-file": configFiles = [], ...flags } = values;
@@ -107,6 +116,7 @@ export async function main(args: string[]): Promise<number> {
       configFiles: configFiles as string[],
       verbosity,
       flags: flags as Record<string, string | boolean | undefined>,
+      args: given,
     });
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
@@ -120,7 +130,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 function noOptions() {
-  return { configFiles: [], verbosity: "info" as const, flags: {} };
+  return { configFiles: [], verbosity: "info" as const, flags: {}, args: [] };
 }
 
 /** `parseArgs` rejects unknown flags and missing values with these codes. */

@@ -14,12 +14,16 @@ import { startEchoBackend, stopEchoBackend } from "./_service.ts";
 export interface HistorySetupOptions {
   /** The echo service's section name. */
   name: string;
-  /** Its IDLE_TIME, in seconds. */
+  /** Its IDLE_TIME, in seconds (checked every 0.2 s). */
   idleTime: number;
   /** Its COST_PER_HOUR. */
   cost: string;
   /** Sections added after it. */
   more?: string;
+  /** Global lines added before it, given the folder. */
+  global?: (dir: string) => string;
+  /** More lines of its section. */
+  extra?: string;
 }
 
 /** The folder, the configuration file, the ports, and how to clean up. */
@@ -52,6 +56,7 @@ export async function historySetup(options: HistorySetupOptions): Promise<Histor
     `VARRUN_PATH=${dir}/run
 STATE_PATH=${dir}/state
 METRICS_ADDRESS=127.0.0.1:${http}
+${options.global?.(dir) ?? ""}
 [${options.name}]
 PORT=${port}
 LISTEN_ADDRESS=127.0.0.1
@@ -60,6 +65,7 @@ STOP_CMD='${stopEchoBackend(backend)}'
 IDLE_TIME=${options.idleTime}
 IDLE_CHECK_INTERVAL=0.2
 COST_PER_HOUR=${options.cost}
+${options.extra ?? ""}
 ${options.more ?? ""}`,
   );
   return {

@@ -12,6 +12,7 @@ function monitor(settings: Partial<ServiceConfig>) {
     open: 0,
     lastActivity: 0,
     awakeSince: Date.now(),
+    keptAwakeUntil: 0,
     stops: [] as IdleVerdict[],
   };
   const idle = new IdleMonitor({
@@ -19,6 +20,7 @@ function monitor(settings: Partial<ServiceConfig>) {
     openConnections: () => state.open,
     lastActivity: () => state.lastActivity,
     awakeSince: () => state.awakeSince,
+    keptAwakeUntil: () => state.keptAwakeUntil,
     runIdleCmd: (signal) => runShell(state.config.idleCmd!.text, { signal }),
     stop: (verdict) => {
       state.stops.push(verdict);
@@ -34,6 +36,19 @@ Deno.test("IdleMonitor.shouldSleep() says busy while a connection is open", asyn
   state.open = 2;
   state.awakeSince = Date.now() - 60_000;
   assert.deepEqual(await idle.shouldSleep(), { outcome: "busy", reason: "2 open connections" });
+});
+
+Deno.test("IdleMonitor.shouldSleep() says busy while kept awake, and until MIN_AWAKE_TIME", async () => {
+  const { idle, state } = monitor({ idleTime: 1, minAwakeTime: 60 });
+  state.awakeSince = Date.now() - 120_000;
+  state.keptAwakeUntil = Date.now() + 60_000;
+  assert.match((await idle.shouldSleep()).reason, /^kept awake until \d{4}-/);
+  state.keptAwakeUntil = 0;
+  assert.equal((await idle.shouldSleep()).outcome, "sleep");
+  state.awakeSince = Date.now() - 30_000;
+  const young = await idle.shouldSleep();
+  assert.equal(young.outcome, "busy");
+  assert.match(young.reason, /^awake for 30\.\ds of MIN_AWAKE_TIME 60s$/);
 });
 
 Deno.test("IdleMonitor.shouldSleep() counts idleness from the last activity and says sleep after IDLE_TIME", async () => {

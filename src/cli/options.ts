@@ -14,6 +14,8 @@ export interface CliOptions {
   verbosity: Verbosity;
   /** The command's own flags, e.g. `{ json: true }` for `status --json`. */
   flags: Record<string, string | boolean | undefined>;
+  /** The words after the command's name, as its {@linkcode Command.args} name them. */
+  args: string[];
 }
 
 /** What `main` needs to know of a command: its help, its own flags and how to run it. */
@@ -22,6 +24,8 @@ export interface Command {
   summary: string;
   /** Full help text, printed by `sleepingd COMMAND --help`. */
   help: string;
+  /** The words it takes after its name, all required, e.g. `["NAME", "DURATION"]`. */
+  args?: string[];
   /** Flags the command takes besides the global ones, in `node:util` `parseArgs` form. */
   flags?: Record<string, { type: "boolean" | "string"; short?: string }>;
   /** Runs the command and returns the process exit code. */

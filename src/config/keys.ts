@@ -222,6 +222,13 @@ export const KEYS: readonly KeyDefinition[] = [
       "so the backend is never stopped for being idle.",
   },
   {
+    name: "MIN_AWAKE_TIME",
+    kind: "seconds",
+    default: "",
+    doc: "Seconds a woken service stays awake at least, idle or not: for backends whose start " +
+      "costs more than running a while longer. Blank or 0 means no minimum.",
+  },
+  {
     name: "ROUTE_PER_CONNECTION",
     kind: "boolean",
     default: "no",
@@ -355,6 +362,17 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "File the daemon appends its log to. Blank means stderr for sleepingd run, and " +
       "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
+  },
+  {
+    name: "API_TOKEN_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "File holding the token that POST /api/services/NAME/wake, /sleep and /keep-awake " +
+      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN); read at each request, " +
+      "so it can change without a restart. Keep it readable by sleepingd's user only. Blank " +
+      "means the HTTP API takes no action (the CLI's wake, sleep and keep-awake still work " +
+      "through the control socket). Global section only.",
   },
   {
     name: "METRICS_ADDRESS",

@@ -106,6 +106,8 @@ export interface ServiceConfig {
    * @default 60
    */
   udpFlowTimeout: number;
+  /** `MIN_AWAKE_TIME`: seconds a woken service stays awake at least; `undefined` means none. */
+  minAwakeTime?: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
 }
@@ -134,6 +136,8 @@ export interface GlobalConfig {
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
+  apiTokenFile?: string;
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */

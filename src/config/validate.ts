@@ -122,6 +122,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
+      ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
       ...optional(
         "metricsAddress",
         metricsAddress === undefined ? undefined : parseHostPort(metricsAddress),
@@ -323,6 +324,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
+    ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
   };
   checkMorePorts(service, settings, issues);

@@ -16,6 +16,7 @@ import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
 import type { State } from "../service/lifecycle.ts";
+import { runAction } from "./actions.ts";
 import { serveHttp } from "./http.ts";
 import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
@@ -115,6 +116,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
             period,
           ),
         subscribe: (listener) => events.subscribe(listener),
+        act: (request, by) => runAction(supervisor, request, by),
+        tokenFile: () => supervisor.config.global.apiTokenFile,
       });
     }
   } catch (error) {
@@ -227,6 +230,15 @@ function openControl(
   }
   const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
     if (request.command === "status") return { ok: true, status: status() };
+    if (request.command === "action") {
+      try {
+        const by = `sleepingd ${request.action.action}`;
+        const message = await runAction(supervisor, request.action, by);
+        return { ok: true, status: status(), message };
+      } catch (error) {
+        return { ok: false, error: (error as Error).message };
+      }
+    }
     if (request.command === "stop") {
       setTimeout(requestStop, 0);
       return { ok: true, status: status() };

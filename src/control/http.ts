@@ -2,7 +2,9 @@
  * The HTTP server of `METRICS_ADDRESS`: the dashboard at `/`, Prometheus
  * metrics at `/metrics`, `/healthz`, and JSON for other tools at
  * `/api/status`, `/api/history` and `/api/live` (docs/ARCHITECTURE.md,
- * "Dashboard"). Read-only: it answers GET and HEAD.
+ * "History and dashboard"). It answers GET and HEAD, and POST to
+ * `/api/services/NAME/wake|sleep|keep-awake` with the API_TOKEN_FILE's token
+ * ("Wake API").
  *
  * @module
  */
@@ -12,7 +14,11 @@ import { dashboardPage } from "../dashboard/page.ts";
 import type { HistoryEvent } from "../history/event.ts";
 import type { History, Period } from "../history/timeline.ts";
 import { log } from "../log.ts";
-import { formatTarget } from "../net/address.ts";
+import { timingSafeEqual } from "node:crypto";
+import { parseDuration } from "../config/duration.ts";
+import { formatAddr, formatTarget } from "../net/address.ts";
+import { UnknownServiceError } from "../service/supervisor.ts";
+import { parseAction, type ServiceAction } from "./actions.ts";
 import type { DaemonStatus } from "./status.ts";
 
 /** What the server shows, read at each request. */
@@ -25,6 +31,10 @@ export interface HttpSources {
   history(period: Period, service?: string): History;
   /** Calls `listener` with each event of the history; returns how to stop. */
   subscribe(listener: (event: HistoryEvent) => void): () => void;
+  /** Does an action on a service, asked by `by`; says what was done. */
+  act(request: ServiceAction, by: string): Promise<string>;
+  /** The API_TOKEN_FILE now; undefined when the HTTP API takes no action. */
+  tokenFile(): string | undefined;
 }
 
 /** The periods `/api/history?period=` takes: `24h`, `7d`, any `Nh` or `Nd` up to 31 days. */
@@ -68,10 +78,19 @@ export function serveHttp(
     feed.send("history", event);
     sendStatus();
   });
-  const handle = (request: Request): Response => {
+  const handle = (request: Request, peer: Deno.NetAddr): Response | Promise<Response> => {
     const url = new URL(request.url);
+    const action = ACTION_PATH.exec(url.pathname);
+    if (action) {
+      if (request.method !== "POST") return text("Only POST here\n", 405, { allow: "POST" });
+      return act(request, sources, decodeURIComponent(action[1]), action[2], peer);
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return text("Only GET and HEAD: this server is read-only\n", 405, { allow: "GET, HEAD" });
+      return text(
+        "Only GET and HEAD, but POST to /api/services/NAME/wake, /sleep or /keep-awake\n",
+        405,
+        { allow: "GET, HEAD" },
+      );
     }
     switch (url.pathname) {
       case "/":
@@ -105,9 +124,9 @@ export function serveHttp(
         const url = `http://${formatTarget(addr)}`;
         logger.info("dashboard on {url}/, metrics on {url}/metrics", { url });
       },
-    }, (request) => {
+    }, async (request, info) => {
       try {
-        return handle(request);
+        return await handle(request, info.remoteAddr);
       } catch (error) {
         if (error instanceof BadRequest) return json({ error: error.message }, error.status);
         logger.error("cannot answer {url}: {error}", { url: request.url, error });
@@ -127,6 +146,75 @@ export function serveHttp(
       await server.shutdown();
     },
   };
+}
+
+/** `/api/services/NAME/ACTION`. */
+const ACTION_PATH = /^\/api\/services\/([^/]+)\/(wake|sleep|keep-awake)$/;
+
+/**
+ * Does an action asked over HTTP: with the token of API_TOKEN_FILE only,
+ * compared in constant time. The body, JSON and optional, may hold `for`
+ * (a duration: `2h`) or `seconds`, and `force`.
+ */
+async function act(
+  request: Request,
+  sources: HttpSources,
+  service: string,
+  action: string,
+  peer: Deno.NetAddr,
+): Promise<Response> {
+  const file = sources.tokenFile();
+  if (file === undefined) {
+    return json({ error: "The HTTP API takes no action here: set API_TOKEN_FILE" }, 403);
+  }
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(file)).trim();
+    if (token === "") throw new Error("it is empty");
+  } catch (error) {
+    log("http").error("cannot read API_TOKEN_FILE {file}: {error}", { file, error });
+    return json({ error: `Cannot read API_TOKEN_FILE ${file}` }, 503);
+  }
+  const sent = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+  if (!(await sameSecret(sent, token))) {
+    log("http").warn("refused {action} of [{service}] from {peer}: no valid token", {
+      action,
+      service,
+      peer: formatAddr(peer),
+    });
+    return json({ error: "A valid token is needed: Authorization: Bearer TOKEN" }, 401, {
+      "www-authenticate": "Bearer",
+    });
+  }
+  let body: Record<string, unknown>;
+  try {
+    const raw = await request.text();
+    body = raw.trim() === "" ? {} : JSON.parse(raw);
+    if (typeof body.for === "string") body = { ...body, seconds: parseDuration(body.for) };
+  } catch (error) {
+    return json({ error: `The body must be JSON: ${(error as Error).message}` }, 400);
+  }
+  let parsed: ServiceAction;
+  try {
+    parsed = parseAction({ seconds: body.seconds, force: body.force, action, service });
+  } catch (error) {
+    return json({ error: (error as Error).message }, 400);
+  }
+  try {
+    const message = await sources.act(parsed, `the HTTP API from ${formatAddr(peer)}`);
+    const status = sources.status().services.find((one) => one.name === service);
+    return json({ ok: true, message, service: status });
+  } catch (error) {
+    const status = error instanceof UnknownServiceError ? 404 : 502;
+    return json({ ok: false, error: (error as Error).message }, status);
+  }
+}
+
+/** Whether two secrets are the same, in a time that does not tell how much of them matched. */
+async function sameSecret(a: string, b: string): Promise<boolean> {
+  const digest = async (text: string) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return timingSafeEqual(await digest(a), await digest(b));
 }
 
 /** The period `/api/history` asks for: `period=24h|7d|Nh|Nd`, or `from` and `to`. */
@@ -182,8 +270,8 @@ function page(): Response {
   });
 }
 
-function json(value: unknown, status = 200): Response {
-  return text(JSON.stringify(value), status, { "content-type": "application/json" });
+function json(value: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return text(JSON.stringify(value), status, { "content-type": "application/json", ...headers });
 }
 
 function text(body: string, status = 200, headers: Record<string, string> = {}): Response {

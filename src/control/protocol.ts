@@ -6,10 +6,13 @@
  */
 
 import { closeQuietly, writeAll } from "../net/conn.ts";
+import type { ServiceAction } from "./actions.ts";
 import type { DaemonStatus } from "./status.ts";
 
-/** What the CLI can ask the daemon. */
-export type ControlRequest = { command: "status" | "reload" | "stop" };
+/** What the CLI can ask the daemon: of itself, or an action on a service. */
+export type ControlRequest =
+  | { command: "status" | "reload" | "stop" }
+  | { command: "action"; action: ServiceAction };
 
 /** The daemon's answer. */
 export type ControlResponse =

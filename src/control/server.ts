@@ -8,6 +8,7 @@
 import { log } from "../log.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly, writeAll } from "../net/conn.ts";
+import { parseAction } from "./actions.ts";
 import { type ControlRequest, type ControlResponse, readLine } from "./protocol.ts";
 
 /** Answers one control request. */
@@ -50,9 +51,10 @@ async function answer(conn: Deno.Conn, handler: ControlHandler) {
     let response: ControlResponse;
     try {
       const request = JSON.parse(line) as ControlRequest;
-      if (!["status", "reload", "stop"].includes(request?.command)) {
+      if (!["status", "reload", "stop", "action"].includes(request?.command)) {
         throw new Error(`Unknown control command ${JSON.stringify(request?.command)}`);
       }
+      if (request.command === "action") parseAction(request.action);
       response = await handler(request);
     } catch (error) {
       response = { ok: false, error: (error as Error).message };

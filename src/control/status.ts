@@ -22,6 +22,8 @@ export interface ServiceStatus {
   state: State;
   /** ISO time the state was entered. */
   stateSince: string;
+  /** ISO time until which no idle stop may happen (`sleepingd keep-awake`), or null. */
+  keptAwakeUntil: string | null;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -73,6 +75,7 @@ function serviceStatus(service: Service): ServiceStatus {
     ports: listenPorts(config).map(formatPortMapping),
     state: service.state,
     stateSince: new Date(service.stateSince).toISOString(),
+    keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,
@@ -115,6 +118,7 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
     const details = [
       `state ${service.state}`,
       service.target ? `target ${service.target}` : undefined,
+      service.keptAwakeUntil ? `kept awake until ${service.keptAwakeUntil}` : undefined,
       service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
       udp

@@ -14,7 +14,8 @@ import { sleep } from "../timers.ts";
 /** One idle check's answer. */
 export interface IdleVerdict {
   /**
-   * - `busy`: a connection is open, or IDLE_CMD says the backend is in use
+   * - `busy`: a connection is open, it is kept awake or not yet awake for
+   *   MIN_AWAKE_TIME, or IDLE_CMD says the backend is in use
    * - `idle`: idle, but not yet for IDLE_TIME
    * - `sleep`: idle for IDLE_TIME: stop the backend now
    */
@@ -33,6 +34,8 @@ export interface IdleInputs {
   lastActivity(): number;
   /** Epoch milliseconds since which the service is awake. */
   awakeSince(): number;
+  /** Epoch milliseconds until which it is kept awake (`sleepingd keep-awake`); 0 when not. */
+  keptAwakeUntil(): number;
   /** Runs IDLE_CMD; aborting `signal` kills it. */
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
@@ -82,8 +85,9 @@ export class IdleMonitor {
 
   /**
    * Decides whether the service should sleep now: it is idle when no
-   * connection is open and IDLE_CMD (when set) exits 0, and it sleeps once
-   * it has been idle for IDLE_TIME in a row. Idleness counts from the last
+   * connection is open, it is not kept awake, it has been awake for
+   * MIN_AWAKE_TIME and IDLE_CMD (when set) exits 0; it sleeps once it has
+   * been idle for IDLE_TIME in a row. Idleness counts from the last
    * activity (or from the wake); with IDLE_CMD, from the first check where
    * it said idle, as only the command knows what the backend did before.
    */
@@ -91,8 +95,14 @@ export class IdleMonitor {
     const inputs = this.#inputs;
     const open = inputs.openConnections();
     if (open > 0) return this.#busy(`${open} open connection${open === 1 ? "" : "s"}`);
-    const { idleCmd, idleTime = 0 } = inputs.config();
+    const { idleCmd, idleTime = 0, minAwakeTime = 0 } = inputs.config();
     const now = Date.now();
+    const keptUntil = inputs.keptAwakeUntil();
+    if (now < keptUntil) return this.#busy(`kept awake until ${new Date(keptUntil).toISOString()}`);
+    const awakeFor = (now - inputs.awakeSince()) / 1000;
+    if (awakeFor < minAwakeTime) {
+      return this.#busy(`awake for ${awakeFor.toFixed(1)}s of MIN_AWAKE_TIME ${minAwakeTime}s`);
+    }
     let since = Math.max(inputs.awakeSince(), inputs.lastActivity());
     if (idleCmd) {
       const result = await inputs.runIdleCmd(signal);

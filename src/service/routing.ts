@@ -77,12 +77,14 @@ export interface Router {
   open(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined>;
 
   /**
-   * Returns the backend's target, waking it first if needed, for a UDP
-   * client at `client` (whose datagram is the wake's cause).
+   * Returns the backend's target, waking it first if needed: for a UDP
+   * client's datagram, or a wake asked for. `cause` says why, e.g.
+   * `datagram from 192.0.2.7:5353`; `client`, when there is one, reaches the
+   * commands' environment.
    *
    * @throws {NoBackendError} saying why there is none
    */
-  target(client: Deno.NetAddr, signal?: AbortSignal): Promise<Target>;
+  target(cause: string, client?: Deno.NetAddr, signal?: AbortSignal): Promise<Target>;
 }
 
 /** The router for a configuration. */
@@ -91,21 +93,17 @@ export function routerFor(config: ServiceConfig, context: RouteContext): Router 
 }
 
 /**
- * Begins a wake for the client at `client` if the service is asleep and the
- * wake rate limits allow one: whoever wins `asleep → starting` runs it.
+ * Begins a wake for `reason` (`connection from 192.0.2.7:51234`) if the
+ * service is asleep and the wake rate limits allow one: whoever wins
+ * `asleep → starting` runs it.
  *
  * @returns whether this call began a wake
  * @throws {NoBackendError} when a wake rate limit refuses one
  */
-function beginWake(
-  context: RouteContext,
-  client: Deno.NetAddr,
-  cause: "connection" | "datagram" = "connection",
-): boolean {
+function beginWake(context: RouteContext, reason: string): boolean {
   if (context.life.state !== "asleep") return false;
   const refusal = context.mayWake();
   if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
-  const reason = `${cause} from ${formatAddr(client)}`;
   return context.life.tryTransition("asleep", { to: "starting", reason });
 }
 
@@ -152,29 +150,32 @@ class SharedWake implements Router {
       } else if (!wait) {
         return undefined;
       } else {
-        await this.#waitForWake(client, port ? "other port" : "connection", signal, tries);
+        const cause = `connection from ${formatAddr(client)}`;
+        await this.#waitForWake(client, cause, !port, signal, tries);
       }
     }
   }
 
   /** Returns the target once awake, waking the backend as needed. */
-  async target(client: Deno.NetAddr, clientSignal?: AbortSignal): Promise<Target> {
+  async target(cause: string, client?: Deno.NetAddr, clientSignal?: AbortSignal): Promise<Target> {
     const signal = joinSignals(this.#context.signal, clientSignal);
     const tries = { wakes: 0, lastFailure: "" };
     while (true) {
       signal.throwIfAborted();
       if (this.#context.life.state === "awake") return this.#context.life.target!;
-      await this.#waitForWake(client, "datagram", signal, tries);
+      await this.#waitForWake(client, cause, false, signal, tries);
     }
   }
 
   /**
-   * Waits for a stop under way, or for a wake (beginning it if asleep),
-   * counting wakes. `cause`: a connection on PORT, on a MORE_PORTS port, or a datagram.
+   * Waits for a stop under way, or for a wake (beginning it if asleep, for
+   * `cause`), counting wakes. `keepSpare`: a client of PORT asks, which may
+   * take the connection that proves the backend ready.
    */
   async #waitForWake(
-    client: Deno.NetAddr,
-    cause: "connection" | "other port" | "datagram",
+    client: Deno.NetAddr | undefined,
+    cause: string,
+    keepSpare: boolean,
     signal: AbortSignal,
     tries: { wakes: number; lastFailure: string },
   ) {
@@ -188,8 +189,7 @@ class SharedWake implements Router {
         `Gave up after ${MAX_WAKES_PER_CONNECTION} wakes in a row: ${tries.lastFailure}`,
       );
     }
-    const began = beginWake(this.#context, client, cause === "datagram" ? cause : "connection");
-    if (began) this.#wake(client, cause === "connection");
+    if (beginWake(this.#context, cause)) this.#wake(client, keepSpare);
     const change = await life.changed(signal);
     if (change.to !== "awake") throw new NoBackendError(change.reason);
   }
@@ -226,7 +226,7 @@ class SharedWake implements Router {
    * when one began the wake (`keepSpare`); a wake begun on another port or by
    * a datagram closes it at once, lest it wait, unused, until the backend drops it.
    */
-  #wake(client: Deno.NetAddr, keepSpare: boolean) {
+  #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
     const { life, config, run, signal, abandonWake } = this.#context;
     wake({ config: config(), run, signal, client, knownTarget: life.lastTarget })
       .then(
@@ -317,7 +317,7 @@ class PerConnection implements Router {
     const signal = joinSignals(this.#context.signal, options.signal);
     while (life.state === "stopping") await life.changed(signal);
     signal.throwIfAborted();
-    beginWake(this.#context, client);
+    beginWake(this.#context, `connection from ${formatAddr(client)}`);
     this.#pending++;
     try {
       const woken = await wake({ config: config(), run, signal, client });

@@ -14,7 +14,7 @@
 import type { CommandSpec, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import type { Direction } from "../net/forward.ts";
-import type { Target } from "../net/address.ts";
+import { formatAddr, type Target } from "../net/address.ts";
 import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
@@ -79,6 +79,8 @@ export class Service {
   readonly #wakes: WakeBudget;
   readonly #onChange: () => void;
   #start?: RunningStart;
+  /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
+  #keptAwakeUntil = 0;
   readonly #log = log("service");
 
   /**
@@ -98,6 +100,7 @@ export class Service {
       openConnections: () => this.stats.openConnections,
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
+      keptAwakeUntil: () => this.#keptAwakeUntil,
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: (verdict) => this.stop("idle", verdict.reason),
@@ -137,6 +140,19 @@ export class Service {
   /** The current state. */
   get state(): State {
     return this.#lifecycle.state;
+  }
+
+  /** Epoch milliseconds until which the service is kept awake; 0 when it is not. */
+  get keptAwakeUntil(): number {
+    return this.#keptAwakeUntil > Date.now() ? this.#keptAwakeUntil : 0;
+  }
+
+  /**
+   * Keeps the service from idle stops until `until` (epoch milliseconds), or
+   * ends that when `until` is 0. It wakes nothing by itself.
+   */
+  keepAwakeUntil(until: number): void {
+    this.#keptAwakeUntil = until;
   }
 
   /** Epoch milliseconds when the current state was entered. */
@@ -290,13 +306,18 @@ export class Service {
   }
 
   /**
-   * Returns the backend's target for a UDP client at `client`, waking the
-   * backend first if needed (concurrent callers share one wake).
+   * Returns the backend's target, waking the backend first if needed
+   * (concurrent callers share one wake): for the datagram of a UDP client at
+   * `client`, or, without a client, for a wake asked for (`cause` says by whom).
    *
    * @throws {NoBackendError} when the backend cannot be woken
    */
-  awakeTarget(client: Deno.NetAddr, signal?: AbortSignal): Promise<Target> {
-    return this.#router.target(client, signal);
+  awakeTarget(
+    cause: string | Deno.NetAddr,
+    signal?: AbortSignal,
+  ): Promise<Target> {
+    if (typeof cause === "string") return this.#router.target(cause, undefined, signal);
+    return this.#router.target(`datagram from ${formatAddr(cause)}`, cause, signal);
   }
 
   /**

@@ -31,6 +31,15 @@ interface Connection {
   done: Promise<void>;
 }
 
+/** A request named a service that the configuration does not have. */
+export class UnknownServiceError extends Error {
+  /** Creates the error naming the services there are. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UnknownServiceError";
+  }
+}
+
 /** Runs every active service of a configuration in this process. */
 export class Supervisor {
   #services: Service[];
@@ -100,6 +109,36 @@ export class Supervisor {
   /** The configuration in force. */
   get config(): Config {
     return this.#config;
+  }
+
+  /**
+   * The service named `name`.
+   *
+   * @throws {UnknownServiceError} naming the services there are, when none is named so
+   */
+  service(name: string): Service {
+    const service = this.#services.find((one) => one.config.name === name);
+    if (service) return service;
+    const names = this.#services.map((one) => one.config.name).join(", ") || "none";
+    throw new UnknownServiceError(`No service is named "${name}" (the services: ${names})`);
+  }
+
+  /**
+   * Stops a service's backend now, if it is awake, and ends its keep-awake:
+   * its open connections first get up to SHUTDOWN_GRACE to finish (closed
+   * after), or are closed at once with `force`.
+   */
+  async sleep(service: Service, force: boolean): Promise<void> {
+    service.keepAwakeUntil(0);
+    const open = [...this.#connections].filter((entry) => entry.service === service);
+    const why = `[${service.config.name}] asked to sleep:`;
+    if (force) {
+      for (const { client } of open) closeQuietly(client);
+      await Promise.all(open.map((entry) => entry.done));
+    } else {
+      await this.#finishConnections(open, why, () => {});
+    }
+    await service.stop("requested", force ? "asked to sleep at once" : "asked to sleep");
   }
 
   /**
