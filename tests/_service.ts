@@ -33,6 +33,7 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     protocol: "tcp",
     morePorts: [],
     udpFlowTimeout: 60,
+    keepAwake: [],
     ...overrides,
   };
 }

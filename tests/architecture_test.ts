@@ -10,6 +10,7 @@ import { REPO } from "./_helpers.ts";
 const FORBIDDEN: Record<string, string[]> = {
   "log.ts": ["service", "control", "cli", "config", "net", "process"],
   "timers.ts": ["service", "control", "cli", "config", "net", "process"],
+  "clock.ts": ["service", "control", "cli", "config", "net", "process"],
   config: ["service", "control", "cli", "net", "process"],
   net: ["service", "control", "cli", "config", "process"],
   process: ["service", "control", "cli", "config", "net"],

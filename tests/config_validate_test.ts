@@ -100,6 +100,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
+        keepAwake: [],
       },
       {
         name: "Nodeapp in docker containers",
@@ -130,6 +131,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
+        keepAwake: [],
       },
     ],
     inactive: [],
@@ -162,6 +164,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       protocol: "tcp",
       morePorts: [],
       udpFlowTimeout: 60,
+      keepAwake: [],
     }],
     inactive: [],
     warnings: [],
@@ -497,6 +500,36 @@ Deno.test("buildConfig() lets TCP and UDP share a port number, not two services 
     [
       "t.conf:6: Cannot listen on port 443 for [web] as [vm] already does at t.conf:2",
       "t.conf:9: Cannot listen on port 51820/udp for [wg] as [vm] already does at t.conf:2",
+    ],
+  );
+});
+
+Deno.test("buildConfig() reads KEEP_AWAKE windows and TIME_ZONE", () => {
+  const [web] = build(
+    `TIME_ZONE=Europe/Paris\n${WEB}KEEP_AWAKE=Mon-Fri 08:00-18:00; sat,SUN 22:30-2:00;daily 12:00-13:00\n`,
+  ).services;
+  assert.equal(web.timeZone, "Europe/Paris");
+  assert.deepEqual(web.keepAwake.map(({ days, start, end }) => ({ days, start, end })), [
+    { days: [1, 2, 3, 4, 5], start: { hour: 8, minute: 0 }, end: { hour: 18, minute: 0 } },
+    { days: [0, 6], start: { hour: 22, minute: 30 }, end: { hour: 2, minute: 0 } },
+    { days: [0, 1, 2, 3, 4, 5, 6], start: { hour: 12, minute: 0 }, end: { hour: 13, minute: 0 } },
+  ]);
+});
+
+Deno.test("buildConfig() refuses a KEEP_AWAKE window or a TIME_ZONE it cannot read", () => {
+  const rule = "windows DAYS HH:MM-HH:MM separated by ;";
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}KEEP_AWAKE=weekdays 08:00-18:00\nTIME_ZONE=Mars/Olympus\n[b]\nPORT=81\n` +
+        "START_CMD=go\nKEEP_AWAKE=Mon 25:00-26:00\n",
+    ),
+    [
+      `t.conf:4: Cannot use "KEEP_AWAKE" as it must be ${rule}: "weekdays 08:00-18:00": ` +
+      '"weekdays" is no day: use Mon, Tue, ..., Sun, ranges (Mon-Fri), or daily',
+      't.conf:5: Cannot use "TIME_ZONE" as it must be a time zone, e.g. Europe/Paris or UTC: ' +
+      'current value is "Mars/Olympus"',
+      `t.conf:9: Cannot use "KEEP_AWAKE" as it must be ${rule}: "Mon 25:00-26:00": 25:00 is ` +
+      "no time of day",
     ],
   );
 });

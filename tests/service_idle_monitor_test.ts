@@ -20,7 +20,10 @@ function monitor(settings: Partial<ServiceConfig>) {
     openConnections: () => state.open,
     lastActivity: () => state.lastActivity,
     awakeSince: () => state.awakeSince,
-    keptAwakeUntil: () => state.keptAwakeUntil,
+    keptAwake: () =>
+      state.keptAwakeUntil > Date.now()
+        ? `kept awake until ${new Date(state.keptAwakeUntil).toISOString()}`
+        : undefined,
     runIdleCmd: (signal) => runShell(state.config.idleCmd!.text, { signal }),
     stop: (verdict) => {
       state.stops.push(verdict);

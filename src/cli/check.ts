@@ -117,6 +117,11 @@ function describeService(service: ServiceConfig): string[] {
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
+  if (service.minAwakeTime) detail("awake at least", `${service.minAwakeTime}s once woken`);
+  if (service.keepAwake.length > 0) {
+    const zone = service.timeZone ?? "the system's time zone";
+    detail("keep awake", `${service.keepAwake.map((window) => window.text).join("; ")} (${zone})`);
+  }
   if (service.user) detail("user", service.user);
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;

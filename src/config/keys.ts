@@ -22,6 +22,7 @@
  * - `choice`: one of the key's `choices`
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
+ * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
  */
 export type KeyKind =
   | "boolean"
@@ -34,7 +35,8 @@ export type KeyKind =
   | "rules"
   | "choice"
   | "cost"
-  | "ports";
+  | "ports"
+  | "schedule";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -227,6 +229,22 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Seconds a woken service stays awake at least, idle or not: for backends whose start " +
       "costs more than running a while longer. Blank or 0 means no minimum.",
+  },
+  {
+    name: "KEEP_AWAKE",
+    kind: "schedule",
+    default: "",
+    doc: "Windows of the week when the service stays awake, separated by ;, each DAYS " +
+      "HH:MM-HH:MM, e.g. Mon-Fri 08:00-18:00; Sat 10:00-14:00 (days: Mon..Sun, ranges, " +
+      "lists, daily; an end before the start ends the next day). At a window's start " +
+      "sleepingd wakes the service; inside one it is never stopped for being idle; outside, " +
+      "as usual. Times are in TIME_ZONE. Blank means no windows.",
+  },
+  {
+    name: "TIME_ZONE",
+    kind: "text",
+    default: "",
+    doc: "The time zone of KEEP_AWAKE, e.g. Europe/Paris or UTC. Blank means the system's.",
   },
   {
     name: "ROUTE_PER_CONNECTION",

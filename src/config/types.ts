@@ -8,6 +8,7 @@
  */
 
 import type { PortMapping, Protocol } from "./ports.ts";
+import type { KeepAwakeWindow } from "./schedule.ts";
 
 /** A place in a configuration file: the file's path and a 1-based line. */
 export interface Location {
@@ -106,6 +107,10 @@ export interface ServiceConfig {
    * @default 60
    */
   udpFlowTimeout: number;
+  /** `KEEP_AWAKE`: windows when the service stays awake; empty when none. */
+  keepAwake: KeepAwakeWindow[];
+  /** `TIME_ZONE`: the zone of `keepAwake`; `undefined` means the system's. */
+  timeZone?: string;
   /** `MIN_AWAKE_TIME`: seconds a woken service stays awake at least; `undefined` means none. */
   minAwakeTime?: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */

@@ -23,6 +23,7 @@ import { ConfigError, InvalidConfigError } from "./config_error.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
 import { parsePortMapping, type Protocol } from "./ports.ts";
+import { isTimeZone, parseKeepAwake } from "./schedule.ts";
 import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
 import { INVALID, parseHostPort, readValue, type Value, whyInvalid } from "./values.ts";
 
@@ -324,6 +325,8 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
+    keepAwake: parseKeepAwake((settings.get("KEEP_AWAKE") as string | undefined) ?? ""),
+    ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
   };
@@ -392,6 +395,19 @@ function overlap(a: string[], b: string[]): boolean {
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
 function positive(value: Value): number | undefined {
   return typeof value === "number" && value > 0 ? value : undefined;
+}
+
+/** TIME_ZONE when it names a zone; records an error naming the line when it does not. */
+function timeZone(settings: Settings, issues: Issues): string | undefined {
+  const zone = settings.get("TIME_ZONE") as string | undefined;
+  if (zone === undefined || isTimeZone(zone)) return zone;
+  issues.error(
+    settings.entry("TIME_ZONE")!.location,
+    "TIME_ZONE",
+    `Cannot use "TIME_ZONE" as it must be a time zone, e.g. Europe/Paris or UTC: current value ` +
+      `is "${zone}"`,
+  );
+  return undefined;
 }
 
 /** A `cost` key's amount and unit, or undefined when it is not set. */

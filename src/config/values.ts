@@ -8,6 +8,7 @@
 import { parseAddressRule, splitRules } from "./address_rules.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 import { parsePortMapping } from "./ports.ts";
+import { parseKeepAwake } from "./schedule.ts";
 
 /** Marks a value that could not be read; the error is already recorded. */
 export const INVALID = Symbol("invalid");
@@ -99,6 +100,14 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: badPort,
   },
+  schedule: {
+    rule: () => "windows DAYS HH:MM-HH:MM separated by ;",
+    read(text) {
+      if (text.trim() === "") return undefined;
+      return explainError(() => parseKeepAwake(text)) === undefined ? text.trim() : INVALID;
+    },
+    explain: (text) => explainError(() => parseKeepAwake(text)),
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {
@@ -108,6 +117,16 @@ export const READERS: Record<KeyKind, Reader> = {
     },
   },
 };
+
+/** The message `read` throws, or undefined when it does not. */
+function explainError(read: () => unknown): string | undefined {
+  try {
+    read();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
 
 /** Why the first entry of a port list that is not `LISTEN[:BACKEND][/PROTOCOL]` is not one. */
 function badPort(text: string): string | undefined {

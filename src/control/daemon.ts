@@ -101,7 +101,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   try {
     await supervisor.listen();
     daemonEvent("started");
-    recover(supervisor.services, saved);
+    // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.
+    recover(supervisor.services, saved).then(() => supervisor.startSchedules());
     save();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {

@@ -24,6 +24,8 @@ export interface ServiceStatus {
   stateSince: string;
   /** ISO time until which no idle stop may happen (`sleepingd keep-awake`), or null. */
   keptAwakeUntil: string | null;
+  /** Why it is awake: `3 connections`, `schedule Mon-Fri 08:00-18:00 until Mon 18:00`; null asleep. */
+  awakeBecause: string | null;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -76,6 +78,7 @@ function serviceStatus(service: Service): ServiceStatus {
     state: service.state,
     stateSince: new Date(service.stateSince).toISOString(),
     keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
+    awakeBecause: service.awakeBecause() ?? null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,
@@ -116,9 +119,11 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   return status.services.map((service) => {
     const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
-      `state ${service.state}`,
+      `state ${service.state}` + (service.awakeBecause ? ` (${service.awakeBecause})` : ""),
       service.target ? `target ${service.target}` : undefined,
-      service.keptAwakeUntil ? `kept awake until ${service.keptAwakeUntil}` : undefined,
+      service.keptAwakeUntil && !service.awakeBecause
+        ? `kept awake until ${service.keptAwakeUntil}`
+        : undefined,
       service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
       udp

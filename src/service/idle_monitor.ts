@@ -34,8 +34,8 @@ export interface IdleInputs {
   lastActivity(): number;
   /** Epoch milliseconds since which the service is awake. */
   awakeSince(): number;
-  /** Epoch milliseconds until which it is kept awake (`sleepingd keep-awake`); 0 when not. */
-  keptAwakeUntil(): number;
+  /** Why it is kept awake now (`sleepingd keep-awake`, a KEEP_AWAKE window), or undefined. */
+  keptAwake(): string | undefined;
   /** Runs IDLE_CMD; aborting `signal` kills it. */
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
@@ -97,8 +97,8 @@ export class IdleMonitor {
     if (open > 0) return this.#busy(`${open} open connection${open === 1 ? "" : "s"}`);
     const { idleCmd, idleTime = 0, minAwakeTime = 0 } = inputs.config();
     const now = Date.now();
-    const keptUntil = inputs.keptAwakeUntil();
-    if (now < keptUntil) return this.#busy(`kept awake until ${new Date(keptUntil).toISOString()}`);
+    const kept = inputs.keptAwake();
+    if (kept) return this.#busy(kept);
     const awakeFor = (now - inputs.awakeSince()) / 1000;
     if (awakeFor < minAwakeTime) {
       return this.#busy(`awake for ${awakeFor.toFixed(1)}s of MIN_AWAKE_TIME ${minAwakeTime}s`);

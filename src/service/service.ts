@@ -23,7 +23,9 @@ import {
   type RunCommand,
   runServiceCommand,
 } from "./commands.ts";
+import { clockNow, sleepUntil } from "../clock.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
+import { KeepAwakeSchedule } from "./schedule.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
 import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./recorder.ts";
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
@@ -81,6 +83,10 @@ export class Service {
   #start?: RunningStart;
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
+  /** The KEEP_AWAKE windows, when there are any. */
+  #schedule?: KeepAwakeSchedule;
+  /** Ends the loop that wakes the service for its windows, once started. */
+  #scheduling?: AbortController;
   readonly #log = log("service");
 
   /**
@@ -100,7 +106,7 @@ export class Service {
       openConnections: () => this.stats.openConnections,
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
-      keptAwakeUntil: () => this.#keptAwakeUntil,
+      keptAwake: () => this.keptAwake(),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: (verdict) => this.stop("idle", verdict.reason),
@@ -130,6 +136,7 @@ export class Service {
       },
     };
     this.#router = routerFor(config, this.#routeContext);
+    this.#schedule = scheduleOf(config);
   }
 
   /** The service's configuration. */
@@ -140,6 +147,79 @@ export class Service {
   /** The current state. */
   get state(): State {
     return this.#lifecycle.state;
+  }
+
+  /**
+   * Why the service is kept from idle stops now: `kept awake until ...`
+   * (`sleepingd keep-awake`), `schedule Mon-Fri 08:00-18:00 until Mon 18:00`;
+   * undefined when nothing keeps it.
+   */
+  keptAwake(): string | undefined {
+    if (this.keptAwakeUntil) {
+      return `kept awake until ${new Date(this.keptAwakeUntil).toISOString()}`;
+    }
+    const open = this.#schedule?.openAt(clockNow());
+    if (open) return `schedule ${open.window.text} until ${this.#schedule!.format(open.until)}`;
+    return undefined;
+  }
+
+  /**
+   * Why the service is awake now, when it is: its open connections and
+   * flows, what keeps it awake, MIN_AWAKE_TIME, or how long it has been idle.
+   */
+  awakeBecause(): string | undefined {
+    if (this.state !== "awake") return undefined;
+    const { openConnections, openFlows, lastActivity } = this.stats;
+    const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
+    const reasons = [
+      openConnections ? plural(openConnections, "connection") : undefined,
+      openFlows ? plural(openFlows, "UDP flow") : undefined,
+      this.keptAwake(),
+    ];
+    const minimum = this.stateSince + (this.#config.minAwakeTime ?? 0) * 1000;
+    if (minimum > Date.now()) {
+      reasons.push(`MIN_AWAKE_TIME until ${new Date(minimum).toISOString()}`);
+    }
+    const idleFor = (Date.now() - Math.max(lastActivity, this.stateSince)) / 1000;
+    return reasons.filter(Boolean).join(", ") || `idle for ${idleFor.toFixed(0)}s`;
+  }
+
+  /**
+   * Wakes the service at the start of each KEEP_AWAKE window (at once when
+   * inside one), until the service closes or its configuration changes.
+   */
+  startSchedule(): void {
+    this.#scheduling?.abort();
+    const schedule = this.#schedule;
+    if (!schedule) return;
+    const loop = new AbortController();
+    this.#scheduling = loop;
+    const signal = AbortSignal.any([loop.signal, this.#closing.signal]);
+    this.#runSchedule(schedule, signal).catch(() => {}); // ends when aborted
+  }
+
+  async #runSchedule(schedule: KeepAwakeSchedule, signal: AbortSignal) {
+    while (true) {
+      const now = clockNow();
+      const open = schedule.openAt(now);
+      if (!open) {
+        const next = schedule.nextStart(now);
+        if (!next) return;
+        await sleepUntil(next.at, signal);
+        continue;
+      }
+      try {
+        await this.awakeTarget(`schedule ${open.window.text}`, signal);
+      } catch (error) {
+        signal.throwIfAborted();
+        this.#log.error("[{service}] cannot wake for the schedule {window}: {error}", {
+          service: this.#config.name,
+          window: open.window.text,
+          error: (error as Error).message,
+        });
+      }
+      await sleepUntil(open.until, signal);
+    }
   }
 
   /** Epoch milliseconds until which the service is kept awake; 0 when it is not. */
@@ -218,7 +298,13 @@ export class Service {
    */
   reconfigure(config: ServiceConfig): void {
     const routingChanged = config.routePerConnection !== this.#config.routePerConnection;
+    const scheduleChanged = JSON.stringify([config.keepAwake, config.timeZone]) !==
+      JSON.stringify([this.#config.keepAwake, this.#config.timeZone]);
     this.#config = config;
+    if (scheduleChanged) {
+      this.#schedule = scheduleOf(config);
+      if (this.#scheduling) this.startSchedule();
+    }
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
     if (this.#lifecycle.state === "awake") this.#idle.start();
@@ -423,6 +509,13 @@ export class Service {
     this.#recorder.commandEnded(this.#config.name, action, result.code, result.durationMs / 1000);
     return result;
   }
+}
+
+/** The service's KEEP_AWAKE windows, or undefined when it has none. */
+function scheduleOf(config: ServiceConfig): KeepAwakeSchedule | undefined {
+  return config.keepAwake.length > 0
+    ? new KeepAwakeSchedule(config.keepAwake, config.timeZone)
+    : undefined;
 }
 
 function closeDetail(reason: CloseReason): string {

@@ -46,6 +46,8 @@ export class Supervisor {
   #config: Config;
   readonly #recorder: Recorder;
   readonly #listeners = new Map<Service, Deno.TcpListener[]>();
+  /** Whether the services' schedules run: services a reload adds begin theirs too. */
+  #schedulesStarted = false;
   /** Each service's UDP ports. */
   readonly #relays = new Map<Service, DatagramRelay[]>();
   /** Each listener's accept loop, which ends once the listener is closed. */
@@ -121,6 +123,12 @@ export class Supervisor {
     if (service) return service;
     const names = this.#services.map((one) => one.config.name).join(", ") || "none";
     throw new UnknownServiceError(`No service is named "${name}" (the services: ${names})`);
+  }
+
+  /** Begins each service's KEEP_AWAKE schedule: call it once crash recovery is done. */
+  startSchedules(): void {
+    this.#schedulesStarted = true;
+    for (const service of this.#services) service.startSchedule();
   }
 
   /**
@@ -278,7 +286,11 @@ export class Supervisor {
     }
     this.#services = config.services.map((next) => {
       const service = old.get(next.name);
-      if (service === undefined) return this.#newService(next);
+      if (service === undefined) {
+        const added = this.#newService(next);
+        if (this.#schedulesStarted) added.startSchedule();
+        return added;
+      }
       if (plan.changed.includes(next.name)) service.reconfigure(next);
       return service;
     });
