@@ -34,6 +34,7 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     morePorts: [],
     udpFlowTimeout: 60,
     keepAwake: [],
+    dependsOn: [],
     ...overrides,
   };
 }

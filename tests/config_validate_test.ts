@@ -101,6 +101,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         morePorts: [],
         udpFlowTimeout: 60,
         keepAwake: [],
+        dependsOn: [],
       },
       {
         name: "Nodeapp in docker containers",
@@ -132,6 +133,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         morePorts: [],
         udpFlowTimeout: 60,
         keepAwake: [],
+        dependsOn: [],
       },
     ],
     inactive: [],
@@ -165,6 +167,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       morePorts: [],
       udpFlowTimeout: 60,
       keepAwake: [],
+      dependsOn: [],
     }],
     inactive: [],
     warnings: [],
@@ -500,6 +503,27 @@ Deno.test("buildConfig() lets TCP and UDP share a port number, not two services 
     [
       "t.conf:6: Cannot listen on port 443 for [web] as [vm] already does at t.conf:2",
       "t.conf:9: Cannot listen on port 51820/udp for [wg] as [vm] already does at t.conf:2",
+    ],
+  );
+});
+
+Deno.test("buildConfig() reads DEPENDS_ON; an unknown name or a cycle is an error at its line", () => {
+  const ok = build(
+    `${WEB}DEPENDS_ON=Data base, cache\n[Data base]\nPORT=81\nSTART_CMD=go\n` +
+      "[cache]\nPORT=82\nSTART_CMD=go\n",
+  );
+  assert.deepEqual(ok.services[0].dependsOn, ["Data base", "cache"]);
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}DEPENDS_ON=db\n[db]\nPORT=81\nSTART_CMD=go\nDEPENDS_ON=cache, web\n` +
+        "[cache]\nPORT=82\nSTART_CMD=go\nDEPENDS_ON=cache\n[api]\nPORT=83\nSTART_CMD=go\n" +
+        "DEPENDS_ON=queue\n[queue]\nACTIVE=no\n",
+    ),
+    [
+      "t.conf:4: Cannot wake [web] as DEPENDS_ON makes a cycle: web -> db -> web",
+      "t.conf:12: Cannot wake [cache] as DEPENDS_ON makes a cycle: cache -> cache",
+      't.conf:16: Cannot wake [api] after "queue" as no active service is named so (the ' +
+      "active services: web, db, cache, api)",
     ],
   );
 });

@@ -117,6 +117,9 @@ function describeService(service: ServiceConfig): string[] {
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
+  if (service.dependsOn.length > 0) {
+    detail("depends on", `${service.dependsOn.join(", ")} (woken first, stopped after)`);
+  }
   if (service.minAwakeTime) detail("awake at least", `${service.minAwakeTime}s once woken`);
   if (service.keepAwake.length > 0) {
     const zone = service.timeZone ?? "the system's time zone";

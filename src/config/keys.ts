@@ -231,6 +231,17 @@ export const KEYS: readonly KeyDefinition[] = [
       "costs more than running a while longer. Blank or 0 means no minimum.",
   },
   {
+    name: "DEPENDS_ON",
+    kind: "text",
+    default: "",
+    perSection: true,
+    doc: "Services this one needs, by section name, separated by commas, e.g. Database, " +
+      "Cache: waking this service first wakes each of them, in that order, each until it is " +
+      "ready; none of them is stopped for being idle while this service is awake or waking, " +
+      "so they stop after it. Each must be an active service; no cycle. Not inherited from " +
+      "the global section.",
+  },
+  {
     name: "KEEP_AWAKE",
     kind: "schedule",
     default: "",

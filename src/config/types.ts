@@ -107,6 +107,8 @@ export interface ServiceConfig {
    * @default 60
    */
   udpFlowTimeout: number;
+  /** `DEPENDS_ON`: the services this one needs, woken first, in order; empty when none. */
+  dependsOn: string[];
   /** `KEEP_AWAKE`: windows when the service stays awake; empty when none. */
   keepAwake: KeepAwakeWindow[];
   /** `TIME_ZONE`: the zone of `keepAwake`; `undefined` means the system's. */

@@ -88,6 +88,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
     if (active === false) inactive.push(section.name);
   }
   checkPorts(built, issues);
+  checkDependencies(built, issues);
   const logFormat = globalSettings.get("LOG_FORMAT") as string;
   if (logFormat !== "text" && logFormat !== "json") {
     issues.error(
@@ -255,6 +256,8 @@ interface Built {
   service: ServiceConfig;
   portAt: Location;
   description: string;
+  /** Where DEPENDS_ON was set, when it was. */
+  dependsOnAt?: Location;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -325,13 +328,20 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
+    dependsOn: ((settings.get("DEPENDS_ON") as string | undefined) ?? "").split(",")
+      .map((name) => name.trim()).filter(Boolean),
     keepAwake: parseKeepAwake((settings.get("KEEP_AWAKE") as string | undefined) ?? ""),
     ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
   };
   checkMorePorts(service, settings, issues);
-  return [{ service, portAt: portEntry!.location, description: settings.describe() }];
+  return [{
+    service,
+    portAt: portEntry!.location,
+    description: settings.describe(),
+    dependsOnAt: settings.entry("DEPENDS_ON")?.location,
+  }];
 }
 
 /**
@@ -362,6 +372,47 @@ function checkMorePorts(service: ServiceConfig, settings: Settings, issues: Issu
         "connection's own START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
     );
   }
+}
+
+/** Records an error for a DEPENDS_ON that names no active service, and for each cycle. */
+function checkDependencies(built: Built[], issues: Issues): void {
+  const byName = new Map(built.map((one) => [one.service.name, one]));
+  const names = built.map((one) => one.service.name).join(", ");
+  for (const { service, dependsOnAt, description } of built) {
+    for (const name of service.dependsOn) {
+      if (byName.has(name)) continue;
+      issues.error(
+        dependsOnAt!,
+        "DEPENDS_ON",
+        `Cannot wake ${description} after "${name}" as no active service is named so ` +
+          `(the active services: ${names})`,
+      );
+    }
+  }
+  // A depth-first walk; a service met again on the path closes a cycle, reported once.
+  const done = new Set<string>();
+  const reported = new Set<string>();
+  const walk = (name: string, path: string[]) => {
+    const at = path.indexOf(name);
+    if (at >= 0) {
+      const cycle = [...path.slice(at), name];
+      const key = [...cycle.slice(0, -1)].sort().join("\n");
+      if (!reported.has(key)) {
+        reported.add(key);
+        const first = byName.get(cycle[0])!;
+        issues.error(
+          first.dependsOnAt!,
+          "DEPENDS_ON",
+          `Cannot wake ${first.description} as DEPENDS_ON makes a cycle: ${cycle.join(" -> ")}`,
+        );
+      }
+      return;
+    }
+    if (done.has(name) || !byName.has(name)) return;
+    for (const next of byName.get(name)!.service.dependsOn) walk(next, [...path, name]);
+    done.add(name);
+  };
+  for (const { service } of built) walk(service.name, []);
 }
 
 /** Records an error for every service that listens on a port and protocol an earlier one uses. */

@@ -15,7 +15,7 @@ import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import type { RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { type Backend, checkBackend, wake, WakeError } from "./wake.ts";
+import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
 
 const logger = log("service");
 
@@ -63,6 +63,12 @@ export interface RouteContext {
   abandonWake(error: WakeError): Promise<void>;
   /** Why no wake may begin now (a wake rate limit), or undefined; a wake allowed is counted. */
   mayWake(): Refusal | undefined;
+  /**
+   * Wakes the services of DEPENDS_ON, in order, each until it is ready.
+   *
+   * @throws {Error} naming the one that did not wake, and why
+   */
+  wakeDependencies(signal: AbortSignal): Promise<void>;
 }
 
 /** Finds the backend connection for each client of one service. */
@@ -105,6 +111,20 @@ function beginWake(context: RouteContext, reason: string): boolean {
   const refusal = context.mayWake();
   if (refusal) throw new NoBackendError(refusal.message, { refusal: refusal.reason });
   return context.life.tryTransition("asleep", { to: "starting", reason });
+}
+
+/**
+ * Wakes the service's DEPENDS_ON first, then the service itself.
+ *
+ * @throws {WakeError} saying which dependency did not wake, or why the wake failed
+ */
+async function wakeAfterDependencies(context: RouteContext, request: WakeRequest) {
+  try {
+    await context.wakeDependencies(request.signal);
+  } catch (error) {
+    throw new WakeError((error as Error).message, { cause: error });
+  }
+  return await wake(request);
 }
 
 /** The service's closing signal, joined with a client's own when it has one. */
@@ -228,7 +248,13 @@ class SharedWake implements Router {
    */
   #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
     const { life, config, run, signal, abandonWake } = this.#context;
-    wake({ config: config(), run, signal, client, knownTarget: life.lastTarget })
+    wakeAfterDependencies(this.#context, {
+      config: config(),
+      run,
+      signal,
+      client,
+      knownTarget: life.lastTarget,
+    })
       .then(
         ({ target, conn: proof }) => {
           const conn = keepSpare ? proof : undefined;
@@ -320,7 +346,12 @@ class PerConnection implements Router {
     beginWake(this.#context, `connection from ${formatAddr(client)}`);
     this.#pending++;
     try {
-      const woken = await wake({ config: config(), run, signal, client });
+      const woken = await wakeAfterDependencies(this.#context, {
+        config: config(),
+        run,
+        signal,
+        client,
+      });
       if (life.state === "starting") {
         const reason = `${formatTarget(woken.target)} accepted`;
         life.transition("starting", { to: "awake", target: woken.target, reason });

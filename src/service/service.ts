@@ -44,6 +44,8 @@ export interface ServiceShared {
   onChange?: () => void;
   /** Told of each change of state, e.g. to keep its history. */
   onTransition?: (service: string, change: Change) => void;
+  /** Every service of the supervisor, for DEPENDS_ON; none by default. */
+  services?: () => readonly Service[];
 }
 
 /** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
@@ -83,6 +85,8 @@ export class Service {
   #start?: RunningStart;
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
+  /** Every service of the supervisor, for DEPENDS_ON. */
+  readonly #services: () => readonly Service[];
   /** The KEEP_AWAKE windows, when there are any. */
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
@@ -134,7 +138,19 @@ export class Service {
         totalWakes.spend();
         return undefined;
       },
+      wakeDependencies: async (signal) => {
+        for (const dependency of this.#dependencies()) {
+          try {
+            await dependency.awakeTarget(`needed by ${this.#config.name}`, signal);
+          } catch (error) {
+            throw new Error(
+              `${dependency.config.name} (DEPENDS_ON) did not wake: ${(error as Error).message}`,
+            );
+          }
+        }
+      },
     };
+    this.#services = shared.services ?? (() => []);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
   }
@@ -151,16 +167,38 @@ export class Service {
 
   /**
    * Why the service is kept from idle stops now: `kept awake until ...`
-   * (`sleepingd keep-awake`), `schedule Mon-Fri 08:00-18:00 until Mon 18:00`;
+   * (`sleepingd keep-awake`), `needed by app` (a service awake or waking
+   * that DEPENDS_ON it), `schedule Mon-Fri 08:00-18:00 until Mon 18:00`;
    * undefined when nothing keeps it.
    */
   keptAwake(): string | undefined {
     if (this.keptAwakeUntil) {
       return `kept awake until ${new Date(this.keptAwakeUntil).toISOString()}`;
     }
+    const needers = this.neededBy();
+    if (needers.length > 0) return `needed by ${needers.join(", ")}`;
     const open = this.#schedule?.openAt(clockNow());
     if (open) return `schedule ${open.window.text} until ${this.#schedule!.format(open.until)}`;
     return undefined;
+  }
+
+  /** The services awake or waking that list this one in DEPENDS_ON. */
+  neededBy(): string[] {
+    const name = this.#config.name;
+    return this.#services()
+      .filter((other) =>
+        other.config.dependsOn.includes(name) &&
+        (other.state === "awake" || other.state === "starting")
+      )
+      .map((other) => other.config.name);
+  }
+
+  /** The services of DEPENDS_ON, in order. */
+  #dependencies(): Service[] {
+    const all = this.#services();
+    return this.#config.dependsOn.flatMap((name) =>
+      all.filter((other) => other.config.name === name)
+    );
   }
 
   /**

@@ -100,6 +100,7 @@ export class Supervisor {
       totalWakes: this.#totalWakes,
       onChange: () => this.#onChange(),
       onTransition: this.#onTransition,
+      services: () => this.#services,
     });
   }
 
@@ -137,6 +138,13 @@ export class Supervisor {
    * after), or are closed at once with `force`.
    */
   async sleep(service: Service, force: boolean): Promise<void> {
+    const needers = service.neededBy();
+    if (needers.length > 0) {
+      throw new Error(
+        `${service.config.name} is needed by ${needers.join(", ")} (DEPENDS_ON), awake or ` +
+          "waking: put that to sleep first",
+      );
+    }
     service.keepAwakeUntil(0);
     const open = [...this.#connections].filter((entry) => entry.service === service);
     const why = `[${service.config.name}] asked to sleep:`;
@@ -333,8 +341,25 @@ export class Supervisor {
     await this.#finishConnections([...this.#connections], "shutting down:", () => {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
-    await Promise.all(this.#services.map((service) => service.close("shutdown")));
+    await this.#closeInOrder();
     await Promise.all([...this.#drains, ...[...this.#connections].map((entry) => entry.done)]);
+  }
+
+  /**
+   * Closes every service for the shutdown, those that others need (DEPENDS_ON)
+   * after those others: stops run in the reverse order of wakes.
+   */
+  async #closeInOrder() {
+    const left = new Set(this.#services);
+    while (left.size > 0) {
+      const needed = (service: Service) =>
+        [...left].some((other) => other.config.dependsOn.includes(service.config.name));
+      const free = [...left].filter((service) => !needed(service));
+      // Validation refuses cycles; should one come anyway, the rest closes together.
+      const closing = free.length > 0 ? free : [...left];
+      for (const service of closing) left.delete(service);
+      await Promise.all(closing.map((service) => service.close("shutdown")));
+    }
   }
 
   /**
