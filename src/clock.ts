@@ -10,22 +10,35 @@
 import { sleep } from "./timers.ts";
 
 /** Real milliseconds and clock milliseconds at the clock's start, and its rate. */
-const { realStart, clockStart, rate } = (() => {
+interface Setting {
+  realStart: number;
+  clockStart: number;
+  rate: number;
+}
+
+/** Read at the first use, not at import: `--version` runs without the right to read the environment. */
+let setting: Setting | undefined;
+
+function clockSetting(): Setting {
+  if (setting) return setting;
   const start = Deno.env.get("SLEEPINGD_CLOCK");
   const rate = Number(Deno.env.get("SLEEPINGD_CLOCK_RATE") ?? "1");
   const clockStart = start === undefined ? NaN : Date.parse(start);
-  if (Number.isNaN(clockStart)) return { realStart: 0, clockStart: 0, rate: 1 };
-  return { realStart: Date.now(), clockStart, rate: rate > 0 ? rate : 1 };
-})();
+  setting = Number.isNaN(clockStart)
+    ? { realStart: 0, clockStart: 0, rate: 1 }
+    : { realStart: Date.now(), clockStart, rate: rate > 0 ? rate : 1 };
+  return setting;
+}
 
 /** The clock's time now, epoch milliseconds. */
 export function clockNow(): number {
+  const { realStart, clockStart, rate } = clockSetting();
   return clockStart + (Date.now() - realStart) * rate;
 }
 
 /** Waits until the clock reads `time`, or `signal` aborts (rejecting with its reason). */
 export async function sleepUntil(time: number, signal?: AbortSignal): Promise<void> {
   while (clockNow() < time) {
-    await sleep(Math.max(1, (time - clockNow()) / rate), signal);
+    await sleep(Math.max(1, (time - clockNow()) / clockSetting().rate), signal);
   }
 }

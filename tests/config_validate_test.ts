@@ -528,6 +528,19 @@ Deno.test("buildConfig() reads DEPENDS_ON; an unknown name or a cycle is an erro
   );
 });
 
+Deno.test("buildConfig() reads ON_EVENT_CMD and WEBHOOK_URL, refusing a URL that is not http(s)", () => {
+  const [web] = build(`WEBHOOK_URL=https://chat.example/hook?x=1\n${WEB}ON_EVENT_CMD=notify\n`)
+    .services;
+  assert.deepEqual([web.webhookUrl, web.onEventCmd?.text], [
+    "https://chat.example/hook?x=1",
+    "notify",
+  ]);
+  assert.deepEqual(errorsOf(`${WEB}WEBHOOK_URL=chat.example/hook\n`), [
+    't.conf:4: Cannot use "WEBHOOK_URL" as it must be an http:// or https:// URL: current value ' +
+    'is "chat.example/hook"',
+  ]);
+});
+
 Deno.test("buildConfig() reads KEEP_AWAKE windows and TIME_ZONE", () => {
   const [web] = build(
     `TIME_ZONE=Europe/Paris\n${WEB}KEEP_AWAKE=Mon-Fri 08:00-18:00; sat,SUN 22:30-2:00;daily 12:00-13:00\n`,

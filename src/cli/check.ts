@@ -117,6 +117,8 @@ function describeService(service: ServiceConfig): string[] {
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
+  if (service.onEventCmd) detail("on event", describeCommand(service.onEventCmd));
+  if (service.webhookUrl) detail("webhook", service.webhookUrl);
   if (service.dependsOn.length > 0) {
     detail("depends on", `${service.dependsOn.join(", ")} (woken first, stopped after)`);
   }

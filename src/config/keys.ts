@@ -242,6 +242,26 @@ export const KEYS: readonly KeyDefinition[] = [
       "the global section.",
   },
   {
+    name: "ON_EVENT_CMD",
+    kind: "command",
+    default: "",
+    doc: "Command run on each event of the service: wake (a wake began), ready, wake_failed, " +
+      "idle_stop, stop (the backend stopped), with SLEEPINGD_EVENT, SLEEPINGD_SERVICE, " +
+      "SLEEPINGD_REASON, SLEEPINGD_TIME and, when known, SLEEPINGD_TARGET, SLEEPINGD_SECONDS " +
+      "and SLEEPINGD_STOP_REASON in its environment. Events go out in order, each tried up " +
+      "to 3 times (exit 0 is success) within EXEC_CMD_TIMEOUT or else 10 seconds a try; a " +
+      "failure is logged; the life cycle never waits for them. Blank means none.",
+  },
+  {
+    name: "WEBHOOK_URL",
+    kind: "text",
+    default: "",
+    doc: "http:// or https:// URL that each event of the service is POSTed to as JSON " +
+      "(event, service, time, reason, target, seconds, stopReason), the same way as " +
+      "ON_EVENT_CMD: in order, up to 3 tries of 5 seconds each (a 2xx answer is success), " +
+      "failures logged, the life cycle never waiting. Blank means none.",
+  },
+  {
     name: "KEEP_AWAKE",
     kind: "schedule",
     default: "",

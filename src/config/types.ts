@@ -107,6 +107,10 @@ export interface ServiceConfig {
    * @default 60
    */
   udpFlowTimeout: number;
+  /** `ON_EVENT_CMD`: run on each event of the service; `undefined` means none. */
+  onEventCmd?: CommandSpec;
+  /** `WEBHOOK_URL`: where each event of the service is POSTed; `undefined` means nowhere. */
+  webhookUrl?: string;
   /** `DEPENDS_ON`: the services this one needs, woken first, in order; empty when none. */
   dependsOn: string[];
   /** `KEEP_AWAKE`: windows when the service stays awake; empty when none. */

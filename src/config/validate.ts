@@ -328,6 +328,8 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
+    ...optional("onEventCmd", settings.command("ON_EVENT_CMD")),
+    ...optional("webhookUrl", webhookUrl(settings, issues)),
     dependsOn: ((settings.get("DEPENDS_ON") as string | undefined) ?? "").split(",")
       .map((name) => name.trim()).filter(Boolean),
     keepAwake: parseKeepAwake((settings.get("KEEP_AWAKE") as string | undefined) ?? ""),
@@ -446,6 +448,19 @@ function overlap(a: string[], b: string[]): boolean {
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
 function positive(value: Value): number | undefined {
   return typeof value === "number" && value > 0 ? value : undefined;
+}
+
+/** WEBHOOK_URL when it is an http(s) URL; records an error naming the line when it is not. */
+function webhookUrl(settings: Settings, issues: Issues): string | undefined {
+  const url = settings.get("WEBHOOK_URL") as string | undefined;
+  if (url === undefined) return undefined;
+  if (/^https?:$/.test(URL.parse(url)?.protocol ?? "")) return url;
+  issues.error(
+    settings.entry("WEBHOOK_URL")!.location,
+    "WEBHOOK_URL",
+    `Cannot use "WEBHOOK_URL" as it must be an http:// or https:// URL: current value is "${url}"`,
+  );
+  return undefined;
 }
 
 /** TIME_ZONE when it names a zone; records an error naming the line when it does not. */

@@ -18,6 +18,8 @@ import { history } from "../history/timeline.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { serveHttp } from "./http.ts";
+import { eventOf, Notifier } from "./notify.ts";
+import { formatTarget } from "../net/address.ts";
 import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
@@ -37,6 +39,9 @@ const RESTART_ONLY = [
 
 /** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
 const RESERVED_FILES = 64;
+
+/** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
+const EVENTS_AT_EXIT_MS = 3_000;
 
 /** Signals that ask the daemon to shut down gracefully. */
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
@@ -69,6 +74,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const save = () => {
     if (saving) saveServices(dir, supervisor);
   };
+  const notifier = new Notifier();
   const events = new EventLog({
     folder: config.global.statePath,
     states: () => states(supervisor),
@@ -76,7 +82,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const supervisor = new Supervisor(config, metrics, {
     connectionBound: await connectionBound(),
     onChange: save,
-    onTransition: (service, change) => events.append(changeEvent(service, change)),
+    onTransition: (service, change) => {
+      events.append(changeEvent(service.config.name, change));
+      const target = service.target ? formatTarget(service.target) : undefined;
+      const event = eventOf(service.config.name, change, target);
+      if (event) notifier.notify(service.config, event);
+    },
   });
   const startedAt = new Date();
   const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
@@ -157,6 +168,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   daemonEvent("stopped");
   events.close();
   await http?.shutdown();
+  await notifier.settled(EVENTS_AT_EXIT_MS);
   control?.close();
   saving = false;
   removeSavedState(dir);

@@ -43,7 +43,7 @@ export interface ServiceShared {
   /** Told when the service's state (or its running START_CMD) changes, e.g. to save it. */
   onChange?: () => void;
   /** Told of each change of state, e.g. to keep its history. */
-  onTransition?: (service: string, change: Change) => void;
+  onTransition?: (service: Service, change: Change) => void;
   /** Every service of the supervisor, for DEPENDS_ON; none by default. */
   services?: () => readonly Service[];
 }
@@ -122,7 +122,7 @@ export class Service {
       idle: this.#idle,
       onChange: (change) => {
         this.#onChange();
-        shared.onTransition?.(this.#config.name, change);
+        shared.onTransition?.(this, change);
       },
     });
     this.#routeContext = {

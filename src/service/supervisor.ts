@@ -64,7 +64,7 @@ export class Supervisor {
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
   /** Told of each change of state. */
-  readonly #onTransition?: (service: string, change: Change) => void;
+  readonly #onTransition?: (service: Service, change: Change) => void;
   readonly #log = log("supervisor");
 
   /**
@@ -80,7 +80,7 @@ export class Supervisor {
     options: {
       connectionBound?: number;
       onChange?: () => void;
-      onTransition?: (service: string, change: Change) => void;
+      onTransition?: (service: Service, change: Change) => void;
     } = {},
   ) {
     this.#config = config;

@@ -1,0 +1,150 @@
+/**
+ * Events through the real CLI: ON_EVENT_CMD and WEBHOOK_URL (an HTTP
+ * receiver in the test) hear wake, ready, idle_stop, stop and wake_failed, in
+ * order; a failed POST is tried again; a webhook that never answers holds up
+ * nothing.
+ */
+import assert from "node:assert/strict";
+import { startDaemon } from "./_daemon.ts";
+import { waitFor } from "./_helpers.ts";
+import { freePort, isAlive } from "./_net.ts";
+import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
+
+/** An HTTP receiver: answers 500 to the first POST, 200 to the others, and keeps each body. */
+function receiver() {
+  const received: { status: number; body: Record<string, unknown> }[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const body = await request.json();
+      const status = received.length === 0 ? 500 : 200;
+      received.push({ status, body });
+      return new Response(null, { status });
+    },
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}/hook`, received, server };
+}
+
+Deno.test("ON_EVENT_CMD and WEBHOOK_URL hear each event in order; a failed POST is tried again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-events-" });
+  const hook = receiver();
+  const [echo, broken] = [freePort(), freePort()];
+  await Deno.mkdir(`${dir}/echo`);
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir}/run
+STATE_PATH=${dir}/state
+ON_EVENT_CMD='echo "$SLEEPINGD_EVENT $SLEEPINGD_SERVICE \${SLEEPINGD_STOP_REASON:--} \${SLEEPINGD_TARGET:--}" >> ${dir}/events'
+WEBHOOK_URL=${hook.url}
+[echo]
+PORT=${echo}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='${startEchoBackend(`${dir}/echo`, freePort())}'
+STOP_CMD='${stopEchoBackend(`${dir}/echo`)}'
+IDLE_TIME=0.2
+IDLE_CHECK_INTERVAL=0.1
+[broken]
+PORT=${broken}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='echo no VM left >&2; exit 3'
+`,
+  );
+  const daemon = await startDaemon(file);
+  const lines = () => {
+    try {
+      return Deno.readTextFileSync(`${dir}/events`).trim().split("\n");
+    } catch {
+      return [];
+    }
+  };
+  try {
+    assert.equal(await exchange(echo, "hi"), "hi");
+    await waitFor("echo's four events", () => lines().length === 4);
+    const [wake, ready, idle, stop] = lines();
+    assert.equal(wake, "wake echo - -");
+    assert.match(ready, /^ready echo - 127\.0\.0\.1 \d+$/);
+    assert.match(idle, /^idle_stop echo idle 127\.0\.0\.1 \d+$/);
+    assert.equal(stop, "stop echo idle -");
+
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: broken });
+    await client.read(new Uint8Array(1)).catch(() => null); // closed: the wake failed
+    client.close();
+    await waitFor("broken's two events", () => lines().length === 6);
+    assert.deepEqual(lines().slice(4), ["wake broken - -", "wake_failed broken - -"]);
+
+    // The webhook: the same six, in order per service; the first POST failed and came again.
+    await waitFor("seven POSTs", () => hook.received.length === 7);
+    assert.deepEqual(hook.received[0], { ...hook.received[1], status: 500 });
+    const delivered = hook.received.slice(1).map(({ body }) => `${body.event} ${body.service}`);
+    assert.deepEqual(delivered.filter((line) => line.endsWith(" echo")), [
+      "wake echo",
+      "ready echo",
+      "idle_stop echo",
+      "stop echo",
+    ]);
+    assert.deepEqual(delivered.filter((line) => line.endsWith(" broken")), [
+      "wake broken",
+      "wake_failed broken",
+    ]);
+    const failed = hook.received.find(({ body }) => body.event === "wake_failed")!.body;
+    assert.match(failed.reason as string, /START_CMD exit 3.*no VM left/);
+    assert.equal(typeof failed.seconds, "number");
+    const ready2 = hook.received.find(({ body }) => body.event === "ready")!.body;
+    assert.match(ready2.target as string, /^127\.0\.0\.1:\d+$/);
+    assert.match(ready2.time as string, /^\d{4}-\d\d-\d\dT/);
+  } finally {
+    await daemon.stop();
+    await hook.server.shutdown();
+    try {
+      const pid = Number(await Deno.readTextFile(`${dir}/echo/backend.pid`));
+      if (isAlive(pid)) Deno.kill(pid, "SIGKILL");
+    } catch {
+      // No backend left.
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a webhook that never answers holds up no wake", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-events-" });
+  // Accepts connections and never answers them.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  (async () => {
+    for await (const conn of silent) held.push(conn);
+  })().catch(() => {});
+  const port = freePort();
+  await Deno.mkdir(`${dir}/echo`);
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir}/run
+STATE_PATH=${dir}/state
+[echo]
+PORT=${port}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='${startEchoBackend(`${dir}/echo`, freePort())}'
+STOP_CMD='${stopEchoBackend(`${dir}/echo`)}'
+WEBHOOK_URL=http://127.0.0.1:${silent.addr.port}/
+`,
+  );
+  const daemon = await startDaemon(file);
+  try {
+    // The wake event's POST hangs; the client is answered all the same.
+    assert.equal(await exchange(port, "still here"), "still here");
+    await waitFor("the POST to hang", () => held.length === 1);
+    assert.equal(await exchange(port, "again"), "again");
+  } finally {
+    assert.equal(await daemon.stop(), 0, "the shutdown does not wait long for a silent webhook");
+    silent.close();
+    for (const conn of held) conn.close();
+    try {
+      const pid = Number(await Deno.readTextFile(`${dir}/echo/backend.pid`));
+      if (isAlive(pid)) Deno.kill(pid, "SIGKILL");
+    } catch {
+      // No backend left.
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
