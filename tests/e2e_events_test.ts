@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { startDaemon } from "./_daemon.ts";
 import { waitFor } from "./_helpers.ts";
-import { freePort, isAlive } from "./_net.ts";
-import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
+import { historySetup } from "./_history.ts";
+import { freePort } from "./_net.ts";
+import { exchange } from "./_service.ts";
 
 /** An HTTP receiver: answers 500 to the first POST, 200 to the others, and keeps each body. */
 function receiver() {
@@ -26,30 +27,18 @@ function receiver() {
 }
 
 Deno.test("ON_EVENT_CMD and WEBHOOK_URL hear each event in order; a failed POST is tried again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sleepingd-events-" });
   const hook = receiver();
-  const [echo, broken] = [freePort(), freePort()];
-  await Deno.mkdir(`${dir}/echo`);
-  const file = `${dir}/sleepingd.conf`;
-  await Deno.writeTextFile(
-    file,
-    `VARRUN_PATH=${dir}/run
-STATE_PATH=${dir}/state
-ON_EVENT_CMD='echo "$SLEEPINGD_EVENT $SLEEPINGD_SERVICE \${SLEEPINGD_STOP_REASON:--} \${SLEEPINGD_TARGET:--}" >> ${dir}/events'
-WEBHOOK_URL=${hook.url}
-[echo]
-PORT=${echo}
-LISTEN_ADDRESS=127.0.0.1
-START_CMD='${startEchoBackend(`${dir}/echo`, freePort())}'
-STOP_CMD='${stopEchoBackend(`${dir}/echo`)}'
-IDLE_TIME=0.2
-IDLE_CHECK_INTERVAL=0.1
-[broken]
-PORT=${broken}
-LISTEN_ADDRESS=127.0.0.1
-START_CMD='echo no VM left >&2; exit 3'
-`,
-  );
+  const broken = freePort();
+  const { dir, file, port: echo, cleanup } = await historySetup({
+    name: "echo",
+    idleTime: 0.2,
+    cost: "",
+    global: (dir) =>
+      `ON_EVENT_CMD='echo "$SLEEPINGD_EVENT $SLEEPINGD_SERVICE \${SLEEPINGD_STOP_REASON:--} ` +
+      `\${SLEEPINGD_TARGET:--}" >> ${dir}/events'\nWEBHOOK_URL=${hook.url}`,
+    more: `[broken]\nPORT=${broken}\nLISTEN_ADDRESS=127.0.0.1\n` +
+      "START_CMD='echo no VM left >&2; exit 3'\n",
+  });
   const daemon = await startDaemon(file);
   const lines = () => {
     try {
@@ -94,41 +83,24 @@ START_CMD='echo no VM left >&2; exit 3'
     assert.match(ready2.target as string, /^127\.0\.0\.1:\d+$/);
     assert.match(ready2.time as string, /^\d{4}-\d\d-\d\dT/);
   } finally {
-    await daemon.stop();
+    await cleanup(daemon);
     await hook.server.shutdown();
-    try {
-      const pid = Number(await Deno.readTextFile(`${dir}/echo/backend.pid`));
-      if (isAlive(pid)) Deno.kill(pid, "SIGKILL");
-    } catch {
-      // No backend left.
-    }
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("a webhook that never answers holds up no wake", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sleepingd-events-" });
   // Accepts connections and never answers them.
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   (async () => {
     for await (const conn of silent) held.push(conn);
   })().catch(() => {});
-  const port = freePort();
-  await Deno.mkdir(`${dir}/echo`);
-  const file = `${dir}/sleepingd.conf`;
-  await Deno.writeTextFile(
-    file,
-    `VARRUN_PATH=${dir}/run
-STATE_PATH=${dir}/state
-[echo]
-PORT=${port}
-LISTEN_ADDRESS=127.0.0.1
-START_CMD='${startEchoBackend(`${dir}/echo`, freePort())}'
-STOP_CMD='${stopEchoBackend(`${dir}/echo`)}'
-WEBHOOK_URL=http://127.0.0.1:${silent.addr.port}/
-`,
-  );
+  const { file, port, cleanup } = await historySetup({
+    name: "echo",
+    idleTime: 60,
+    cost: "",
+    extra: `WEBHOOK_URL=http://127.0.0.1:${silent.addr.port}/`,
+  });
   const daemon = await startDaemon(file);
   try {
     // The wake event's POST hangs; the client is answered all the same.
@@ -137,14 +109,8 @@ WEBHOOK_URL=http://127.0.0.1:${silent.addr.port}/
     assert.equal(await exchange(port, "again"), "again");
   } finally {
     assert.equal(await daemon.stop(), 0, "the shutdown does not wait long for a silent webhook");
+    await cleanup(daemon);
     silent.close();
     for (const conn of held) conn.close();
-    try {
-      const pid = Number(await Deno.readTextFile(`${dir}/echo/backend.pid`));
-      if (isAlive(pid)) Deno.kill(pid, "SIGKILL");
-    } catch {
-      // No backend left.
-    }
-    await Deno.remove(dir, { recursive: true });
   }
 });
