@@ -106,9 +106,12 @@ serverTest(
       name: "web",
       idleTime: 3,
       cost: "0.12 USD",
+      global: (dir) => `API_TOKEN_FILE=${dir}/token`,
       more: `[db]\nPORT=${freePort()}\nLISTEN_ADDRESS=127.0.0.1\nSTART_CMD=echo 127.0.0.1 1\n` +
         "COST_PER_HOUR=0.85 USD\n",
     });
+    const token = crypto.randomUUID();
+    await Deno.writeTextFile(`${dir}/token`, token);
     await Deno.writeTextFile(
       `${dir}/state/events.jsonl`,
       pastDay(Date.now()).map((event) => JSON.stringify(event) + "\n").join(""),
@@ -128,10 +131,11 @@ serverTest(
       const page = await browser.newPage();
       const problems: string[] = [];
       page.on("pageerror", (error) => problems.push(`page error: ${error}`));
+      // Errors the test causes on purpose: the live stream lost while the daemon restarts, and
+      // the wrong token refused (401).
+      const expected = /ERR_CONNECTION_REFUSED|api\/live|status of 401/;
       page.on("console", (message) => {
-        if (
-          message.type() === "error" && !/ERR_CONNECTION_REFUSED|api\/live/.test(message.text())
-        ) {
+        if (message.type() === "error" && !expected.test(message.text())) {
           problems.push(`console: ${message.text()}`);
         }
       });
@@ -221,6 +225,37 @@ serverTest(
       );
       assert.equal(overflow, 0, "nothing is wider than the phone");
       await reloaded.screenshot({ path: `${shots}/dashboard-phone.png`, fullPage: true });
+      // With API_TOKEN_FILE set, the buttons act with the token typed in the header; without it,
+      // they say what is missing and do nothing. (The first tab again: a tab behind runs no frames.)
+      await page.bringToFront();
+      await page.click('[data-service="web"] [data-action="wake"]');
+      await waitInPage(
+        page,
+        "the missing token said",
+        `/type the token/.test(document.body.innerText)`,
+      );
+      await page.type("#token", "wrong");
+      await page.click('[data-service="web"] [data-action="wake"]');
+      await waitInPage(
+        page,
+        "the wrong token refused",
+        `/A valid token is needed/.test(document.body.innerText)`,
+      );
+      await page.$eval("#token", (field) => (field as unknown as { value: string }).value = "");
+      await page.type("#token", token);
+      await page.click('[data-service="web"] [data-action="wake"]');
+      await waitInPage(
+        page,
+        "web woken by its button",
+        `document.querySelector('[data-service="web"]').dataset.state === "awake"`,
+      );
+      await page.click('[data-service="web"] [data-action="sleep"]');
+      await waitInPage(
+        page,
+        "web put to sleep by its button",
+        `document.querySelector('[data-service="web"]').dataset.state === "asleep" && ` +
+          `document.querySelector('[data-service="web"] [data-stop="requested"]') !== null`,
+      );
       assert.deepEqual(problems, [], "the page ran without errors");
       console.log(`screenshots in ${shots}`);
     } finally {

@@ -30,6 +30,7 @@ const STATUS: DaemonStatus = {
   version: "0.0.0-fuzz",
   startedAt: new Date(0).toISOString(),
   configFiles: [],
+  actions: false,
   services: [],
 };
 

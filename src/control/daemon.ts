@@ -90,7 +90,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     },
   });
   const startedAt = new Date();
-  const status = () => daemonStatus(supervisor.services, startedAt, supervisor.config.files);
+  const status = () =>
+    daemonStatus(
+      supervisor.services,
+      startedAt,
+      supervisor.config.files,
+      supervisor.config.global.apiTokenFile !== undefined,
+    );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
       time: new Date().toISOString(),

@@ -64,6 +64,8 @@ export interface DaemonStatus {
   startedAt: string;
   /** Configuration files it read. */
   configFiles: string[];
+  /** Whether the HTTP API takes actions (wake, sleep, keep-awake): API_TOKEN_FILE is set. */
+  actions: boolean;
   /** Its services, in configuration order. */
   services: ServiceStatus[];
 }
@@ -100,12 +102,14 @@ export function daemonStatus(
   services: readonly Service[],
   startedAt: Date,
   configFiles: string[],
+  actions = false,
 ): DaemonStatus {
   return {
     pid: Deno.pid,
     version: VERSION,
     startedAt: startedAt.toISOString(),
     configFiles,
+    actions,
     services: services.map(serviceStatus),
   };
 }

@@ -116,6 +116,18 @@ button:focus-visible { outline: 2px solid var(--asleep); outline-offset: 2px; }
   font-size: 12.5px; color: var(--muted);
 }
 .facts b { color: var(--text); font-weight: 600; }
+.actions { display: flex; gap: 6px; margin-top: 8px; }
+.token {
+  font: inherit; font-size: 12.5px; width: 9em; padding: 4px 8px; border-radius: 8px;
+  border: 1px solid var(--line); background: var(--panel); color: var(--text);
+}
+.token[hidden] { display: none; }
+.actions[hidden] { display: none; }
+.act {
+  font: inherit; font-size: 12px; padding: 3px 10px; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--line); background: var(--panel); color: var(--text);
+}
+.act:disabled { opacity: .4; cursor: default; }
 .facts .bad, .figs .bad b { color: var(--failed); }
 .since { font-size: 12.5px; color: var(--muted); }
 .since b { color: var(--text); font-weight: 600; }
@@ -211,6 +223,8 @@ const BODY = `
     </div>
     <div class="controls">
       <span class="live" id="live" data-live="connecting" role="status">connecting…</span>
+      <input class="token" id="token" type="password" placeholder="API token" autocomplete="off"
+        aria-label="The token of API_TOKEN_FILE, for the Wake now and Sleep now buttons" hidden>
       <div class="switch" role="group" aria-label="Period shown">
         <button type="button" data-period="24h" aria-pressed="true">24 hours</button>
         <button type="button" data-period="7d" aria-pressed="false">7 days</button>
@@ -420,7 +434,17 @@ function rowFor(name) {
   head.append(make("h2", "name", name), badge, sinceLine);
   const facts = make("div", "facts");
   const info = make("div", "info");
-  info.append(head, facts);
+  const actions = make("div", "actions");
+  actions.hidden = true;
+  const wakeButton = make("button", "act", "Wake now");
+  const sleepButton = make("button", "act", "Sleep now");
+  for (const [button, action] of [[wakeButton, "wake"], [sleepButton, "sleep"]]) {
+    button.type = "button";
+    button.dataset.action = action;
+    button.addEventListener("click", () => act(name, action, button));
+  }
+  actions.append(wakeButton, sleepButton);
+  info.append(head, facts, actions);
   const figs = make("div", "figs");
   const bar = make("div", "bar");
   const track = make("div", "track");
@@ -431,7 +455,10 @@ function rowFor(name) {
   const timeline = make("div", "timeline");
   timeline.append(figs, track, ticks);
   el.append(info, timeline);
-  row = { el, badge, since, sinceLine, facts, figs, bar, track, ticks, stateSince: NaN };
+  row = {
+    el, badge, since, sinceLine, facts, figs, bar, track, ticks, actions, wakeButton, sleepButton,
+    stateSince: NaN,
+  };
   row.spans = []; // { node, from, to, state, open }
   row.marks = []; // { node, at }
   app.rows.set(name, row);
@@ -468,10 +495,46 @@ function updateRow(row, service) {
   open.append(value("open", String(service.openConnections)),
     service.openConnections === 1 ? " open connection" : " open connections");
   row.facts.replaceChildren(route, open);
+  row.actions.hidden = !app.status?.actions;
+  row.wakeButton.disabled = service.state !== "asleep";
+  row.sleepButton.disabled = service.state !== "awake";
+}
+
+/**
+ * Asks sleepingd to wake or put a service to sleep, with the token typed in
+ * the header (kept for this tab only).
+ */
+async function act(name, action, button) {
+  const field = byId("token");
+  const token = field.value.trim();
+  if (!token) {
+    setError("action", "type the token of API_TOKEN_FILE in the field above to " + action + " " + name);
+    field.focus();
+    return;
+  }
+  sessionStorage.setItem("sleepingd-token", token);
+  button.disabled = true;
+  try {
+    const response = await fetch("api/services/" + encodeURIComponent(name) + "/" + action, {
+      method: "POST",
+      headers: { authorization: "Bearer " + token, "content-type": "application/json" },
+      body: "{}",
+    });
+    const answer = await response.json().catch(() => ({}));
+    setError("action", response.ok ? null : action + " " + name + ": " + (answer.error ?? response.status));
+  } catch (error) {
+    setError("action", action + " " + name + ": " + error.message);
+  } finally {
+    button.disabled = false;
+    loadStatus();
+  }
 }
 
 function renderStatus(status) {
   app.status = status;
+  const field = byId("token");
+  if (field.hidden && status.actions) field.value = sessionStorage.getItem("sleepingd-token") ?? "";
+  field.hidden = !status.actions;
   byId("version").textContent = "v" + status.version.replace(/^v/, "");
   for (const service of status.services) updateRow(rowFor(service.name), service);
   syncRows(status.services.map((service) => service.name));
