@@ -47,6 +47,7 @@ MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
 STATE_PATH=/srv/sleepingd
+API_TOKEN_FILE=/etc/sleepingd/api-token
 [full]
 PORT=7000
 LISTEN_ADDRESS=127.0.0.1 ::1
@@ -71,6 +72,7 @@ WAKE_ON=data
 HOLD_TIMEOUT=90
 PROXY_PROTOCOL=v1
 COST_PER_HOUR=0.25 EUR
+MIN_AWAKE_TIME=120
 `,
   });
   const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/full.conf`, "check"]);
@@ -78,6 +80,7 @@ COST_PER_HOUR=0.25 EUR
   assert.equal(
     stdout,
     "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+      "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
       "all services: 5000 connections, 30 wakes an hour\n" +
       "full (port 7000)\n" +
@@ -96,6 +99,7 @@ COST_PER_HOUR=0.25 EUR
       "  stop: stop-it (timeout 3s)\n" +
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
+      "  awake at least: 120s once woken\n" +
       "  user: nobody\n" +
       "  cost: 0.25 EUR an hour awake\n",
   );

@@ -58,13 +58,20 @@ function describeConfig(config: Config): string {
   return lines.join("\n");
 }
 
-/** Where the daemon keeps its history and serves its dashboard, when set otherwise than default. */
+/**
+ * Where the daemon keeps its history, serves its dashboard and takes its API
+ * token, when set otherwise than default.
+ */
 function describeDaemon(config: Config): string[] {
-  const { statePath, metricsAddress } = config.global;
+  const { statePath, metricsAddress, apiTokenFile } = config.global;
   const lines: string[] = [];
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
     lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);
+  }
+  if (apiTokenFile) {
+    const where = metricsAddress ? "" : " (but METRICS_ADDRESS is off)";
+    lines.push(`wake API: POST /api/services/NAME/... with the token in ${apiTokenFile}${where}`);
   }
   if (statePath !== KEYS_BY_NAME.get("STATE_PATH")!.default) {
     lines.push(`history: ${statePath}/events.jsonl`);
