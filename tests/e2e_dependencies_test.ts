@@ -65,7 +65,7 @@ Deno.test("DEPENDS_ON: a client of app wakes db first; db outlasts app's idle st
     await daemon.waitForLine(/\[db\] not idle: needed by app$/);
     const refused = await runCli(["-f", file, "sleep", "db"]);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /db is needed by app \(DEPENDS_ON\), awake or waking: put that/);
+    assert.match(refused.stderr, /db is needed by app \(DEPENDS_ON\), not asleep: put that/);
     // app idles out first, then db: stops in reverse.
     await daemon.waitForLine(/\[db\] stopping -> asleep/);
     assert.deepEqual(order(), ["db start", "app start", "app stop", "db stop"]);

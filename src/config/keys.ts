@@ -237,8 +237,8 @@ export const KEYS: readonly KeyDefinition[] = [
     perSection: true,
     doc: "Services this one needs, by section name, separated by commas, e.g. Database, " +
       "Cache: waking this service first wakes each of them, in that order, each until it is " +
-      "ready; none of them is stopped for being idle while this service is awake or waking, " +
-      "so they stop after it. Each must be an active service; no cycle. Not inherited from " +
+      "ready; none of them is stopped for being idle while this service is not asleep, so " +
+      "they stop after it. Each must be an active service; no cycle. Not inherited from " +
       "the global section.",
   },
   {

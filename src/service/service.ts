@@ -167,8 +167,8 @@ export class Service {
 
   /**
    * Why the service is kept from idle stops now: `kept awake until ...`
-   * (`sleepingd keep-awake`), `needed by app` (a service awake or waking
-   * that DEPENDS_ON it), `schedule Mon-Fri 08:00-18:00 until Mon 18:00`;
+   * (`sleepingd keep-awake`), `needed by app` (a service not asleep that
+   * DEPENDS_ON it), `schedule Mon-Fri 08:00-18:00 until Mon 18:00`;
    * undefined when nothing keeps it.
    */
   keptAwake(): string | undefined {
@@ -182,14 +182,14 @@ export class Service {
     return undefined;
   }
 
-  /** The services awake or waking that list this one in DEPENDS_ON. */
+  /**
+   * The services not asleep (waking, awake, or still stopping) that list
+   * this one in DEPENDS_ON: it stops only after they have.
+   */
   neededBy(): string[] {
     const name = this.#config.name;
     return this.#services()
-      .filter((other) =>
-        other.config.dependsOn.includes(name) &&
-        (other.state === "awake" || other.state === "starting")
-      )
+      .filter((other) => other.config.dependsOn.includes(name) && other.state !== "asleep")
       .map((other) => other.config.name);
   }
 

@@ -141,8 +141,8 @@ export class Supervisor {
     const needers = service.neededBy();
     if (needers.length > 0) {
       throw new Error(
-        `${service.config.name} is needed by ${needers.join(", ")} (DEPENDS_ON), awake or ` +
-          "waking: put that to sleep first",
+        `${service.config.name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
+          "put that to sleep first",
       );
     }
     service.keepAwakeUntil(0);
