@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { ChangeEvent } from "../src/history/event.ts";
 import type { Daemon } from "./_daemon.ts";
 import { freePort, isAlive } from "./_net.ts";
 import { startEchoBackend, stopEchoBackend } from "./_service.ts";
@@ -38,6 +39,8 @@ export interface HistorySetup {
   http: number;
   /** GETs `path` from the HTTP server: its status, headers and JSON body (an error by default). */
   api<T = { error: string }>(path: string): Promise<{ status: number; headers: Headers; body: T }>;
+  /** The first `awake → stopping` change the daemons wrote to the event log, if any. */
+  firstStop(): Promise<ChangeEvent | undefined>;
   /** Stops `daemons`, kills a backend left running and removes the folder. */
   cleanup(...daemons: Daemon[]): Promise<void>;
 }
@@ -80,6 +83,11 @@ ${options.more ?? ""}`,
         headers: response.headers,
         body: await response.json() as T,
       };
+    },
+    async firstStop() {
+      const lines = (await Deno.readTextFile(`${dir}/state/events.jsonl`)).trim().split("\n");
+      return lines.map((line) => JSON.parse(line) as ChangeEvent)
+        .find((event) => event.from === "awake" && event.to === "stopping");
     },
     async cleanup(...daemons) {
       for (const daemon of daemons) await daemon.stop();

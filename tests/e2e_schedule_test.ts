@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import type { DaemonStatus } from "../src/control/status.ts";
-import type { ChangeEvent } from "../src/history/event.ts";
 import { startDaemon } from "./_daemon.ts";
 import { runCli } from "./_helpers.ts";
 import { historySetup } from "./_history.ts";
@@ -30,9 +29,7 @@ Deno.test("KEEP_AWAKE wakes the service at the window's start, holds off idle st
     assert.equal(stop, -1, "no stop inside the window");
     // Over: idle as usual, stopped after IDLE_TIME.
     await daemon.waitForLine(/\[echo\] stopping -> asleep/);
-    const events = (await Deno.readTextFile(`${setup.dir}/state/events.jsonl`)).trim()
-      .split("\n").map((line) => JSON.parse(line) as ChangeEvent);
-    const idleStop = events.find((event) => event.from === "awake" && event.to === "stopping")!;
+    const idleStop = (await setup.firstStop())!;
     assert.equal(idleStop.stop, "idle");
     // The window lasted 60 clock seconds, 3 real ones: awake at least most of that.
     assert.ok(idleStop.lasted >= 2.5, `awake ${idleStop.lasted}s, less than the window`);

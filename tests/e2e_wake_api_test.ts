@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import type { DaemonStatus } from "../src/control/status.ts";
-import type { ChangeEvent } from "../src/history/event.ts";
 import { startDaemon } from "./_daemon.ts";
 import { runCli } from "./_helpers.ts";
 import { historySetup } from "./_history.ts";
@@ -177,9 +176,7 @@ Deno.test("MIN_AWAKE_TIME holds off the idle stop of a service woken by a client
   try {
     (await openClient(setup.port)).close();
     await daemon.waitForLine(/\[echo\] stopping -> asleep/);
-    const events = (await Deno.readTextFile(`${setup.dir}/state/events.jsonl`)).trim().split("\n")
-      .map((line) => JSON.parse(line) as ChangeEvent);
-    const stop = events.find((event) => event.from === "awake" && event.to === "stopping")!;
+    const stop = (await setup.firstStop())!;
     assert.ok(stop.lasted >= 1.5, `awake ${stop.lasted}s before the idle stop`);
   } finally {
     await setup.cleanup(daemon);
