@@ -139,6 +139,7 @@ export async function startHarness(
     global: {
       varrunPath: dir,
       statePath: dir,
+      clusterName: "sleepingd",
       shutdownGrace: 2,
       logFormat: "text",
       ...options.global,

@@ -14,8 +14,9 @@ const FORBIDDEN: Record<string, string[]> = {
   config: ["service", "control", "cli", "net", "process"],
   net: ["service", "control", "cli", "config", "process"],
   process: ["service", "control", "cli", "config", "net"],
-  service: ["control", "cli", "history", "dashboard"],
+  service: ["control", "cli", "history", "dashboard", "cluster"],
   history: ["control", "cli", "dashboard"],
+  cluster: ["control", "cli", "dashboard", "history"],
   dashboard: ["service", "control", "cli", "config", "net", "process", "history"],
   control: ["cli"],
 };

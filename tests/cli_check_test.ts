@@ -48,6 +48,8 @@ MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
 STATE_PATH=/srv/sleepingd
 API_TOKEN_FILE=/etc/sleepingd/api-token
+ETCD_ENDPOINTS=http://10.0.0.5:2379 http://10.0.0.6:2379
+CLUSTER_NAME=office
 [full]
 PORT=7000
 LISTEN_ADDRESS=127.0.0.1 ::1
@@ -79,7 +81,8 @@ MIN_AWAKE_TIME=120
   assert.equal(stderr, "");
   assert.equal(
     stdout,
-    "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+    "cluster: office, through etcd at http://10.0.0.5:2379 http://10.0.0.6:2379\n" +
+      "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
       "all services: 5000 connections, 30 wakes an hour\n" +

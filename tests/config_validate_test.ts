@@ -77,6 +77,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
     global: {
       varrunPath: "/var/run/sleepingd",
       statePath: "/var/lib/sleepingd",
+      clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
     },
@@ -147,6 +148,7 @@ Deno.test("buildConfig() gives every key its default", () => {
     global: {
       varrunPath: "/var/run/sleepingd",
       statePath: "/var/lib/sleepingd",
+      clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
     },
@@ -263,6 +265,7 @@ Deno.test("buildConfig() reads a blank key with a default as the default", () =>
   assert.deepEqual(config.global, {
     varrunPath: "/var/run/sleepingd",
     statePath: "/var/lib/sleepingd",
+    clusterName: "sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
   });
@@ -283,6 +286,7 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
   assert.deepEqual(build(`${global}${WEB}`).global, {
     varrunPath: "/tmp/s",
     statePath: "/tmp/history",
+    clusterName: "sleepingd",
     shutdownGrace: 2.5,
     logFormat: "json",
     logFile: "/tmp/s.log",
@@ -538,6 +542,16 @@ Deno.test("buildConfig() reads ON_EVENT_CMD and WEBHOOK_URL, refusing a URL that
   assert.deepEqual(errorsOf(`${WEB}WEBHOOK_URL=chat.example/hook\n`), [
     't.conf:4: Cannot use "WEBHOOK_URL" as it must be an http:// or https:// URL: current value ' +
     'is "chat.example/hook"',
+  ]);
+});
+
+Deno.test("buildConfig() reads ETCD_ENDPOINTS and CLUSTER_NAME, refusing an endpoint not http(s)", () => {
+  const config = build(`ETCD_ENDPOINTS=http://a:2379 https://b:2379\nCLUSTER_NAME=office\n${WEB}`);
+  assert.deepEqual(config.global.etcdEndpoints, ["http://a:2379", "https://b:2379"]);
+  assert.equal(config.global.clusterName, "office");
+  assert.deepEqual(errorsOf(`ETCD_ENDPOINTS=http://a:2379 b:2379\n${WEB}`), [
+    't.conf:1: Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "b:2379" ' +
+    "is not",
   ]);
 });
 

@@ -24,6 +24,7 @@ function monitor(settings: Partial<ServiceConfig>) {
       state.keptAwakeUntil > Date.now()
         ? `kept awake until ${new Date(state.keptAwakeUntil).toISOString()}`
         : undefined,
+    othersBusy: () => Promise.resolve(undefined),
     runIdleCmd: (signal) => runShell(state.config.idleCmd!.text, { signal }),
     stop: (verdict) => {
       state.stops.push(verdict);

@@ -63,8 +63,11 @@ function describeConfig(config: Config): string {
  * token, when set otherwise than default.
  */
 function describeDaemon(config: Config): string[] {
-  const { statePath, metricsAddress, apiTokenFile } = config.global;
+  const { statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } = config.global;
   const lines: string[] = [];
+  if (etcdEndpoints) {
+    lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
+  }
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
     lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);

@@ -424,6 +424,24 @@ export const KEYS: readonly KeyDefinition[] = [
       "through the control socket). Global section only.",
   },
   {
+    name: "ETCD_ENDPOINTS",
+    kind: "addresses",
+    default: "",
+    globalOnly: true,
+    doc: "etcd endpoints (http://HOST:PORT, space separated) through which several sleepingd " +
+      "instances in front of the same backends share each service's life cycle: one START_CMD " +
+      "or STOP_CMD at a time, an idle stop only when every instance is idle. Blank means " +
+      "alone. Global section only.",
+  },
+  {
+    name: "CLUSTER_NAME",
+    kind: "text",
+    default: "sleepingd",
+    globalOnly: true,
+    doc: "The name the instances sharing ETCD_ENDPOINTS coordinate under: those with the " +
+      "same name share their services (by section name). Global section only.",
+  },
+  {
     name: "METRICS_ADDRESS",
     kind: "text",
     default: "",

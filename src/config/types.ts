@@ -147,6 +147,13 @@ export interface GlobalConfig {
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
+  etcdEndpoints?: string[];
+  /**
+   * `CLUSTER_NAME`: the name instances coordinate under.
+   * @default "sleepingd"
+   */
+  clusterName: string;
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */

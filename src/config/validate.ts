@@ -107,6 +107,8 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
     );
   }
 
+  const endpoints = etcdEndpoints(globalSettings, issues);
+
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
     ? readErrors
@@ -125,6 +127,8 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
+      ...optional("etcdEndpoints", endpoints),
+      clusterName: globalSettings.get("CLUSTER_NAME") as string,
       ...optional(
         "metricsAddress",
         metricsAddress === undefined ? undefined : parseHostPort(metricsAddress),
@@ -448,6 +452,20 @@ function overlap(a: string[], b: string[]): boolean {
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
 function positive(value: Value): number | undefined {
   return typeof value === "number" && value > 0 ? value : undefined;
+}
+
+/** ETCD_ENDPOINTS when each is an http(s) URL; records an error naming the line when one is not. */
+function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined {
+  const urls = (settings.get("ETCD_ENDPOINTS") as string[] | undefined)?.filter(Boolean);
+  if (!urls || urls.length === 0) return undefined;
+  const bad = urls.find((url) => !/^https?:$/.test(URL.parse(url)?.protocol ?? ""));
+  if (bad === undefined) return urls;
+  issues.error(
+    settings.entry("ETCD_ENDPOINTS")!.location,
+    "ETCD_ENDPOINTS",
+    `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
+  );
+  return undefined;
 }
 
 /** WEBHOOK_URL when it is an http(s) URL; records an error naming the line when it is not. */

@@ -17,6 +17,8 @@ import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
+import { Cluster } from "../cluster/cluster.ts";
+import type { Service } from "../service/service.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { formatTarget } from "../net/address.ts";
@@ -79,7 +81,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     folder: config.global.statePath,
     states: () => states(supervisor),
   });
+  const { etcdEndpoints, clusterName } = config.global;
+  const cluster: Cluster | undefined = etcdEndpoints
+    ? new Cluster(etcdEndpoints, clusterName, (): readonly Service[] => supervisor.services)
+    : undefined;
   const supervisor = new Supervisor(config, metrics, {
+    coordinator: cluster,
     connectionBound: await connectionBound(),
     onChange: save,
     onTransition: (service, change) => {
@@ -96,6 +103,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       startedAt,
       supervisor.config.files,
       supervisor.config.global.apiTokenFile !== undefined,
+      cluster?.instances,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -117,6 +125,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   let http: { shutdown(): Promise<void> } | undefined;
   try {
     await supervisor.listen();
+    await cluster?.start();
     daemonEvent("started");
     // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.
     recover(supervisor.services, saved).then(() => supervisor.startSchedules());
@@ -171,6 +180,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     releaseRunDir(dir);
     return 1;
   }
+  await cluster?.leave();
   daemonEvent("stopped");
   events.close();
   await http?.shutdown();

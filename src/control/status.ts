@@ -66,6 +66,8 @@ export interface DaemonStatus {
   configFiles: string[];
   /** Whether the HTTP API takes actions (wake, sleep, keep-awake): API_TOKEN_FILE is set. */
   actions: boolean;
+  /** With ETCD_ENDPOINTS, the instances of the cluster, this one first. */
+  instances?: { id: string; since: string }[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
 }
@@ -103,6 +105,7 @@ export function daemonStatus(
   startedAt: Date,
   configFiles: string[],
   actions = false,
+  instances?: { id: string; since: string }[],
 ): DaemonStatus {
   return {
     pid: Deno.pid,
@@ -110,6 +113,7 @@ export function daemonStatus(
     startedAt: startedAt.toISOString(),
     configFiles,
     actions,
+    ...(instances ? { instances } : {}),
     services: services.map(serviceStatus),
   };
 }
@@ -120,7 +124,12 @@ export function daemonStatus(
  */
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
-  return status.services.map((service) => {
+  const instances = status.instances
+    ? `instances: ${
+      status.instances.map((one, index) => index === 0 ? `${one.id} (this one)` : one.id).join(", ")
+    }\n`
+    : "";
+  return instances + status.services.map((service) => {
     const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
       `state ${service.state}` + (service.awakeBecause ? ` (${service.awakeBecause})` : ""),

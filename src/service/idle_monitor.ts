@@ -36,6 +36,8 @@ export interface IdleInputs {
   awakeSince(): number;
   /** Why it is kept awake now (`sleepingd keep-awake`, a KEEP_AWAKE window), or undefined. */
   keptAwake(): string | undefined;
+  /** Why another sleepingd instance keeps the service from being idle, or undefined. */
+  othersBusy(): Promise<string | undefined>;
   /** Runs IDLE_CMD; aborting `signal` kills it. */
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
@@ -112,9 +114,11 @@ export class IdleMonitor {
     }
     const idleMs = Math.max(0, now - since);
     const idleFor = `idle for ${(idleMs / 1000).toFixed(1)}s`;
-    return idleMs >= idleTime * 1000
-      ? { outcome: "sleep", reason: idleFor }
-      : { outcome: "idle", reason: `${idleFor} of IDLE_TIME ${idleTime}s` };
+    if (idleMs < idleTime * 1000) {
+      return { outcome: "idle", reason: `${idleFor} of IDLE_TIME ${idleTime}s` };
+    }
+    const others = await inputs.othersBusy();
+    return others ? this.#busy(others) : { outcome: "sleep", reason: idleFor };
   }
 
   #busy(reason: string): IdleVerdict {

@@ -14,6 +14,7 @@ import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import type { RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
+import { ALONE, type Coordinator } from "./coordinator.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
 
@@ -63,6 +64,8 @@ export interface RouteContext {
   abandonWake(error: WakeError): Promise<void>;
   /** Why no wake may begin now (a wake rate limit), or undefined; a wake allowed is counted. */
   mayWake(): Refusal | undefined;
+  /** The other sleepingd instances in front of the same backend (ALONE when there are none). */
+  coordinator: Coordinator;
   /**
    * Wakes the services of DEPENDS_ON, in order, each until it is ready.
    *
@@ -247,38 +250,49 @@ class SharedWake implements Router {
    * a datagram closes it at once, lest it wait, unused, until the backend drops it.
    */
   #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
-    const { life, config, run, signal, abandonWake } = this.#context;
-    wakeAfterDependencies(this.#context, {
-      config: config(),
-      run,
-      signal,
-      client,
-      knownTarget: life.lastTarget,
-    })
-      .then(
-        ({ target, conn: proof }) => {
-          const conn = keepSpare ? proof : undefined;
-          if (!keepSpare && proof) closeQuietly(proof);
-          const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
-          const reason = `${formatTarget(target)} ${
-            proof ? "accepted" : "ready"
-          } after ${seconds}s`;
-          life.transition("starting", { to: "awake", target, conn, reason });
-        },
-        (error: WakeError) => {
-          logger.error("[{service}] cannot wake: {reason}", {
-            service: config().name,
-            reason: error.message,
-          });
-          return abandonWake(error);
-        },
-      )
-      .catch((error) => {
-        logger.fatal("[{service}] the wake left the life cycle broken: {error}", {
-          service: config().name,
-          error,
+    const { life, config, run, signal, abandonWake, coordinator } = this.#context;
+    const name = config().name;
+    const runWake = async () => {
+      // Another instance may run this wake, or have run it: then only its target is needed.
+      const claim = coordinator === ALONE
+        ? { run: true as const }
+        : await coordinator.claimWake(name, signal).catch(() => ({ run: true as const }));
+      if ("target" in claim) {
+        const reason = `${formatTarget(claim.target)} awake, woken by ${claim.by}`;
+        life.transition("starting", { to: "awake", target: claim.target, reason });
+        return;
+      }
+      let woken;
+      try {
+        woken = await wakeAfterDependencies(this.#context, {
+          config: config(),
+          run,
+          signal,
+          client,
+          knownTarget: life.lastTarget,
         });
+      } catch (error) {
+        coordinator.wakeEnded(name, undefined);
+        logger.error("[{service}] cannot wake: {reason}", {
+          service: name,
+          reason: (error as Error).message,
+        });
+        return abandonWake(error as WakeError);
+      }
+      const { target, conn: proof } = woken;
+      const conn = keepSpare ? proof : undefined;
+      if (!keepSpare && proof) closeQuietly(proof);
+      const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
+      const reason = `${formatTarget(target)} ${proof ? "accepted" : "ready"} after ${seconds}s`;
+      life.transition("starting", { to: "awake", target, conn, reason });
+      coordinator.wakeEnded(name, target);
+    };
+    runWake().catch((error) => {
+      logger.fatal("[{service}] the wake left the life cycle broken: {error}", {
+        service: name,
+        error,
       });
+    });
   }
 
   /**

@@ -24,6 +24,7 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
+import { ALONE, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
@@ -46,6 +47,8 @@ export interface ServiceShared {
   onTransition?: (service: Service, change: Change) => void;
   /** Every service of the supervisor, for DEPENDS_ON; none by default. */
   services?: () => readonly Service[];
+  /** The other sleepingd instances in front of the same backends; ALONE by default. */
+  coordinator?: Coordinator;
 }
 
 /** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
@@ -87,6 +90,8 @@ export class Service {
   #keptAwakeUntil = 0;
   /** Every service of the supervisor, for DEPENDS_ON. */
   readonly #services: () => readonly Service[];
+  /** The other instances in front of the same backends. */
+  readonly #coordinator: Coordinator;
   /** The KEEP_AWAKE windows, when there are any. */
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
@@ -111,6 +116,7 @@ export class Service {
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
       keptAwake: () => this.keptAwake(),
+      othersBusy: () => this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: (verdict) => this.stop("idle", verdict.reason),
@@ -138,6 +144,7 @@ export class Service {
         totalWakes.spend();
         return undefined;
       },
+      coordinator: shared.coordinator ?? ALONE,
       wakeDependencies: async (signal) => {
         for (const dependency of this.#dependencies()) {
           try {
@@ -151,6 +158,7 @@ export class Service {
       },
     };
     this.#services = shared.services ?? (() => []);
+    this.#coordinator = shared.coordinator ?? ALONE;
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
   }
@@ -453,11 +461,35 @@ export class Service {
    */
   async stop(reason: StopReason, detail: string = reason): Promise<void> {
     const life = this.#lifecycle;
+    const name = this.#config.name;
+    // Alone, nothing to ask: the stop begins at once, as it always did.
+    if (life.state === "awake" && this.#coordinator !== ALONE) {
+      const refusal = await this.#coordinator.claimStop(name, reason);
+      if (refusal) {
+        this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
+          service: name,
+          reason: detail,
+          refusal,
+        });
+        return;
+      }
+    }
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
+      this.#coordinator.stopEnded(name, false);
       while (life.state === "stopping") await life.changed();
       return;
     }
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
+    this.#coordinator.stopEnded(name, true);
+  }
+
+  /**
+   * Takes in that another instance stopped the backend: awake to asleep
+   * without STOP_CMD, if no connection of this instance is open.
+   */
+  stoppedElsewhere(by: string): void {
+    if (this.stats.openConnections > 0 || this.stats.openFlows > 0) return;
+    this.#lifecycle.tryTransition("awake", { to: "asleep", reason: `stopped by ${by}` });
   }
 
   /**

@@ -18,6 +18,7 @@ import { sleep } from "../timers.ts";
 import { type Refusal, WakeBudget } from "./admission.ts";
 import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
+import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
@@ -63,6 +64,8 @@ export class Supervisor {
   readonly #connectionBound?: number;
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
+  /** The other instances in front of the same backends, when there are. */
+  readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
   readonly #log = log("supervisor");
@@ -81,6 +84,7 @@ export class Supervisor {
       connectionBound?: number;
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
+      coordinator?: Coordinator;
     } = {},
   ) {
     this.#config = config;
@@ -88,6 +92,7 @@ export class Supervisor {
     this.#connectionBound = options.connectionBound;
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
+    this.#coordinator = options.coordinator;
     this.#totalWakes = new WakeBudget(
       "MAX_WAKES_PER_HOUR_TOTAL",
       () => this.#config.global.maxWakesPerHourTotal,
@@ -101,6 +106,7 @@ export class Supervisor {
       onChange: () => this.#onChange(),
       onTransition: this.#onTransition,
       services: () => this.#services,
+      coordinator: this.#coordinator,
     });
   }
 
