@@ -146,6 +146,31 @@ serverTest(
 );
 
 serverTest(
+  "an instance that shuts down leaves the backend to the others, which stop it once idle",
+  ETCD,
+  async (paths) => {
+    const etcd = await startEtcd(paths.etcd);
+    const group = await instances(etcd, 2);
+    try {
+      await openGate(group.dir);
+      assert.equal(await exchange(group.members[0].port, "a"), "a");
+      // The other instance never had a client; it learns the backend is awake all the same.
+      await group.daemons[1].waitForLine(/\[echo\] asleep -> awake: awake, woken by /);
+      const stopping = group.daemons[0].stop();
+      await group.daemons[0].waitForLine(
+        /\[echo\] not stopping \(sleepingd is shutting down\): other/,
+      );
+      assert.equal(await stopping, 0);
+      await waitFor("the idle stop by the one left", () => group.stops() === 1, 30);
+      assert.equal((await group.status(1)).state, "asleep");
+    } finally {
+      await group.cleanup();
+      await etcd.close();
+    }
+  },
+);
+
+serverTest(
   "while etcd is away no backend is stopped on a guess; back, the idle stop happens once",
   ETCD,
   async (paths) => {

@@ -194,14 +194,7 @@ export class Cluster implements Coordinator {
           JSON.stringify(busy),
           lease,
         );
-        if (service.state === "awake") {
-          const shared = await this.#state(service.config.name);
-          if (
-            shared?.state === "asleep" && shared.by !== this.id && shared.at > service.stateSince
-          ) {
-            service.stoppedElsewhere(shared.by);
-          }
-        }
+        await this.#follow(service);
       }
       const members = await this.#etcd.range(`${this.#prefix}instances/`);
       const others = members.map(({ key, value }) => ({
@@ -216,6 +209,21 @@ export class Cluster implements Coordinator {
         "the instances do not coordinate: wakes go on alone, no backend is stopped until it answers",
         error,
       );
+    }
+  }
+
+  /**
+   * Follows what another instance did to a service's backend: woken there,
+   * it is awake here too (so that this instance's idle checks see to its stop,
+   * should that one go); stopped there, it is asleep here.
+   */
+  async #follow(service: Service) {
+    if (service.state !== "awake" && service.state !== "asleep") return;
+    const shared = await this.#state(service.config.name);
+    if (!shared || shared.by === this.id || shared.at <= service.stateSince) return;
+    if (shared.state === "asleep" && service.state === "awake") service.stoppedElsewhere(shared.by);
+    if (shared.state === "awake" && service.state === "asleep" && shared.target) {
+      service.adopt(parseTarget(shared.target), `awake, woken by ${shared.by}`);
     }
   }
 
