@@ -74,13 +74,28 @@ IDLE_CHECK_INTERVAL=0.2
   };
 }
 
+/** Runs `body` with a fresh etcd and `count` instances, then stops and removes them all. */
+async function withGroup(
+  paths: Record<string, string>,
+  count: number,
+  args: string[],
+  body: (group: Awaited<ReturnType<typeof instances>>, etcd: EtcdServer) => Promise<void>,
+) {
+  const etcd = await startEtcd(paths.etcd);
+  const group = await instances(etcd, count, args);
+  try {
+    await body(group, etcd);
+  } finally {
+    await group.cleanup();
+    await etcd.close();
+  }
+}
+
 serverTest(
   "100 clients spread over three instances during one wake: one START_CMD",
   ETCD,
-  async (paths) => {
-    const etcd = await startEtcd(paths.etcd);
-    const group = await instances(etcd, 3);
-    try {
+  (paths) =>
+    withGroup(paths, 3, [], async (group) => {
       const answers = [...Array(100).keys()].map((n) =>
         exchange(group.members[n % 3].port, `client ${n}`)
       );
@@ -104,20 +119,14 @@ serverTest(
           return instances?.length === 3 && instances[0].id.endsWith(`:${pid}`);
         });
       }
-    } finally {
-      await group.cleanup();
-      await etcd.close();
-    }
-  },
+    }),
 );
 
 serverTest(
   "a client held through one instance keeps the backend awake; killed, its lease expires and one idle stop follows",
   ETCD,
-  async (paths) => {
-    const etcd = await startEtcd(paths.etcd);
-    const group = await instances(etcd, 3, ["-v"]);
-    try {
+  (paths) =>
+    withGroup(paths, 3, ["-v"], async (group) => {
       await openGate(group.dir);
       const held = await Deno.connect({ hostname: "127.0.0.1", port: group.members[0].port });
       await held.write(new TextEncoder().encode("x"));
@@ -138,20 +147,14 @@ serverTest(
       );
       assert.equal(group.stops(), 1, "one STOP_CMD");
       assert.equal(group.starts(), 1);
-    } finally {
-      await group.cleanup();
-      await etcd.close();
-    }
-  },
+    }),
 );
 
 serverTest(
   "an instance that shuts down leaves the backend to the others, which stop it once idle",
   ETCD,
-  async (paths) => {
-    const etcd = await startEtcd(paths.etcd);
-    const group = await instances(etcd, 2);
-    try {
+  (paths) =>
+    withGroup(paths, 2, [], async (group) => {
       await openGate(group.dir);
       assert.equal(await exchange(group.members[0].port, "a"), "a");
       // The other instance never had a client; it learns the backend is awake all the same.
@@ -163,20 +166,14 @@ serverTest(
       assert.equal(await stopping, 0);
       await waitFor("the idle stop by the one left", () => group.stops() === 1, 30);
       assert.equal((await group.status(1)).state, "asleep");
-    } finally {
-      await group.cleanup();
-      await etcd.close();
-    }
-  },
+    }),
 );
 
 serverTest(
   "while etcd is away no backend is stopped on a guess; back, the idle stop happens once",
   ETCD,
-  async (paths) => {
-    const etcd = await startEtcd(paths.etcd);
-    const group = await instances(etcd, 2);
-    try {
+  (paths) =>
+    withGroup(paths, 2, [], async (group, etcd) => {
       await openGate(group.dir);
       assert.equal(await exchange(group.members[0].port, "a"), "a");
       assert.equal(await exchange(group.members[1].port, "b"), "b");
@@ -193,9 +190,5 @@ serverTest(
           (await group.status(0)).state === "asleep" && (await group.status(1)).state === "asleep",
       );
       assert.equal(group.stops(), 1, "one STOP_CMD");
-    } finally {
-      await group.cleanup();
-      await etcd.close();
-    }
-  },
+    }),
 );
