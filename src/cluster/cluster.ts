@@ -64,6 +64,10 @@ export class Cluster implements Coordinator {
   /** The services whose lock this instance holds. */
   readonly #locks = new Set<string>();
   #reachable = true;
+  /** The renewal (or grant) of the lease under way. */
+  #renewing?: Promise<string>;
+  /** A tick is under way (etcd may take up to its time-out to answer). */
+  #ticking = false;
   #timer?: ReturnType<typeof setInterval>;
   readonly #since = new Date().toISOString();
   readonly #log = log("cluster");
@@ -180,8 +184,13 @@ export class Cluster implements Coordinator {
     );
   }
 
-  /** Renews the lease, publishes what each service does, reads the others, follows stops. */
+  /**
+   * Renews the lease, publishes what each service does, reads the others,
+   * follows wakes and stops; skipped while the last one still waits on etcd.
+   */
   async #tick() {
+    if (this.#ticking) return;
+    this.#ticking = true;
     try {
       const lease = await this.#ensureLease();
       const instance = JSON.stringify({ since: this.#since });
@@ -209,6 +218,8 @@ export class Cluster implements Coordinator {
         "the instances do not coordinate: wakes go on alone, no backend is stopped until it answers",
         error,
       );
+    } finally {
+      this.#ticking = false;
     }
   }
 
@@ -227,11 +238,17 @@ export class Cluster implements Coordinator {
     }
   }
 
-  /** The lease, granted again when it expired (etcd was away longer than its TTL). */
-  async #ensureLease(): Promise<string> {
-    if (this.#lease && await this.#etcd.keepAlive(this.#lease)) return this.#lease;
-    this.#lease = await this.#etcd.grant(LEASE_TTL);
-    return this.#lease;
+  /**
+   * The lease, renewed, or granted again when it expired (etcd was away
+   * longer than its TTL); callers at once share one renewal or grant.
+   */
+  #ensureLease(): Promise<string> {
+    this.#renewing ??= (async () => {
+      if (this.#lease && await this.#etcd.keepAlive(this.#lease)) return this.#lease;
+      this.#lease = await this.#etcd.grant(LEASE_TTL);
+      return this.#lease;
+    })().finally(() => this.#renewing = undefined);
+    return this.#renewing;
   }
 
   async #state(service: string): Promise<SharedState | undefined> {
