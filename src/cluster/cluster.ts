@@ -23,7 +23,7 @@ import { sleep } from "../timers.ts";
 import { Etcd } from "./etcd.ts";
 
 /** Seconds an instance's lease lasts without renewal: how soon a crashed instance is forgotten. */
-export const LEASE_TTL = 5;
+const LEASE_TTL = 5;
 /** Milliseconds between renewals, publications of what each service does, and reads of the others. */
 const TICK_MS = 1_000;
 /** Milliseconds between two looks at a lock another instance holds. */

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { InstanceInfo } from "../cluster/cluster.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Service } from "../service/service.ts";
@@ -67,7 +68,7 @@ export interface DaemonStatus {
   /** Whether the HTTP API takes actions (wake, sleep, keep-awake): API_TOKEN_FILE is set. */
   actions: boolean;
   /** With ETCD_ENDPOINTS, the instances of the cluster, this one first. */
-  instances?: { id: string; since: string }[];
+  instances?: InstanceInfo[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
 }
@@ -105,7 +106,7 @@ export function daemonStatus(
   startedAt: Date,
   configFiles: string[],
   actions = false,
-  instances?: { id: string; since: string }[],
+  instances?: InstanceInfo[],
 ): DaemonStatus {
   return {
     pid: Deno.pid,

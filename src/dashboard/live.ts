@@ -27,11 +27,6 @@ export class LiveFeed {
     this.#poll = poll;
   }
 
-  /** How many clients listen. */
-  get size(): number {
-    return this.#streams.size;
-  }
-
   /**
    * A response that streams every message sent from now on, after `first`
    * (e.g. the state now), until the client leaves or {@linkcode close}.
