@@ -21,7 +21,6 @@ import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
-import { formatTarget } from "../net/address.ts";
 import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
@@ -91,9 +90,9 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     onChange: save,
     onTransition: (service, change) => {
       events.append(changeEvent(service.config.name, change));
-      const target = service.target ? formatTarget(service.target) : undefined;
+      const target = change.target ?? service.target;
       const event = eventOf(service.config.name, change, target);
-      if (event) notifier.notify(service.config, event);
+      if (event) notifier.notify(service.config, event, target);
     },
   });
   const startedAt = new Date();

@@ -9,7 +9,8 @@
 
 import type { ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
-import { formatTarget } from "../net/address.ts";
+import { formatTarget, type Target } from "../net/address.ts";
+import { targetEnv } from "../service/commands.ts";
 import { describeResult, runShell } from "../process/run_shell.ts";
 import type { Change } from "../service/lifecycle.ts";
 import { sleep } from "../timers.ts";
@@ -45,11 +46,11 @@ const WEBHOOK_MS = 5_000;
 /** Events that may wait per service; past it, new ones are dropped and said. */
 const PENDING_LIMIT = 100;
 
-/** The event a change of state is, if it is one; `target` is the service's while known. */
+/** The event a change of state is, if it is one; `target` is the backend's, when known. */
 export function eventOf(
   service: string,
   change: Change,
-  target?: string,
+  target?: Target,
 ): ServiceEvent | undefined {
   const name: EventName | undefined = change.to === "starting"
     ? "wake"
@@ -68,7 +69,7 @@ export function eventOf(
     service,
     time: new Date().toISOString(),
     reason: change.reason,
-    target: change.target ? formatTarget(change.target) : target ?? null,
+    target: target ? formatTarget(target) : null,
     seconds: name === "ready" || name === "wake_failed" || name === "stop" ? change.lasted : null,
     stopReason: name === "idle_stop" || name === "stop" ? change.stopReason ?? null : null,
   };
@@ -79,8 +80,11 @@ export class Notifier {
   readonly #queues = new Map<string, { tail: Promise<void>; pending: number }>();
   readonly #log = log("events");
 
-  /** Queues `event` for the destinations `config` names; returns at once. */
-  notify(config: ServiceConfig, event: ServiceEvent): void {
+  /**
+   * Queues `event` (of the backend at `target`, when known) for the
+   * destinations `config` names; returns at once.
+   */
+  notify(config: ServiceConfig, event: ServiceEvent, target?: Target): void {
     if (!config.onEventCmd && !config.webhookUrl) return;
     const queue = this.#queues.get(config.name) ?? { tail: Promise.resolve(), pending: 0 };
     this.#queues.set(config.name, queue);
@@ -93,7 +97,7 @@ export class Notifier {
       return;
     }
     queue.pending++;
-    queue.tail = queue.tail.then(() => this.#deliver(config, event)).finally(() => {
+    queue.tail = queue.tail.then(() => this.#deliver(config, event, target)).finally(() => {
       queue.pending--;
     });
   }
@@ -104,14 +108,14 @@ export class Notifier {
     await Promise.race([all, sleep(ms)]);
   }
 
-  async #deliver(config: ServiceConfig, event: ServiceEvent) {
+  async #deliver(config: ServiceConfig, event: ServiceEvent, target: Target | undefined) {
     const sends: Promise<void>[] = [];
     if (config.onEventCmd) {
       const spec = config.onEventCmd;
       sends.push(this.#tries(config.name, event, "ON_EVENT_CMD", async () => {
         const result = await runShell(spec.text, {
           timeout: spec.timeout ?? COMMAND_SECONDS,
-          env: eventEnv(config, event),
+          env: eventEnv(config, event, target),
           user: config.user,
         });
         if (result.code !== 0) throw new Error(describeResult(result));
@@ -169,7 +173,11 @@ export class Notifier {
 }
 
 /** ON_EVENT_CMD's environment: the event, and the service's usual variables. */
-function eventEnv(config: ServiceConfig, event: ServiceEvent): Record<string, string> {
+function eventEnv(
+  config: ServiceConfig,
+  event: ServiceEvent,
+  target: Target | undefined,
+): Record<string, string> {
   const env: Record<string, string> = {
     SLEEPINGD_EVENT: event.event,
     SLEEPINGD_SERVICE: config.name,
@@ -177,12 +185,7 @@ function eventEnv(config: ServiceConfig, event: ServiceEvent): Record<string, st
     SLEEPINGD_REASON: event.reason,
     SLEEPINGD_TIME: event.time,
   };
-  if (event.target) {
-    const at = event.target.lastIndexOf(":");
-    env.SLEEPINGD_TARGET = `${event.target.slice(0, at).replace(/^\[|\]$/g, "")} ${
-      event.target.slice(at + 1)
-    }`;
-  }
+  if (target) Object.assign(env, targetEnv(target));
   if (event.seconds !== null) env.SLEEPINGD_SECONDS = String(event.seconds);
   if (event.stopReason !== null) env.SLEEPINGD_STOP_REASON = event.stopReason;
   return env;

@@ -129,12 +129,16 @@ function commandEnv(
     env.SLEEPINGD_CLIENT_ADDRESS = unmapped(client.hostname);
     env.SLEEPINGD_CLIENT_PORT = String(client.port);
   }
-  if (target) {
-    env.SLEEPINGD_TARGET = `${target.hostname} ${target.port}`;
-    env.SLEEPINGD_TARGET_HOST = target.hostname;
-    env.SLEEPINGD_TARGET_PORT = String(target.port);
-  }
-  return env;
+  return target ? { ...env, ...targetEnv(target) } : env;
+}
+
+/** `SLEEPINGD_TARGET` (`IP PORT`), `SLEEPINGD_TARGET_HOST` and `SLEEPINGD_TARGET_PORT`. */
+export function targetEnv(target: Target): Record<string, string> {
+  return {
+    SLEEPINGD_TARGET: `${target.hostname} ${target.port}`,
+    SLEEPINGD_TARGET_HOST: target.hostname,
+    SLEEPINGD_TARGET_PORT: String(target.port),
+  };
 }
 
 /** Output for the trace log: quoted, with a note when only part of it was kept. */
