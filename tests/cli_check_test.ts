@@ -44,6 +44,8 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
     "full.conf": `EXEC_CMD_TIMEOUT=3
 USER=nobody
 MAX_CONNECTIONS_TOTAL=5000
+MAX_UDP_FLOWS_TOTAL=200
+MAX_HELD_BYTES_TOTAL=32M
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
 STATE_PATH=/srv/sleepingd
@@ -85,7 +87,8 @@ MIN_AWAKE_TIME=120
       "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
-      "all services: 5000 connections, 30 wakes an hour\n" +
+      "all services: 5000 connections, 200 UDP flows, 32 MiB held for clients, " +
+      "30 wakes an hour\n" +
       "full (port 7000)\n" +
       "  listen: 127.0.0.1 ::1\n" +
       "  check: test -e /tmp/up (timeout 3s)\n" +

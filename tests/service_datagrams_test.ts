@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { bindAll, OrderedSender } from "../src/net/datagram.ts";
-import { DatagramRelay, type QueueBound } from "../src/service/datagrams.ts";
+import { DatagramRelay, type QueueBound, queuedCost } from "../src/service/datagrams.ts";
 import type { DropReason, Recorder } from "../src/service/recorder.ts";
 import { Service } from "../src/service/service.ts";
 import { NO_RECORDER } from "../src/service/recorder.ts";
@@ -100,26 +100,30 @@ Deno.test("UDP: past the queue's bound, datagrams are dropped and counted; those
   const dir = await Deno.makeTempDir();
   const backend = await echoBackend("");
   const { drops, recorder } = countingDrops();
+  // Room for 21 datagrams, and for the memory of 20 of 2 bytes and one of 100.
+  const bytes = 20 * queuedCost(2) + queuedCost(100);
   const { service, relay, port } = await gatedService(dir, backend.port, recorder, {
-    bound: { datagrams: 20, bytes: 1000 },
+    bound: { datagrams: 21, bytes },
   });
   const sender = await udpClient();
   try {
-    for (let n = 0; n < 25; n++) sender.send(port, String(n).padStart(2, "0"));
+    for (let n = 0; n < 20; n++) sender.send(port, String(n).padStart(2, "0"));
+    await waitFor("20 kept", () => service.stats.queuedDatagrams === 20);
+    // The memory bound: 101 bytes do not fit, 100 do; then the count bound: 21 is all.
+    for (const size of [101, 100, 1]) sender.send(port, "x".repeat(size));
     await waitFor(
-      "20 kept, 5 dropped",
-      () => service.stats.queuedDatagrams === 20 && drops.get("queue_full") === 5,
+      "21 kept, 2 dropped",
+      () => service.stats.queuedDatagrams === 21 && drops.get("queue_full") === 2,
     );
-    // The bytes bound: 40 bytes are queued; 960 more fit, 961 do not.
-    sender.send(port, "x".repeat(961));
-    await waitFor("the datagram past the bytes bound dropped", () => drops.get("queue_full") === 6);
-    assert.equal(service.stats.queuedBytes, 40);
+    assert.equal(service.stats.queuedBytes, bytes);
+    assert.equal(service.budget.usage().held.udp_queued, bytes, "counted in the budget too");
     await openGate(dir);
-    await waitFor("the 20 kept at the backend", () => backend.received.length === 20);
+    await waitFor("the 21 kept at the backend", () => backend.received.length === 21);
     assert.deepEqual(
       backend.received,
-      [...Array(20).keys()].map((n) => String(n).padStart(2, "0")),
+      [...[...Array(20).keys()].map((n) => String(n).padStart(2, "0")), "x".repeat(100)],
     );
+    assert.equal(service.budget.usage().held.udp_queued, 0);
   } finally {
     relay.close();
     await service.close("shutdown");

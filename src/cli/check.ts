@@ -10,6 +10,7 @@ import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
+import { formatBytes } from "../net/budget.ts";
 import type { Command } from "./options.ts";
 
 /** A key's default, for the keys `check` shows only when they are set otherwise. */
@@ -48,8 +49,14 @@ function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
     : config.services.flatMap(describeService);
+  const { maxConnectionsTotal, maxUdpFlowsTotal, maxHeldBytesTotal } = config.global;
   const limits = describeLimits([
-    [config.global.maxConnectionsTotal, "connections"],
+    [maxConnectionsTotal, "connections"],
+    [maxUdpFlowsTotal, "UDP flows"],
+    [
+      maxHeldBytesTotal === undefined ? undefined : formatBytes(maxHeldBytesTotal),
+      "held for clients",
+    ],
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
   ]);
   if (limits) lines.unshift(`all services: ${limits}`);
@@ -146,7 +153,7 @@ function describeService(service: ServiceConfig): string[] {
 }
 
 /** Limits that are set, as `100 connections, 6 wakes an hour`; "" when none is. */
-function describeLimits(limits: [number | undefined, string][]): string {
+function describeLimits(limits: [number | string | undefined, string][]): string {
   return limits.filter(([value]) => value !== undefined).map(([value, what]) => `${value} ${what}`)
     .join(", ");
 }

@@ -23,6 +23,7 @@
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
+ * - `bytes`: a size, more than 0, in bytes or with K, M or G (KiB, MiB, GiB): `64M`
  */
 export type KeyKind =
   | "boolean"
@@ -36,7 +37,8 @@ export type KeyKind =
   | "choice"
   | "cost"
   | "ports"
-  | "schedule";
+  | "schedule"
+  | "bytes";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -368,9 +370,32 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     globalOnly: true,
-    doc: "Connections all services together may hold at once; more are refused at once. " +
-      "Blank or 0 means as many as the open file limit allows, two files each (sleepingd " +
-      "raises its soft limit to the hard one at start). Global section only.",
+    doc: "Connections all services together may hold at once, two file descriptors each; " +
+      "more are refused at once. Blank or 0 means their share of the open file limit: what " +
+      "it leaves after the daemon's own files, its reserve and the shares of the control " +
+      "socket, the HTTP server and UDP flows (sleepingd raises its soft limit to the hard " +
+      "one at start). Global section only.",
+  },
+  {
+    name: "MAX_UDP_FLOWS_TOTAL",
+    kind: "count",
+    default: "",
+    globalOnly: true,
+    doc: "UDP flows all services together may hold at once, a file descriptor each; a new " +
+      "client past it is refused (its datagrams dropped and counted) while the flows there " +
+      "go on. Blank or 0 means a quarter of what the open file limit leaves, at most 1024, " +
+      "when a service has a UDP port. Global section only.",
+  },
+  {
+    name: "MAX_HELD_BYTES_TOTAL",
+    kind: "bytes",
+    default: "",
+    globalOnly: true,
+    doc: "Memory all services together may keep for clients, e.g. 64M: the bytes of clients " +
+      "held while a backend wakes, and UDP datagrams waiting for a wake, " +
+      "each counted by the memory that keeps it. Past it, a client that would be held is " +
+      "refused, a held client is read no further (the kernel keeps the rest; nothing is " +
+      "lost) and a datagram is dropped and counted. Blank means 64M. Global section only.",
   },
   {
     name: "VARRUN_PATH",

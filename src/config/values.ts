@@ -108,6 +108,13 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: (text) => explainError(() => parseKeepAwake(text)),
   },
+  bytes: {
+    rule: () => "a size, more than 0, in bytes or with K, M or G, e.g. 64M",
+    read(text) {
+      if (text.trim() === "") return undefined;
+      return parseBytes(text) ?? INVALID;
+    },
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {
@@ -117,6 +124,17 @@ export const READERS: Record<KeyKind, Reader> = {
     },
   },
 };
+
+const SIZE = /^(\d+)\s*(?:([kmg])(?:i?b)?|b)?$/i;
+const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+
+/** `64M`, `64 MiB`, `512k`, `1048576` as bytes (units are powers of 1024); undefined otherwise. */
+function parseBytes(text: string): number | undefined {
+  const match = SIZE.exec(text.trim());
+  if (!match) return undefined;
+  const bytes = Number(match[1]) * (match[2] ? UNITS[match[2].toLowerCase()] : 1);
+  return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : undefined;
+}
 
 /** The message `read` throws, or undefined when it does not. */
 function explainError(read: () => unknown): string | undefined {

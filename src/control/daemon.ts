@@ -9,7 +9,8 @@
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { log } from "../log.ts";
-import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
+import { raiseFileLimit } from "../process/file_limit.ts";
+import { Budget } from "../net/budget.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
@@ -37,9 +38,6 @@ const RESTART_ONLY = [
   { name: "LOG_FILE", field: "logFile" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
 ] as const;
-
-/** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
-const RESERVED_FILES = 64;
 
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
@@ -84,9 +82,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const cluster: Cluster | undefined = etcdEndpoints
     ? new Cluster(etcdEndpoints, clusterName, (): readonly Service[] => supervisor.services)
     : undefined;
+  const budget = new Budget();
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
-    connectionBound: await connectionBound(),
+    budget,
+    fileLimit: await fileLimit(),
+    http: config.global.metricsAddress ? true : undefined,
     onChange: save,
     onTransition: (service, change) => {
       events.append(changeEvent(service.config.name, change));
@@ -113,6 +114,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     });
   const stop = Promise.withResolvers<string>();
   const control = openControl(dir, {
+    budget,
     configFiles,
     supervisor,
     status,
@@ -131,7 +133,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     save();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services),
+        metrics: () => metrics.render(supervisor.services, budget),
         status,
         history: (period, only) =>
           history(
@@ -146,6 +148,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         tokenFile: () => supervisor.config.global.apiTokenFile,
       });
     }
+    // Now that everything listens, the budget is what the file limit leaves after it.
+    supervisor.planBudget();
   } catch (error) {
     control?.close();
     events.close();
@@ -211,20 +215,19 @@ function saveServices(dir: RunDir, supervisor: Supervisor) {
 }
 
 /**
- * Raises the open file limit as far as it goes and returns how many
- * connections it leaves room for: two files each (client and backend), after
- * the files open now and a reserve for commands, listeners and the log.
+ * Raises the open file limit as far as it goes (saying so at debug level)
+ * and returns it, which the budget is planned within; undefined when unknown.
  */
-async function connectionBound(): Promise<number | undefined> {
+async function fileLimit(): Promise<number | undefined> {
   const limit = await raiseFileLimit();
   if (!limit || !Number.isFinite(limit.soft)) return undefined;
-  const bound = Math.max(1, Math.floor((limit.soft - openFiles() - RESERVED_FILES) / 2));
-  log("daemon").debug("open file limit {soft}{raised}: at most {bound} connections at once", {
-    soft: limit.soft,
-    raised: limit.raisedFrom === undefined ? "" : ` (raised from ${limit.raisedFrom})`,
-    bound,
-  });
-  return bound;
+  if (limit.raisedFrom !== undefined) {
+    log("daemon").debug("open file limit raised from {from} to {soft}", {
+      from: limit.raisedFrom,
+      soft: limit.soft,
+    });
+  }
+  return limit.soft;
 }
 
 /**
@@ -236,6 +239,7 @@ async function connectionBound(): Promise<number | undefined> {
 function openControl(
   dir: RunDir,
   parts: {
+    budget: Budget;
     configFiles: string[];
     supervisor: Supervisor;
     status: () => DaemonStatus;
@@ -243,7 +247,7 @@ function openControl(
     reloaded: () => void;
   },
 ): { close(): void } | undefined {
-  const { configFiles, supervisor, status, requestStop, reloaded } = parts;
+  const { budget, configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
   } catch (error) {
@@ -256,7 +260,7 @@ function openControl(
     );
     return undefined;
   }
-  const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
+  const close = serveControl(dir.socket, budget, async (request): Promise<ControlResponse> => {
     if (request.command === "status") return { ok: true, status: status() };
     if (request.command === "action") {
       try {

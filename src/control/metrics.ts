@@ -8,6 +8,7 @@
 
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
+import { type Budget, DESCRIPTOR_KINDS, HELD_KINDS } from "../net/budget.ts";
 import { forwardBuffers } from "../net/forward.ts";
 import type { RefusalReason } from "../service/admission.ts";
 import type { Action } from "../service/commands.ts";
@@ -83,8 +84,11 @@ export class Metrics implements Recorder {
     this.#drops.set(key, (this.#drops.get(key) ?? 0) + count);
   }
 
-  /** The whole exposition: service gauges and counters read now, plus recorded events. */
-  render(services: readonly Service[]): string {
+  /**
+   * The whole exposition: service gauges and counters read now, plus
+   * recorded events, and what `budget` holds when there is one.
+   */
+  render(services: readonly Service[], budget?: Budget): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -190,7 +194,8 @@ export class Metrics implements Recorder {
     family(
       "sleepingd_udp_dropped_total",
       "counter",
-      "UDP datagrams dropped, by reason (queue_full, refused, no_backend, send_failed).",
+      "UDP datagrams dropped, by reason (queue_full, held_bytes, refused, no_backend, " +
+        "send_failed).",
     );
     for (const [key, value] of this.#drops) out.push(`sleepingd_udp_dropped_total${key} ${value}`);
     family(
@@ -205,6 +210,7 @@ export class Metrics implements Recorder {
         out.push(`sleepingd_forward_buffer_bytes${labels({ size, state })} ${bytes}`);
       }
     }
+    if (budget) renderBudget(out, budget);
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
     family(
@@ -227,6 +233,69 @@ export class Metrics implements Recorder {
     }
     return out.join("\n") + "\n";
   }
+}
+
+/** The budget's gauges and counters (docs/ARCHITECTURE.md, "Budget"). */
+function renderBudget(out: string[], budget: Budget) {
+  const usage = budget.usage();
+  const { limits } = usage;
+  const family = (name: string, type: string, help: string) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  };
+  const byKind = (name: string, type: string, help: string, read: (kind: string) => number) => {
+    family(name, type, help);
+    for (const kind of DESCRIPTOR_KINDS) out.push(`${name}${labels({ kind })} ${read(kind)}`);
+  };
+  family(
+    "sleepingd_budget_descriptors",
+    "gauge",
+    "File descriptors held for clients now, over every kind.",
+  );
+  out.push(`sleepingd_budget_descriptors ${usage.descriptors}`);
+  family(
+    "sleepingd_budget_descriptors_limit",
+    "gauge",
+    "File descriptors that may be held for clients: what the open file limit leaves after " +
+      "the daemon's own and its reserve.",
+  );
+  out.push(`sleepingd_budget_descriptors_limit ${limits.descriptors}`);
+  byKind(
+    "sleepingd_budget_open",
+    "gauge",
+    "Open now, by kind: tcp (connections), udp_flow, http (connections), control (clients).",
+    (kind) => usage.open[kind as keyof typeof usage.open],
+  );
+  byKind(
+    "sleepingd_budget_limit",
+    "gauge",
+    "How many of each kind may be open at once.",
+    (kind) => limits.caps[kind as keyof typeof limits.caps].count,
+  );
+  byKind(
+    "sleepingd_budget_refused_total",
+    "counter",
+    "Refused at once because their kind's cap or the descriptor bound was reached, by kind.",
+    (kind) => usage.refused[kind as keyof typeof usage.refused],
+  );
+  family(
+    "sleepingd_held_bytes",
+    "gauge",
+    "Memory kept for clients now, by what: tcp_held (bytes of clients held while a backend " +
+      "wakes), udp_queued (datagrams waiting for a wake), udp_sending (datagrams waiting for " +
+      "their socket).",
+  );
+  for (const what of HELD_KINDS) {
+    out.push(`sleepingd_held_bytes${labels({ what })} ${usage.held[what]}`);
+  }
+  family("sleepingd_held_bytes_limit", "gauge", "MAX_HELD_BYTES_TOTAL, in bytes.");
+  out.push(`sleepingd_held_bytes_limit ${limits.heldBytes}`);
+  family(
+    "sleepingd_held_bytes_refused_total",
+    "counter",
+    "Bytes not kept because MAX_HELD_BYTES_TOTAL was reached (a client refused, a datagram " +
+      "dropped, a held client read no further).",
+  );
+  out.push(`sleepingd_held_bytes_refused_total ${usage.heldRefused}`);
 }
 
 function renderHistograms(out: string[], name: string, histograms: Map<string, Histogram>) {

@@ -57,8 +57,8 @@ export async function serveConnection(
     return;
   }
   const opened = Date.now();
+  let source: Stream | undefined;
   try {
-    let source: Stream;
     let backend: Backend;
     try {
       tuneConnection(client);
@@ -106,6 +106,8 @@ export async function serveConnection(
       },
     );
   } finally {
+    // A held client's bytes that never reached the backend are given back with it.
+    if (source instanceof ClientHold) source.free();
     service.connectionClosed(client.remoteAddr);
   }
 }
@@ -130,7 +132,10 @@ async function waitForBackend(
     if (backend) return { source: client, backend };
   }
   const { holdTimeout, wakeOn } = service.config;
-  const hold = new ClientHold(client);
+  const hold = ClientHold.open(client, service.budget);
+  if (hold === undefined) {
+    throw new NoBackendError(service.budget.heldFull(), { refusal: "held_bytes" });
+  }
   const giveUp = new AbortController();
   const cancelTimer = holdTimeout > 0
     ? startTimer(holdTimeout * 1000, () => {
@@ -143,6 +148,9 @@ async function waitForBackend(
     if (wakeOn === "data" && service.state !== "awake") await abortable(hold.data, giveUp.signal);
     const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal, port });
     return { source: hold.release(), backend: backend! };
+  } catch (error) {
+    hold.free();
+    throw error;
   } finally {
     cancelTimer();
   }

@@ -2,8 +2,9 @@
  * A service's UDP port: each client gets a flow, its own socket towards the
  * backend so that replies go back to it; datagrams that come while the
  * service wakes wait in order, within the service's bound; a flow ends after
- * UDP_FLOW_TIMEOUT without a datagram either way (docs/ARCHITECTURE.md,
- * "Ports and UDP").
+ * UDP_FLOW_TIMEOUT without a datagram either way. Every flow counts in the
+ * budget's descriptors, every datagram that waits in its held bytes
+ * (docs/ARCHITECTURE.md, "Ports and UDP").
  *
  * @module
  */
@@ -16,8 +17,18 @@ import type { Service } from "./service.ts";
 
 /** Datagrams a service may hold while it wakes, over all its flows and UDP ports. */
 export const QUEUE_DATAGRAMS = 1024;
-/** Bytes a service may hold while it wakes. */
+/** Memory a service may keep for the datagrams of a wake, each counted by {@linkcode queuedCost}. */
 export const QUEUE_BYTES = 1024 * 1024;
+/**
+ * What keeps a queued datagram besides its bytes: its own buffer's objects
+ * and allocation, about 560-650 bytes as measured on Deno 2.9.
+ */
+const DATAGRAM_OVERHEAD = 640;
+
+/** The memory a datagram of `length` bytes keeps while it waits: its copy and what holds it. */
+export function queuedCost(length: number): number {
+  return length + DATAGRAM_OVERHEAD;
+}
 
 const logger = log("udp");
 
@@ -35,7 +46,7 @@ interface Flow {
   sender?: OrderedSender;
   /** The target the socket was made for: a new wake means a new socket. */
   target?: Target;
-  /** Datagrams waiting for the backend, oldest first. */
+  /** Datagrams waiting for the backend, oldest first: copies, each counted. */
   queue: Uint8Array[];
   /** Whether a wake (or a socket) is being waited for. */
   waiting: boolean;
@@ -54,7 +65,7 @@ interface Flow {
 export interface QueueBound {
   /** Datagrams. */
   datagrams: number;
-  /** Bytes. */
+  /** Memory, each datagram counted by {@linkcode queuedCost}. */
   bytes: number;
 }
 
@@ -127,6 +138,12 @@ export class DatagramRelay {
         this.#warnRefused(client, refusal.message);
         return;
       }
+      if (!service.budget.acquire("udp_flow")) {
+        service.flowClosed(client);
+        service.dropped("refused", 1);
+        this.#warnRefused(client, service.budget.full("udp_flow"));
+        return;
+      }
       flow = {
         client,
         address,
@@ -152,21 +169,29 @@ export class DatagramRelay {
     if (!flow.waiting) this.#connect(flow);
   }
 
-  /** Keeps `data` for the backend, within the service's bound. */
+  /**
+   * Keeps a copy of `data` for the backend (the buffer it came in is far
+   * larger), within the service's bound and the budget's held bytes; past
+   * them it is dropped and counted.
+   */
   #enqueue(flow: Flow, data: Uint8Array) {
-    const stats = this.#service.stats;
+    const service = this.#service;
+    const stats = service.stats;
     const { datagrams, bytes } = this.#bound;
-    if (stats.queuedDatagrams >= datagrams || stats.queuedBytes + data.length > bytes) {
-      this.#service.dropped("queue_full", 1);
-      logger.debug("[{service}] dropped a datagram from {peer}: the wake queue is full", {
-        service: this.#service.config.name,
+    const cost = queuedCost(data.length);
+    const queueFull = stats.queuedDatagrams >= datagrams || stats.queuedBytes + cost > bytes;
+    if (queueFull || !service.budget.hold("udp_queued", cost)) {
+      service.dropped(queueFull ? "queue_full" : "held_bytes", 1);
+      logger.debug("[{service}] dropped a datagram from {peer}: {reason}", {
+        service: service.config.name,
         peer: formatAddr(flow.client),
+        reason: queueFull ? "the wake queue is full" : service.budget.heldFull(),
       });
       return;
     }
-    flow.queue.push(data);
+    flow.queue.push(new Uint8Array(data));
     stats.queuedDatagrams++;
-    stats.queuedBytes += data.length;
+    stats.queuedBytes += cost;
   }
 
   /** Wakes the service as needed, makes the flow's socket, then sends what waits. */
@@ -226,10 +251,8 @@ export class DatagramRelay {
   #flush(flow: Flow) {
     const queued = flow.queue;
     flow.queue = [];
-    const stats = this.#service.stats;
     for (const data of queued) {
-      stats.queuedDatagrams--;
-      stats.queuedBytes -= data.length;
+      this.#unqueued(data);
       this.#send(flow, data);
     }
   }
@@ -243,14 +266,18 @@ export class DatagramRelay {
 
   /** Drops what waits in a flow; returns how many datagrams. */
   #unqueue(flow: Flow): number {
-    const stats = this.#service.stats;
-    for (const data of flow.queue) {
-      stats.queuedDatagrams--;
-      stats.queuedBytes -= data.length;
-    }
+    for (const data of flow.queue) this.#unqueued(data);
     const count = flow.queue.length;
     flow.queue = [];
     return count;
+  }
+
+  /** Uncounts a datagram that no longer waits for a wake. */
+  #unqueued(data: Uint8Array) {
+    const cost = queuedCost(data.length);
+    this.#service.stats.queuedDatagrams--;
+    this.#service.stats.queuedBytes -= cost;
+    this.#service.budget.free("udp_queued", cost);
   }
 
   /** Where the backend listens for this port: PORT's target, or its MORE_PORTS mapping. */
@@ -278,6 +305,7 @@ export class DatagramRelay {
     const dropped = this.#unqueue(flow);
     if (dropped > 0) this.#service.dropped("no_backend", dropped);
     this.#service.flowClosed(flow.client);
+    this.#service.budget.release("udp_flow");
     logger.info(
       "[{service}] {peer} flow to {target} ended after {seconds}s, {datagramsIn} datagrams ({bytesIn} bytes) in, {datagramsOut} ({bytesOut} bytes) out: {why}",
       {

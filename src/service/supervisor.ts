@@ -12,10 +12,12 @@ import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { listenAll } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
+import { Budget, formatBytes, planBudget } from "../net/budget.ts";
+import { openFiles } from "../process/file_limit.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
 import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
-import { type Refusal, WakeBudget } from "./admission.ts";
+import { WakeBudget } from "./admission.ts";
 import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
@@ -24,6 +26,9 @@ import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
+
+/** Under this many clients' worth of descriptors (TCP, two each), the budget is said to be small. */
+const CLIENTS_AT_LEAST = 16;
 
 /** An accepted connection, until it is closed. */
 interface Connection {
@@ -60,8 +65,12 @@ export class Supervisor {
   readonly #drains = new Set<Promise<void>>();
   /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
   readonly #totalWakes: WakeBudget;
-  /** Connections all services may hold when MAX_CONNECTIONS_TOTAL is not set. */
-  readonly #connectionBound?: number;
+  /** The descriptors and bytes held for clients, shared with the daemon's other servers. */
+  readonly #budget: Budget;
+  /** The open file limit the budget is planned within; undefined when unknown. */
+  readonly #fileLimit?: number;
+  /** The HTTP server's cap on its connections, when it runs. */
+  readonly #http?: number | true;
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
   /** The other instances in front of the same backends, when there are. */
@@ -72,16 +81,19 @@ export class Supervisor {
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
-   * `recorder` receives the events metrics count; `connectionBound` is how
-   * many connections the open file limit allows, unless MAX_CONNECTIONS_TOTAL
-   * says otherwise; `onChange` is told when any service's state changes,
-   * `onTransition` of each change of state.
+   * `recorder` receives the events metrics count; `budget` is what the
+   * daemon holds for clients, planned within `fileLimit` (unknown: only the
+   * keys bound it) with a share for the HTTP server when `http` says it runs;
+   * `onChange` is told when any service's state changes, `onTransition` of
+   * each change of state.
    */
   constructor(
     config: Config,
     recorder: Recorder = NO_RECORDER,
     options: {
-      connectionBound?: number;
+      budget?: Budget;
+      fileLimit?: number;
+      http?: number | true;
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
@@ -89,7 +101,9 @@ export class Supervisor {
   ) {
     this.#config = config;
     this.#recorder = recorder;
-    this.#connectionBound = options.connectionBound;
+    this.#budget = options.budget ?? new Budget();
+    this.#fileLimit = options.fileLimit;
+    this.#http = options.http;
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
@@ -98,10 +112,78 @@ export class Supervisor {
       () => this.#config.global.maxWakesPerHourTotal,
     );
     this.#services = config.services.map((service) => this.#newService(service));
+    this.#plan(false);
+  }
+
+  /** What the daemon holds for clients: descriptors and bytes, and their bounds. */
+  get budget(): Budget {
+    return this.#budget;
+  }
+
+  /**
+   * Plans the budget's bounds anew, within the open file limit after the files
+   * the daemon holds now (docs/ARCHITECTURE.md, "Budget"): the daemon calls it
+   * once everything listens, a reload after its swap. Says so at debug level,
+   * and warns when the limit leaves little room or the keys ask for more than it does.
+   */
+  planBudget(): void {
+    this.#plan(true);
+  }
+
+  /** Plans the budget's bounds; says so when `say`. */
+  #plan(say: boolean) {
+    const { global } = this.#config;
+    const ownFiles = this.#fileLimit === undefined
+      ? 0
+      : openFiles() - this.#budget.usage().descriptors;
+    const limits = planBudget({
+      fileLimit: this.#fileLimit,
+      ownFiles,
+      connections: global.maxConnectionsTotal,
+      udpFlows: global.maxUdpFlowsTotal,
+      heldBytes: global.maxHeldBytesTotal,
+      udp: this.#config.services.some((service) =>
+        listenPorts(service).some((port) => port.protocol === "udp")
+      ),
+      http: this.#http,
+    });
+    this.#budget.reconfigure(limits);
+    if (this.#fileLimit === undefined || !say) return;
+    const { tcp, udp_flow, http, control } = limits.caps;
+    this.#log.debug(
+      "open file limit {limit}: {descriptors} descriptors for clients: {tcp} connections, " +
+        "{flows} UDP flows, {http} HTTP connections, {control} control clients; {held} held " +
+        "for clients",
+      {
+        limit: limits.fileLimit,
+        descriptors: limits.descriptors,
+        tcp: tcp.count,
+        flows: udp_flow.count,
+        http: http.count,
+        control: control.count,
+        held: formatBytes(limits.heldBytes),
+      },
+    );
+    const asked = 2 * tcp.count + udp_flow.count + http.count + control.count;
+    if (limits.descriptors < 2 * CLIENTS_AT_LEAST) {
+      this.#log.warn(
+        "the open file limit ({limit}) leaves {descriptors} descriptors for clients after " +
+          "sleepingd's own {own}: raise it (LimitNOFILE= in the unit, ulimit -n)",
+        { limit: limits.fileLimit, descriptors: limits.descriptors, own: ownFiles },
+      );
+    } else if (asked > limits.descriptors) {
+      this.#log.warn(
+        "MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for {asked} descriptors, and the " +
+          "open file limit ({limit}) leaves {descriptors} for clients: past them, clients of " +
+          "every kind are refused",
+        { asked, limit: limits.fileLimit, descriptors: limits.descriptors },
+      );
+    }
   }
 
   #newService(config: ServiceConfig): Service {
     return new Service(config, this.#recorder, {
+      budget: this.#budget,
       totalWakes: this.#totalWakes,
       onChange: () => this.#onChange(),
       onTransition: this.#onTransition,
@@ -178,6 +260,7 @@ export class Supervisor {
       throw error;
     }
     for (const [service, ports] of opened) this.#serveAll(service, ports);
+    this.#plan(false);
   }
 
   /** Serves what {@linkcode listenFor} opened for `service`. */
@@ -220,11 +303,12 @@ export class Supervisor {
   /** Registers an accepted connection and handles it until it is closed. */
   #track(service: Service, client: Deno.TcpConn, port: PortMapping | undefined) {
     const entry: Connection = { client, service, done: Promise.resolve() };
-    const held = this.#connections.size;
+    const taken = this.#budget.acquire("tcp");
     this.#connectionEvents++;
     // serveConnection() resolves with undefined; anything else is an error of sleepingd's own.
     const forget = (error?: unknown) => {
       this.#connections.delete(entry);
+      if (taken) this.#budget.release("tcp");
       this.#connectionEvents++;
       if (error !== undefined) {
         this.#log.error("[{service}] a connection ended with an error: {error}", {
@@ -234,21 +318,11 @@ export class Supervisor {
       }
     };
     // One handler for both outcomes, not finally(): a quiet connection holds what it chains.
-    entry.done = serveConnection(service, client, this.#refuseAny(held), port).then(forget, forget);
+    const refusal = taken
+      ? undefined
+      : { reason: "max_connections_total" as const, message: this.#budget.full("tcp") };
+    entry.done = serveConnection(service, client, refusal, port).then(forget, forget);
     this.#connections.add(entry);
-  }
-
-  /** Why no more client may connect to any service, with `held` connections open. */
-  #refuseAny(held: number): Refusal | undefined {
-    const configured = this.#config.global.maxConnectionsTotal;
-    const max = configured ?? this.#connectionBound;
-    if (max === undefined || held < max) return undefined;
-    return {
-      reason: "max_connections_total",
-      message: configured !== undefined
-        ? `sleepingd holds MAX_CONNECTIONS_TOTAL (${max}) connections already`
-        : `sleepingd holds ${max} connections already, as many as its open file limit allows`,
-    };
   }
 
   /**
@@ -309,6 +383,7 @@ export class Supervisor {
       return service;
     });
     this.#config = config;
+    this.#plan(true);
     const byName = new Map(this.#services.map((service) => [service.config.name, service]));
     for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
     await Promise.all(released);
