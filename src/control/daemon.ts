@@ -125,7 +125,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   saving = control !== undefined;
   let http: { shutdown(): Promise<void> } | undefined;
   try {
-    await supervisor.listen();
+    supervisor.listen();
     await cluster?.start();
     daemonEvent("started");
     // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.

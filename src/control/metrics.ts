@@ -195,7 +195,7 @@ export class Metrics implements Recorder {
       "sleepingd_udp_dropped_total",
       "counter",
       "UDP datagrams dropped, by reason (queue_full, held_bytes, refused, no_backend, " +
-        "send_failed).",
+        "send_queue_full, send_failed, foreign).",
     );
     for (const [key, value] of this.#drops) out.push(`sleepingd_udp_dropped_total${key} ${value}`);
     family(

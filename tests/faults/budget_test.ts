@@ -2,8 +2,9 @@
  * The budget under attack, against the real daemon: a UDP flood from many
  * source ports under a low `ulimit -n` (TCP, the control socket and the HTTP
  * side keep working), a held client that sends one byte per packet (its
- * memory counted as kept), and the held-bytes bound. Each measures what it
- * claims: RSS from /proc, descriptors from /proc/PID/fd.
+ * memory counted as kept), the held-bytes bound, and the UDP wake queue's
+ * memory. Each measures what it claims: RSS from /proc, descriptors from
+ * /proc/PID/fd.
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
@@ -293,5 +294,71 @@ Deno.test("MAX_HELD_BYTES_TOTAL: a client past it is refused, a held client at i
     await waitFor("the held bytes given back", async () => await held() === 0);
   } finally {
     await close(clients);
+  }
+});
+
+/** Datagrams that wait for the wake: the queue's bound. */
+const QUEUED = 1024;
+/** The daemon may grow by this much while they wait. */
+const MAX_QUEUE_GROWTH = 16 * 1024 * 1024;
+
+Deno.test("1024 datagrams waiting for a wake cost their size, not a 64 KiB buffer each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-queue-" });
+  const backend = await udpSocket();
+  const [port, http] = [freePort(), freePort()];
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `METRICS_ADDRESS=127.0.0.1:${http}
+SHUTDOWN_GRACE=1
+[game]
+PORT=${port}
+PROTOCOL=udp
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='${waitForGate(dir)}
+echo "127.0.0.1 ${backend.port}"'
+`,
+  );
+  const daemon = await startDaemon(file);
+  const sender = await udpSocket();
+  try {
+    await settle();
+    const before = rssBytes(daemon.pid);
+    const queued = () => metric(http, `sleepingd_udp_queued_datagrams{service="game"}`);
+    // In steps the socket's buffer holds, so that the kernel drops none of them.
+    for (let n = 0; n < QUEUED; n++) {
+      sender.socket.send(String(n), port, "127.0.0.1");
+      if (n % 64 === 63) {
+        await waitFor(`${n + 1} datagrams queued`, async () => await queued() === n + 1);
+      }
+    }
+    const after = rssBytes(daemon.pid);
+    const held = await metric(http, `sleepingd_held_bytes{what="udp_queued"}`);
+    console.log(
+      `${QUEUED} datagrams of 1-4 bytes waiting: daemon RSS ${mib(before)} -> ${mib(after)} ` +
+        `(growth ${mib(after - before)}); counted ${held} bytes`,
+    );
+    assert.ok(after - before < MAX_QUEUE_GROWTH, `the daemon grew by ${mib(after - before)}`);
+    assert.ok(held >= QUEUED, "each queued datagram counts at least its size");
+
+    await openGate(dir);
+    // All sent on, in order. Sent at once, some may overflow the test's own socket: what
+    // arrives is in order, and the daemon's counters say that it dropped none.
+    await waitFor(
+      "every queued datagram sent on",
+      async () =>
+        await metric(http, `sleepingd_udp_datagrams_total{service="game",direction="in"}`) ===
+          QUEUED,
+    );
+    assert.equal(await metric(http, `sleepingd_udp_dropped_total{service="game"`), 0);
+    await waitFor("datagrams at the backend", () => backend.received.length > 0);
+    const order = backend.received.map(Number);
+    assert.deepEqual(order, order.toSorted((a, b) => a - b), "in the order they came");
+    assert.equal(await metric(http, `sleepingd_held_bytes{what="udp_queued"}`), 0);
+  } finally {
+    closeQuietly(sender.socket);
+    closeQuietly(backend.socket);
+    assert.equal(await daemon.stop(), 0, daemon.lines.join("\n"));
+    await Deno.remove(dir, { recursive: true });
   }
 });
