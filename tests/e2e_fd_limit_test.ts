@@ -102,3 +102,31 @@ Deno.test("the daemon raises its soft open file limit to the hard one and plans 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a limit that leaves clients little room, and keys that ask for more than it leaves, are said at start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-fd-" });
+  const file = `${dir}/sleepingd.conf`;
+  const service = `[idle]\nPORT=${freePort()}\nLISTEN_ADDRESS=127.0.0.1\nSTART_CMD=true\n`;
+  try {
+    await Deno.writeTextFile(file, service);
+    const low = await startDaemon(file, { fdLimit: 64 });
+    try {
+      await low.waitForLine(
+        /WARN  the open file limit \(64\) leaves \d+ descriptors for clients after sleepingd's own \d+: raise it/,
+      );
+    } finally {
+      assert.equal(await low.stop(), 0);
+    }
+    await Deno.writeTextFile(file, `MAX_CONNECTIONS_TOTAL=100000\n${service}`);
+    const asking = await startDaemon(file, { fdLimit: PLANNED_LIMIT });
+    try {
+      await asking.waitForLine(
+        /WARN  MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for 2000\d\d descriptors, and the open file limit \(1024\) leaves \d+ for clients/,
+      );
+    } finally {
+      assert.equal(await asking.stop(), 0);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

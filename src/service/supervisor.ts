@@ -12,10 +12,10 @@ import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { listenAll } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
-import { Budget, formatBytes, planBudget } from "../net/budget.ts";
-import { openFiles } from "../process/file_limit.ts";
+import { Budget, formatBytes } from "../net/budget.ts";
 import { enlargeReceiveBuffers } from "../process/socket_buffer.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
+import { planBudgetFor } from "./budget_plan.ts";
 import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
 import { WakeBudget } from "./admission.ts";
@@ -28,8 +28,6 @@ import { Service } from "./service.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
 
-/** Under this many clients' worth of descriptors (TCP, two each), the budget is said to be small. */
-const CLIENTS_AT_LEAST = 16;
 /**
  * The kernel receive buffer asked for each UDP port (the kernel doubles it):
  * 20 ms of 1400-byte datagrams at 500 Mbit/s, for the pauses of a busy machine.
@@ -138,53 +136,11 @@ export class Supervisor {
 
   /** Plans the budget's bounds; says so when `say`. */
   #plan(say: boolean) {
-    const { global } = this.#config;
-    const ownFiles = this.#fileLimit === undefined
-      ? 0
-      : openFiles() - this.#budget.usage().descriptors;
-    const limits = planBudget({
+    planBudgetFor(this.#config, this.#budget, {
       fileLimit: this.#fileLimit,
-      ownFiles,
-      connections: global.maxConnectionsTotal,
-      udpFlows: global.maxUdpFlowsTotal,
-      heldBytes: global.maxHeldBytesTotal,
-      udp: this.#config.services.some((service) =>
-        listenPorts(service).some((port) => port.protocol === "udp")
-      ),
       http: this.#http,
+      say,
     });
-    this.#budget.reconfigure(limits);
-    if (this.#fileLimit === undefined || !say) return;
-    const { tcp, udp_flow, http, control } = limits.caps;
-    this.#log.debug(
-      "open file limit {limit}: {descriptors} descriptors for clients: {tcp} connections, " +
-        "{flows} UDP flows, {http} HTTP connections, {control} control clients; {held} held " +
-        "for clients",
-      {
-        limit: limits.fileLimit,
-        descriptors: limits.descriptors,
-        tcp: tcp.count,
-        flows: udp_flow.count,
-        http: http.count,
-        control: control.count,
-        held: formatBytes(limits.heldBytes),
-      },
-    );
-    const asked = 2 * tcp.count + udp_flow.count + http.count + control.count;
-    if (limits.descriptors < 2 * CLIENTS_AT_LEAST) {
-      this.#log.warn(
-        "the open file limit ({limit}) leaves {descriptors} descriptors for clients after " +
-          "sleepingd's own {own}: raise it (LimitNOFILE= in the unit, ulimit -n)",
-        { limit: limits.fileLimit, descriptors: limits.descriptors, own: ownFiles },
-      );
-    } else if (asked > limits.descriptors) {
-      this.#log.warn(
-        "MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for {asked} descriptors, and the " +
-          "open file limit ({limit}) leaves {descriptors} for clients: past them, clients of " +
-          "every kind are refused",
-        { asked, limit: limits.fileLimit, descriptors: limits.descriptors },
-      );
-    }
   }
 
   #newService(config: ServiceConfig): Service {
