@@ -34,6 +34,33 @@ export async function iperf3WarmUp(port: number): Promise<void> {
 
 /** One iperf3 test with `args` against 127.0.0.1:`port`; returns the MiB/s received. */
 async function iperf3(port: number, args: string[], signal: AbortSignal): Promise<number> {
+  const { sum_received } = await iperf3Report(port, args, signal);
+  return sum_received.bits_per_second / 8 / MIB;
+}
+
+/** What the receiving end of an iperf3 test counted (`end.sum_received` of its JSON report). */
+export interface Received {
+  /** Seconds the test lasted. */
+  seconds: number;
+  /** Bits per second received. */
+  bits_per_second: number;
+  /** Datagrams sent (UDP). */
+  packets?: number;
+  /** Datagrams that did not arrive (UDP). */
+  lost_packets?: number;
+  /** The same, in percent of those sent (UDP). */
+  lost_percent?: number;
+}
+
+/**
+ * One iperf3 test with `args` against 127.0.0.1:`port` (tried again while
+ * `iperf3 -s` says it is busy); returns what the receiving end counted.
+ */
+export async function iperf3Report(
+  port: number,
+  args: string[],
+  signal: AbortSignal,
+): Promise<{ sum_received: Received }> {
   const iperf3 = findProgram("iperf3")!;
   for (let attempt = 1;; attempt++) {
     const ran = await run(iperf3, ["-c", "127.0.0.1", "-p", `${port}`, ...args, "-J"], signal);
@@ -43,7 +70,7 @@ async function iperf3(port: number, args: string[], signal: AbortSignal): Promis
     } catch {
       throw new Error(`iperf3 exited with code ${ran.code}: ${(ran.stderr || ran.stdout).trim()}`);
     }
-    if (report.error === undefined) return report.end.sum_received.bits_per_second / 8 / MIB;
+    if (report.error === undefined) return report.end;
     if (!/busy/.test(report.error) || attempt === ATTEMPTS) {
       throw new Error(`iperf3: ${report.error}`);
     }
