@@ -112,7 +112,7 @@ Deno.test("a limit that leaves clients little room, and keys that ask for more t
     const low = await startDaemon(file, { fdLimit: 64 });
     try {
       await low.waitForLine(
-        /WARN  the open file limit \(64\) leaves \d+ descriptors for clients after sleepingd's own \d+: raise it/,
+        /WARN {2}the open file limit \(64\) leaves \d+ descriptors for clients after sleepingd's own \d+: raise it/,
       );
     } finally {
       assert.equal(await low.stop(), 0);
@@ -121,7 +121,7 @@ Deno.test("a limit that leaves clients little room, and keys that ask for more t
     const asking = await startDaemon(file, { fdLimit: PLANNED_LIMIT });
     try {
       await asking.waitForLine(
-        /WARN  MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for 2000\d\d descriptors, and the open file limit \(1024\) leaves \d+ for clients/,
+        /WARN {2}MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for 2000\d\d descriptors, and the open file limit \(1024\) leaves \d+ for clients/,
       );
     } finally {
       assert.equal(await asking.stop(), 0);
