@@ -164,8 +164,10 @@ serverTest(
         /\[echo\] not stopping \(sleepingd is shutting down\): other/,
       );
       assert.equal(await stopping, 0);
-      await waitFor("the idle stop by the one left", () => group.stops() === 1, 30);
-      assert.equal((await group.status(1)).state, "asleep");
+      // STOP_CMD counts itself as it begins: wait for the state it ends in, then count.
+      await waitFor("the one left asleep", async () =>
+        (await group.status(1)).state === "asleep", 30);
+      assert.equal(group.stops(), 1, "one idle stop, by the one left");
     }),
 );
 
