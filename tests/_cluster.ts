@@ -47,7 +47,8 @@ export async function instances(etcd: EtcdServer, count: number, options: GroupO
     files.push(file);
     await Deno.writeTextFile(
       file,
-      `ETCD_ENDPOINTS=${proxies[index]?.url ?? etcd.url}
+      `VARRUN_PATH=${dir}/run${index}
+ETCD_ENDPOINTS=${proxies[index]?.url ?? etcd.url}
 CLUSTER_NAME=${cluster}
 METRICS_ADDRESS=127.0.0.1:${http}
 ${options.global ?? ""}

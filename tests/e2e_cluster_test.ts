@@ -341,3 +341,25 @@ serverTest(
       assert.ok(pid === undefined || !isAlive(pid), "no backend left running");
     }),
 );
+
+serverTest(
+  "sleepingd sleep that another instance, or etcd's silence, refuses says so and fails",
+  ETCD,
+  (paths) =>
+    withGroup(paths, 2, { service: "IDLE_TIME=60" }, async (group, etcd) => {
+      await openGate(group.dir);
+      assert.equal(await exchange(group.members[0].port, "a"), "a");
+      await etcd.stop();
+      const refused = await runCli(["-f", group.files[0], "sleep", "echo"]);
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        /echo is not asleep: etcd cannot be reached: no stop on a guess/,
+      );
+      assert.equal((await group.status(0)).state, "awake");
+      await etcd.start();
+      const done = await runCli(["-f", group.files[0], "sleep", "echo"]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(group.stops(), 1);
+    }),
+);

@@ -295,7 +295,14 @@ export class Cluster implements Coordinator {
     if (shared.state === "asleep" && service.state === "awake") service.stoppedElsewhere(shared.by);
     if (shared.state === "awake" && service.state === "asleep" && this.#judged.get(name) !== raw) {
       this.#judged.set(name, raw!);
-      service.followWake(targetOf(shared)!, shared.by); // may run CHECK_CMD: not waited for
+      // It may run CHECK_CMD: not waited for.
+      service.followWake(targetOf(shared)!, shared.by).catch((error) =>
+        this.#log.error("[{service}] cannot follow the wake of {by}: {error}", {
+          service: name,
+          by: shared.by,
+          error: (error as Error).message,
+        })
+      );
     }
   }
 

@@ -42,6 +42,8 @@ export interface InstanceRecord {
 
 /** The most characters of a value shown in a warning. */
 const SHOWN = 120;
+/** The most malformed keys remembered as said: past it, they are all said again once. */
+const REMEMBERED = 1_000;
 
 const STATES = ["asleep", "starting", "awake", "stopping"];
 
@@ -122,6 +124,7 @@ export class MalformedValues {
       return record;
     }
     if (this.#reported.get(key) !== value) {
+      if (this.#reported.size >= REMEMBERED) this.#reported.clear();
       this.#reported.set(key, value);
       this.#log.warn("skipping etcd key {key}: {why}: {value}", {
         key,

@@ -126,7 +126,9 @@ export class Service {
       othersBusy: () => this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
-      stop: (verdict) => this.stop("idle", verdict.reason),
+      stop: async (verdict) => {
+        await this.stop("idle", verdict.reason); // refused: the next check asks again
+      },
     });
     this.#lifecycle = new Lifecycle({
       name: config.name,
@@ -490,8 +492,9 @@ export class Service {
    *
    * @param reason why, for metrics
    * @param detail why, for the log
+   * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
    */
-  async stop(reason: StopReason, detail: string = reason): Promise<void> {
+  async stop(reason: StopReason, detail: string = reason): Promise<string | undefined> {
     const life = this.#lifecycle;
     let claim: Claim | undefined;
     // Alone, nothing to ask: the stop begins at once, as it always did.
@@ -499,26 +502,37 @@ export class Service {
       const answer = await this.#coordinator.claimStop(this.#config.name, reason);
       if ("refusal" in answer) {
         this.#logRefusal(detail, answer.refusal);
-        return;
+        return answer.refusal;
       }
       claim = answer.claim;
-      // A client may have come while the other instances were asked.
-      const open = this.stats.openConnections + this.stats.openFlows;
-      if (reason === "idle" && open > 0) {
+      const busy = reason === "idle" ? await this.#busySinceAsked() : undefined;
+      if (busy) {
         claim.end();
-        this.#logRefusal(detail, `${open} connection${open === 1 ? "" : "s"} opened meanwhile`);
-        return;
+        this.#logRefusal(detail, busy);
+        return busy;
       }
     }
     this.#lastRefusal = undefined;
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
       claim?.end();
       while (life.state === "stopping") await life.changed();
-      return;
+      return undefined;
     }
     const done = await this.#runStopCmd();
     life.transition("stopping", { to: "asleep", reason: done });
     claim?.end({ state: "asleep" });
+    return undefined;
+  }
+
+  /**
+   * Why an idle stop claimed may not go on after all: a client came here, or
+   * another instance published one, while the lock was being taken (asking
+   * once more narrows the time a client elsewhere goes unseen to one publication).
+   */
+  async #busySinceAsked(): Promise<string | undefined> {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
+    return await this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0);
   }
 
   /** Logs why a stop may not happen now, once in a row for the same refusal (each idle check asks). */
