@@ -197,11 +197,9 @@ export class Cluster implements Coordinator {
       }
       const taken = await this.#locks.take(service);
       if (!("value" in taken)) {
-        return {
-          refusal: taken.holder
-            ? `instance ${taken.holder} is waking or stopping it`
-            : "etcd did not say whether its lock was taken: asking again",
-        };
+        return taken.holder
+          ? { refusal: `instance ${taken.holder} is waking or stopping it` }
+          : { refusal: "etcd did not say whether the lock was taken", unreachable: true };
       }
       lock = taken;
       // Another instance may have stopped it since this one last looked: follow, stop nothing.
