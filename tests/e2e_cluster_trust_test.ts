@@ -102,7 +102,8 @@ ETCD_PASSWORD_FILE=${password}`;
         file,
         (await Deno.readTextFile(group.files[0])).replace(password, wrong)
           .replace(/^PORT=\d+$/m, `PORT=${freePort()}`)
-          .replace(/^METRICS_ADDRESS=.*$/m, ""),
+          .replace(/^METRICS_ADDRESS=.*$/m, "")
+          .replace(/^VARRUN_PATH=.*$/m, `VARRUN_PATH=${group.dir}/outsider`),
       );
       const outsider = await startDaemon(file);
       try {
