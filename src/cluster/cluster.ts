@@ -234,6 +234,22 @@ export class Cluster implements Coordinator {
     this.#publish(service, { state: "asleep" }, raw);
   }
 
+  firstClient(service: string): void {
+    const local = this.#services().find((one) => one.config.name === service);
+    const lease = this.#lease.id;
+    if (!local || lease === undefined) return;
+    // Not waited for, and not tried again: the tick publishes it within a second anyway.
+    this.#etcd.put(this.#key(service, `busy/${this.id}`), this.#busy(local), lease)
+      .catch(() => {});
+  }
+
+  /** What this instance publishes of a service. */
+  #busy(service: Service): string {
+    const { openConnections, openFlows, lastActivity } = service.stats;
+    const busy: Busy = { open: openConnections + openFlows, lastActivity, state: service.state };
+    return JSON.stringify(busy);
+  }
+
   /**
    * Renews the lease, publishes what each service does, reads the others,
    * follows wakes and stops, and does the writes not done yet; skipped while
@@ -246,15 +262,9 @@ export class Cluster implements Coordinator {
       const lease = await this.#lease.current();
       await this.#etcd.put(`${this.#prefix}instances/${this.id}`, this.#record(), lease);
       for (const service of this.#services()) {
-        const { openConnections, openFlows, lastActivity } = service.stats;
-        const busy: Busy = {
-          open: openConnections + openFlows,
-          lastActivity,
-          state: service.state,
-        };
         await this.#etcd.put(
           this.#key(service.config.name, `busy/${this.id}`),
-          JSON.stringify(busy),
+          this.#busy(service),
           lease,
         );
         await this.#follow(service);

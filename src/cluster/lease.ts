@@ -22,6 +22,11 @@ export class Lease {
     this.#ttl = ttl;
   }
 
+  /** The lease's id as last granted, without asking etcd; undefined before the first grant. */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
   /**
    * The lease, renewed, or granted again when it expired (etcd was away
    * longer than its TTL); callers at once share one renewal or grant.

@@ -51,6 +51,11 @@ export interface Coordinator {
   claimStop(service: string, reason: StopReason): Promise<StopClaim>;
   /** `service`'s backend at `target` refused a connection: it is gone, the others should know. */
   gone(service: string, target: Target): void;
+  /**
+   * The first client came to `service` (none was connected): the others
+   * should know at once, lest one of them stop the backend on a stale count.
+   */
+  firstClient(service: string): void;
 }
 
 /** A claim that tells no one anything: alone, or when no claim could be had. */
@@ -62,4 +67,5 @@ export const ALONE: Coordinator = {
   othersBusy: () => Promise.resolve(undefined),
   claimStop: () => Promise.resolve({ claim: NO_CLAIM }),
   gone() {},
+  firstClient() {},
 };

@@ -404,7 +404,17 @@ export class Service {
     this.stats.openConnections++;
     this.stats.totalConnections++;
     this.stats.lastActivity = Date.now();
+    this.#sayIfFirst();
     return undefined;
+  }
+
+  /**
+   * Tells the other instances at once when the first client comes: an idle
+   * stop may be under way elsewhere, asking whether this instance is busy.
+   */
+  #sayIfFirst() {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open === 1) this.#coordinator.firstClient(this.#config.name);
   }
 
   /** Records that a client {@linkcode admit} let in is closed. */
@@ -432,6 +442,7 @@ export class Service {
     if (refusal) return refusal;
     this.stats.openFlows++;
     this.stats.totalFlows++;
+    this.#sayIfFirst();
     return undefined;
   }
 

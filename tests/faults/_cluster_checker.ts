@@ -70,7 +70,11 @@ export interface Bounds {
   leaseTtl: number;
   /** How long an etcd call may take before the instance gives up on it. */
   callTimeout: number;
-  /** How stale another instance's publication may be when read (its tick, and a margin). */
+  /**
+   * How long a client may go unseen by another instance's idle stop: its
+   * instance publishes a first client at once (and its counts every second);
+   * this leaves a margin for a loaded machine.
+   */
   publication: number;
   /** READY_TIMEOUT. */
   readyTimeout: number;

@@ -43,7 +43,7 @@ const BOUNDS: Bounds = {
   idleCheckInterval: 500,
   leaseTtl: LEASE_TTL * 1000,
   callTimeout: 2_000,
-  publication: 2_000,
+  publication: 1_000,
   readyTimeout: 5_000,
   holdTimeout: 20_000,
 };
