@@ -9,7 +9,7 @@
  * the history breaks a rule (tests/faults/_cluster_checker.ts).
  *
  * Seeded: the run prints its seed; `NEMESIS_SEED=N` replays it,
- * `NEMESIS_SECONDS=S` sets how long the faults go on (40 by default).
+ * `NEMESIS_SECONDS=S` sets how long the faults go on (45 by default).
  */
 import assert from "node:assert/strict";
 import { LEASE_TTL } from "../../src/cluster/cluster.ts";
@@ -63,6 +63,15 @@ function generator(seed: number) {
     int: (min: number, max: number) => min + Math.floor(next() * (max - min + 1)),
     /** One of `items`. */
     pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)],
+    /** `items` in an order drawn at random. */
+    shuffle<T>(items: readonly T[]): T[] {
+      const order = [...items];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      return order;
+    },
   };
 }
 
@@ -132,7 +141,7 @@ serverTest(
   SOCAT,
   async (paths) => {
     const seed = Number(Deno.env.get("NEMESIS_SEED") ?? Math.floor(Math.random() * 2 ** 31));
-    const chaosMs = Number(Deno.env.get("NEMESIS_SECONDS") ?? 40) * 1000;
+    const chaosMs = Number(Deno.env.get("NEMESIS_SECONDS") ?? 45) * 1000;
     console.log(
       `nemesis seed ${seed} (replay: NEMESIS_SEED=${seed} deno test -A tests/faults/cluster_nemesis_test.ts)`,
     );
@@ -221,12 +230,17 @@ HOLD_TIMEOUT=${BOUNDS.holdTimeout / 1000}
       };
       const clients = Promise.all([...Array(CLIENT_LOOPS).keys()].map(client));
 
-      // The nemesis: one fault at a time, each healed before a calm spell.
+      // The nemesis: one fault at a time, each healed before a calm spell; every kind in turn,
+      // in an order drawn anew each round. A pause may outlast the lease TTL.
+      const kinds: Kind[] = [];
       while (Date.now() < chaosEnd - 3_000) {
-        await sleep(random.int(1_000, 3_000));
-        const kind = random.pick(KINDS);
+        await sleep(random.int(1_000, 2_000));
+        if (kinds.length === 0) kinds.push(...random.shuffle(KINDS));
+        const kind = kinds.shift()!;
         const instance = random.pick(instances);
-        const durationMs = random.int(1_000, 6_000);
+        const durationMs = kind.startsWith("pause")
+          ? random.int(1_000, 7_000)
+          : random.int(1_000, 4_000);
         const begin = Date.now();
         counts[kind]++;
         switch (kind) {
