@@ -29,6 +29,8 @@ export interface DaemonOptions {
   fdLimit?: number;
   /** Runs it with this soft limit of file descriptors only (`ulimit -Sn`): it may raise it. */
   softFdLimit?: number;
+  /** Deno's arguments that run the program, e.g. a bundle's (default: `run -A src/main.ts`). */
+  program?: string[];
 }
 
 /**
@@ -46,7 +48,8 @@ export async function startDaemon(
   await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\nSTATE_PATH=${runDir}/state\n`);
   const argv = [
     Deno.execPath(),
-    ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+    ...(options.program ?? ["run", "-A", MAIN]),
+    ...["-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
   ];
   const ulimit = options.fdLimit !== undefined
     ? `-n ${options.fdLimit}`
