@@ -1,8 +1,9 @@
 /**
- * The dashboard's script, run once the markup of page.html is parsed. It loads
- * the status and the history, then keeps the page live: a status on each
- * change from /api/live, the history again from /api/history when an event is
- * written or the period changes, and a clock that moves the timelines on.
+ * The dashboard's script, run once the markup of page.html is parsed. It draws
+ * the state the page came with (the `first-state` JSON the daemon put in it),
+ * then keeps the page live: a status on each change from /api/live, the
+ * history again from /api/history when an event is written or the period
+ * changes, and a clock that moves the timelines on.
  *
  * A timeline is drawn in two steps: buildTimeline() makes a row's spans (one
  * element per state) and marks (a button per wake or stop), and layout()
@@ -77,6 +78,12 @@
  * @typedef {{ from: string, to: string, now: string, services: Timeline[] }} History
  */
 
+/**
+ * What the daemon puts into the page as it answers: its status and the last 24 hours.
+ *
+ * @typedef {{ status: DaemonStatus, history: History }} FirstState
+ */
+
 /** @typedef {"24h" | "7d"} Period */
 
 /**
@@ -144,7 +151,8 @@ const app = {
   errors: new Map(), // what failed ("status", "history") -> message
   seq: 0, // numbers history requests, so that a late answer is dropped
   loads: 0,
-  liveDown: false,
+  // Until /api/live opens; then the history is loaded again, for the events since the page was made.
+  liveDown: true,
 };
 /** @type {WeakMap<Element, () => string[]>} */
 const tips = new WeakMap(); // element -> () => its tooltip's lines
@@ -963,8 +971,10 @@ addEventListener("resize", placeTip);
 
 // ---- start
 
-loadStatus();
-loadHistory();
+/** The state the daemon put into the page as it answered: drawn at once, before any request. */
+const first = /** @type {FirstState} */ (JSON.parse(byId("first-state").textContent ?? ""));
+renderStatus(first.status);
+renderHistory(first.history, "24h");
 connectLive();
 setInterval(tickClock, 1000);
 setInterval(layout, 5000); // the last span grows to now between loads
