@@ -41,7 +41,7 @@ function assertWholePage(html: string, nonce: string): void {
   assert.deepEqual(openings(html, "script"), [FIRST_STATE, `<script nonce="${nonce}">`]);
   assert.ok(html.includes(`<style nonce="${nonce}">\n${STYLE}</style>`), "page.css, whole");
   assert.ok(html.includes(`<script nonce="${nonce}">\n${SCRIPT}</script>`), "page.js, whole");
-  assert.ok(!html.includes("<!-- page."), "every slot of page.html is filled");
+  assert.ok(!html.includes("<!--"), "every slot of page.html is filled");
 }
 
 Deno.test("the page is one document: page.css and page.js inline with the nonce", () => {

@@ -9,9 +9,10 @@
  * element per state) and marks (a button per wake or stop), and layout()
  * places them, with the grid and the tick labels, for the window as of now.
  *
- * Plain JavaScript, sent to the browser as it is written; deno.json beside it
- * checks it with the DOM's types. It is a classic script: it imports nothing,
- * and the daemon inlines it into the page with the answer's CSP nonce.
+ * Plain JavaScript, sent to the browser as it is written, and checked with the
+ * DOM's types by `deno check --config src/dashboard/browser/tsconfig.json`. It
+ * is a classic script: it imports nothing, and the daemon inlines it into the
+ * page with the answer's CSP nonce.
  */
 "use strict";
 
@@ -407,9 +408,9 @@ function rowFor(name) {
   actions.hidden = true;
   const wakeButton = make("button", "act", "Wake now");
   const sleepButton = make("button", "act", "Sleep now");
-  for (
-    const [button, action] of /** @type {const} */ ([[wakeButton, "wake"], [sleepButton, "sleep"]])
-  ) {
+  /** @type {[HTMLButtonElement, "wake" | "sleep"][]} */
+  const buttons = [[wakeButton, "wake"], [sleepButton, "sleep"]];
+  for (const [button, action] of buttons) {
     button.type = "button";
     button.dataset.action = action;
     button.addEventListener("click", () => act(name, action, button));
