@@ -142,6 +142,7 @@ export async function startHarness(
       clusterName: "sleepingd",
       shutdownGrace: 2,
       logFormat: "text",
+      hostnameTimeout: 10,
       ...options.global,
     },
     services: [service],

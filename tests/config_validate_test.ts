@@ -80,6 +80,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
     },
     services: [
       {
@@ -151,6 +152,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
     },
     services: [{
       name: "web",
@@ -268,6 +270,7 @@ Deno.test("buildConfig() reads a blank key with a default as the default", () =>
     clusterName: "sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
+    hostnameTimeout: 10,
   });
   assert.equal(config.services[0].readyTimeout, 60);
   assert.deepEqual(config.services[0].listenAddresses, ["::"]);
@@ -291,6 +294,7 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
     logFormat: "json",
     logFile: "/tmp/s.log",
     metricsAddress: { hostname: "::1", port: 9180 },
+    hostnameTimeout: 10,
   });
 });
 

@@ -6,6 +6,7 @@
  */
 
 import { parseAddressRule, splitRules } from "./address_rules.ts";
+import { parseHostPattern } from "./hostnames.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 import { parsePortMapping } from "./ports.ts";
 import { parseKeepAwake } from "./schedule.ts";
@@ -108,6 +109,15 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: (text) => explainError(() => parseKeepAwake(text)),
   },
+  hostnames: {
+    rule: () => "names separated by spaces, each a name, *.name or *",
+    read(text) {
+      const patterns = text.trim().split(/\s+/).filter(Boolean);
+      if (patterns.length === 0) return undefined;
+      return badHostname(text) === undefined ? patterns.map(parseHostPattern) : INVALID;
+    },
+    explain: badHostname,
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {
@@ -133,6 +143,18 @@ function badPort(text: string): string | undefined {
   for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
     try {
       parsePortMapping(entry);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/** Why the first name of a HOSTNAMES list that is not a name, `*.name` or `*` is not one. */
+function badHostname(text: string): string | undefined {
+  for (const pattern of text.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      parseHostPattern(pattern);
     } catch (error) {
       return (error as Error).message;
     }
