@@ -15,6 +15,7 @@ import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
+import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
@@ -86,6 +87,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     connectionBound: await connectionBound(),
     onChange: save,
     onTransition: (service, change) => {
@@ -103,6 +105,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       supervisor.config.files,
       supervisor.config.global.apiTokenFile !== undefined,
       cluster?.instances,
+      supervisor.sharedPorts,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -131,7 +134,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     save();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services),
+        metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),
         status,
         history: (period, only) =>
           history(
