@@ -268,3 +268,35 @@ Deno.test("connections being read count against MAX_CONNECTIONS_TOTAL", async ()
     await port.close();
   }
 });
+
+Deno.test("a connection still being read when its port goes (a reload, the shutdown) is closed, and wakes nothing", async () => {
+  // HOSTNAME_TIMEOUT longer than the test's bounds: only the port's going closes them.
+  const port = await sharedPort([{ name: "a", hostnames: ["a.test"] }], { hostnameTimeout: 600 });
+  try {
+    const reading = await Deno.connect({ hostname: "127.0.0.1", port: port.port });
+    await writeAll(reading, new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a.te"));
+    await waitFor("it to be read", () => port.supervisor.sharedPorts.reading === 1);
+    // a leaves the shared port for a port of its own elsewhere: the port routed by name goes.
+    const moved = freePort();
+    await port.supervisor.reload({
+      ...port.supervisor.config,
+      services: [{ ...port.supervisor.config.services[0], port: moved, hostnames: undefined }],
+    });
+    assert.equal((await bounded(readAll(reading), "the close")).length, 0);
+    reading.close();
+    assert.equal(port.supervisor.sharedPorts.reading, 0);
+    assert.equal(port.starts("a"), 0);
+
+    // Back on a shared port; the shutdown closes one being read without waiting for it.
+    await port.reload([{ name: "a", hostnames: ["a.test"] }]);
+    const again = await Deno.connect({ hostname: "127.0.0.1", port: port.port });
+    await writeAll(again, new TextEncoder().encode("GET"));
+    await waitFor("it to be read", () => port.supervisor.sharedPorts.reading === 1);
+    await bounded(port.supervisor.shutdown(), "the shutdown");
+    assert.equal((await bounded(readAll(again), "the close")).length, 0);
+    again.close();
+    assert.equal(port.starts("a"), 0);
+  } finally {
+    await port.close();
+  }
+});
