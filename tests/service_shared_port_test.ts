@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
 import { Metrics } from "../src/control/metrics.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
+import { daemonStatus, formatStatus } from "../src/control/status.ts";
 import { bounded, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, readAll, text, writeAll } from "./_net.ts";
 import { command, serviceConfig, startEchoBackend, stopEchoBackend } from "./_service.ts";
@@ -296,6 +297,31 @@ Deno.test("a connection still being read when its port goes (a reload, the shutd
     assert.equal((await bounded(readAll(again), "the close")).length, 0);
     again.close();
     assert.equal(port.starts("a"), 0);
+  } finally {
+    await port.close();
+  }
+});
+
+Deno.test("a WAITING_PAGE service alone on its port: heads are read while it sleeps, nothing once awake", async () => {
+  const port = await sharedPort([{ name: "web", extra: { waitingPage: { after: 5 } } }]);
+  try {
+    // Not even HTTP: it goes to the one service all the same.
+    assert.equal(await send(port.port, "hello\n"), "hello\n");
+    assert.equal(port.supervisor.services[0].state, "awake");
+    assert.equal(await send(port.port, "again\n"), "again\n");
+    const status = daemonStatus(
+      port.supervisor.services,
+      new Date(),
+      [],
+      false,
+      undefined,
+      port.supervisor.sharedPorts,
+    );
+    assert.match(
+      formatStatus(status),
+      new RegExp(`\\nport 127\\.0\\.0\\.1:${port.port} reads request heads: \\* -> web \\(1\\)$`),
+    );
+    assert.equal(port.starts("web"), 1);
   } finally {
     await port.close();
   }

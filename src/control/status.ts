@@ -66,6 +66,8 @@ export interface ServiceStatus {
 export interface SharedPortStatus {
   /** Its addresses and port: `[::]:80`. */
   listen: string;
+  /** Whether its services share it by name (HOSTNAMES); else it is one WAITING_PAGE service's. */
+  byName: boolean;
   /** Each pattern of each service, with the connections it routed. */
   routes: { hostname: string; service: string; connections: number }[];
   /** Connections closed before any service took them, by reason (`unknown_name`, `timeout`...). */
@@ -130,6 +132,7 @@ function sharedPortStatus(shared: SharedPorts): SharedPortStatus[] {
     const routed = shared.counts.routed.get(router.listen);
     return {
       listen: router.listen,
+      byName: router.patterns.some(({ service }) => service.config.hostnames !== undefined),
       routes: router.patterns.flatMap(({ service, patterns }) =>
         patterns.map((hostname) => ({
           hostname,
@@ -206,14 +209,15 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
 
 /**
  * A port routed by name: `port [::]:80 by name: app.example.com -> web (12),
- * * -> docs (1); unrouted: 3 unknown_name, 1 timeout`, on a line of its own.
+ * * -> docs (1); unrouted: 3 unknown_name, 1 timeout`, on a line of its own;
+ * or a WAITING_PAGE service's own: `port [::]:8080 reads request heads: * -> web (5)`.
  */
 function formatSharedPort(port: SharedPortStatus): string {
   const routes = port.routes
     .map((route) => `${route.hostname} -> ${route.service} (${route.connections})`)
     .join(", ");
   const unrouted = Object.entries(port.unrouted).map(([reason, count]) => `${count} ${reason}`);
-  return `\nport ${port.listen} by name: ${routes}` +
+  return `\nport ${port.listen} ${port.byName ? "by name" : "reads request heads"}: ${routes}` +
     (unrouted.length > 0 ? `; unrouted: ${unrouted.join(", ")}` : "");
 }
 
