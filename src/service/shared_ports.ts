@@ -13,7 +13,7 @@ import type { ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
-import { listenAll } from "../net/listen.ts";
+import { listenAll, listenAllWhenFreed } from "../net/listen.ts";
 import {
   NameRouter,
   type PortGroup,
@@ -71,11 +71,11 @@ export class SharedPorts {
    * @throws {Error} naming the first service's file:line, the address and the
    * reason when one cannot listen; what was opened is closed again
    */
-  listen(configs: readonly ServiceConfig[], services: readonly Service[]): void {
+  async listen(configs: readonly ServiceConfig[], services: readonly Service[]): Promise<void> {
     const groups = portGroups(configs);
     const opened = new Map<string, Deno.TcpListener[]>();
     try {
-      for (const group of groups) opened.set(group.key, openGroup(group, configs));
+      for (const group of groups) opened.set(group.key, await openGroup(group, configs));
     } catch (error) {
       for (const listeners of opened.values()) listeners.forEach(closeQuietly);
       throw error;
@@ -91,7 +91,10 @@ export class SharedPorts {
    *
    * @throws {Error} when one cannot listen; nothing is changed then
    */
-  prepare(configs: readonly ServiceConfig[], released: ReadonlySet<number>): PreparedPorts {
+  async prepare(
+    configs: readonly ServiceConfig[],
+    released: ReadonlySet<number>,
+  ): Promise<PreparedPorts> {
     const groups = portGroups(configs);
     const keys = new Set(groups.map((group) => group.key));
     const going = [...this.#ports.values()].filter(({ group }) => !keys.has(group.key));
@@ -101,7 +104,7 @@ export class SharedPorts {
       for (const group of groups) {
         if (this.#ports.has(group.key)) continue;
         if (held.has(group.port)) prepared.after.push(group);
-        else prepared.opened.set(group.key, openGroup(group, configs));
+        else prepared.opened.set(group.key, await openGroup(group, configs));
       }
     } catch (error) {
       for (const listeners of prepared.opened.values()) listeners.forEach(closeQuietly);
@@ -141,14 +144,14 @@ export class SharedPorts {
    * A reload, after the old listeners closed: opens the ports that waited
    * for them; one that cannot listen is logged (the rest of the reload stands).
    */
-  listenAfter(
+  async listenAfter(
     prepared: PreparedPorts,
     configs: readonly ServiceConfig[],
     services: readonly Service[],
-  ): void {
+  ): Promise<void> {
     for (const group of prepared.after) {
       try {
-        this.#serve(group, openGroup(group, configs), services);
+        this.#serve(group, await openGroup(group, configs, true), services);
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -192,13 +195,20 @@ function pick(group: PortGroup, services: readonly Service[]): Service[] {
 }
 
 /**
- * Opens a group's listeners.
+ * Opens a group's listeners; `freed`: on a port whose listener a reload has
+ * just closed, which may stay busy a moment.
  *
  * @throws {Error} naming its first service's file:line, the address and the reason
  */
-function openGroup(group: PortGroup, configs: readonly ServiceConfig[]): Deno.TcpListener[] {
+async function openGroup(
+  group: PortGroup,
+  configs: readonly ServiceConfig[],
+  freed = false,
+): Promise<Deno.TcpListener[]> {
   try {
-    return listenAll(group.addresses, group.port);
+    return freed
+      ? await listenAllWhenFreed(group.addresses, group.port)
+      : listenAll(group.addresses, group.port);
   } catch (error) {
     const first = configs.find((config) => config.name === group.services[0])!;
     const where = `${first.source.file}:${first.source.line}`;

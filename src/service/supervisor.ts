@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import { formatAddr } from "../net/address.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
-import { listenAll } from "../net/listen.ts";
+import { listenAll, listenAllWhenFreed } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
 import type { FirstBytes } from "../net/first_bytes.ts";
@@ -194,7 +194,7 @@ export class Supervisor {
     const opened = new Map<Service, Opened>();
     try {
       for (const service of this.#services) opened.set(service, await listenFor(service.config));
-      this.#shared.listen(this.#config.services, this.#services);
+      await this.#shared.listen(this.#config.services, this.#services);
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -318,7 +318,7 @@ export class Supervisor {
     let shared: PreparedPorts;
     try {
       for (const name of plan.listenBefore) opened.set(name, await listenFor(fresh.get(name)!));
-      shared = this.#shared.prepare(config.services, releasedPorts(plan, old));
+      shared = await this.#shared.prepare(config.services, releasedPorts(plan, old));
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -346,11 +346,11 @@ export class Supervisor {
     for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
     released.push(this.#shared.swap(shared, this.#services));
     await Promise.all(released);
-    this.#shared.listenAfter(shared, config.services, this.#services);
+    await this.#shared.listenAfter(shared, config.services, this.#services);
     for (const name of plan.listenAfter) {
       const service = byName.get(name)!;
       try {
-        this.#serveAll(service, await listenFor(service.config));
+        this.#serveAll(service, await listenFor(service.config, true));
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -448,18 +448,23 @@ interface Opened {
 
 /**
  * Opens a service's listeners and UDP sockets: PORT's, then MORE_PORTS'.
+ * `freed`: a reload has just closed the listeners that held its TCP ports,
+ * which may stay busy a moment.
  *
  * @throws {Error} naming the service's file:line, the address and the reason;
  * what was opened before the failure is closed again
  */
-async function listenFor(config: ServiceConfig): Promise<Opened> {
+async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> {
   const opened: Opened = { tcp: [], udp: [] };
   try {
     for (const [index, mapping] of listenPorts(config).entries()) {
       if (index === 0 && routedByName(config)) continue; // its port's router listens (SharedPorts)
       const port = index === 0 ? undefined : mapping;
       if (mapping.protocol === "tcp") {
-        for (const listener of listenAll(config.listenAddresses, mapping.listen)) {
+        const listeners = freed
+          ? await listenAllWhenFreed(config.listenAddresses, mapping.listen)
+          : listenAll(config.listenAddresses, mapping.listen);
+        for (const listener of listeners) {
           opened.tcp.push({ listener, port });
         }
       } else {
