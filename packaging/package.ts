@@ -24,7 +24,7 @@ import { bundleProgram } from "./bundle.ts";
 import { writeChecksums } from "./checksums.ts";
 import { buildDeb } from "./deb.ts";
 import { debianDepends } from "./elf_deps.ts";
-import { packageFiles, type Program, rpmFiles } from "./layout.ts";
+import { debFiles, packageFiles, type Program, rpmFiles } from "./layout.ts";
 import { buildRpm } from "./rpm.ts";
 import { PackagingError, runScript } from "./script.ts";
 import { mebibytes } from "./size.ts";
@@ -102,7 +102,7 @@ async function main() {
     const depends = await debianDepends(elf);
     const files = await packageFiles({ program, version, date });
     const packages = [
-      await buildDeb({ files, version, target, depends, dist, fast }),
+      await buildDeb({ files: debFiles(files), version, target, depends, dist, fast }),
       await buildRpm({ files: rpmFiles(files), version, target, date, dist, fast }),
     ];
     for (const path of packages) {

@@ -27,6 +27,10 @@ const DEB_UNIT = "/lib/systemd/system/sleepingd.service";
 const RPM_UNIT = "/usr/lib/systemd/system/sleepingd.service";
 /** The one file only the deb has. */
 const LINTIAN_OVERRIDES = "/usr/share/lintian/overrides/sleepingd";
+/** The rpm's copy of LICENSE; the deb's copyright file points at Debian's own copy instead. */
+const RPM_LICENSE = "/usr/share/licenses/sleepingd/LICENSE";
+/** The SHA-256 of the Apache License 2.0 as apache.org publishes it (LICENSE-2.0.txt). */
+const APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30";
 /** The installed configuration. */
 const CONFFILE = "/etc/sleepingd/sleepingd.conf";
 /**
@@ -96,6 +100,7 @@ async function rpmFiles(rpm: string): Promise<Map<string, string>> {
 function asRpm(deb: Map<string, string>): Map<string, string> {
   const files = new Map(deb);
   files.delete(LINTIAN_OVERRIDES);
+  files.set(RPM_LICENSE, "-rw-r--r--");
   files.set(RPM_UNIT, files.get(DEB_UNIT)!);
   files.delete(DEB_UNIT);
   return files;
@@ -177,6 +182,20 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
 
     await t.step("the rpm puts the same files in the same places", async () => {
       assert.deepEqual(await rpmFiles(rpm), asRpm(files));
+    });
+
+    await t.step("both state the licence, Apache-2.0", async () => {
+      assert.equal(await ok("rpm", ...rpmQuery(rpm), "--qf", "%{LICENSE}"), "Apache-2.0");
+      const licenses = await ok("rpm", ...rpmQuery(rpm), "--licensefiles");
+      assert.equal(licenses.trim(), RPM_LICENSE);
+      const copyright = new TextDecoder().decode(
+        await debMember(deb, "/usr/share/doc/sleepingd/copyright"),
+      );
+      assert.match(
+        copyright,
+        /^sleepingd, copyright the sleepingd authors\. License: Apache-2\.0\.$/m,
+      );
+      assert.match(copyright, /\/usr\/share\/common-licenses\/Apache-2\.0/);
     });
 
     await t.step("the conffile is the shipped sleepingd.conf, marked as such in both", async () => {
@@ -358,6 +377,18 @@ Deno.test({
     if (missing) throw new Error(`Cannot build the packages: ${missing}`);
     await packageChecks(t);
   },
+});
+
+Deno.test("the sources state their licence: Apache-2.0, its full text in LICENSE", async () => {
+  const license = await Deno.readFile(`${REPO}LICENSE`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", license));
+  const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  assert.equal(hex, APACHE_2_SHA256, "LICENSE is not the Apache License 2.0 text, unchanged");
+  const config = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
+  assert.equal(config.license, "Apache-2.0");
+  const copyright = await Deno.readTextFile(`${REPO}packaging/debian/copyright`);
+  assert.match(copyright, /License: Apache-2\.0\./);
+  assert.doesNotMatch(copyright, /no licen[cs]e/i);
 });
 
 Deno.test("deno task compile and package refuse what they cannot build, in one line", async () => {
