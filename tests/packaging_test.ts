@@ -379,6 +379,86 @@ Deno.test({
   },
 });
 
+/**
+ * A folder of links to every program on PATH but `without`: a PATH on which
+ * those tools are missing.
+ */
+async function pathWithout(root: string, without: string[]): Promise<string> {
+  const bin = `${root}/bin`;
+  await Deno.mkdir(bin);
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+    for (const { name } of entries) {
+      if (without.includes(name) || exists(`${bin}/${name}`)) continue;
+      await Deno.symlink(`${dir}/${name}`, `${bin}/${name}`);
+    }
+  }
+  return bin;
+}
+
+/** `deno run -A packaging/package.ts ARGS` with PATH set to `path`. */
+function packageWithPath(path: string, ...args: string[]): Promise<Output> {
+  return runProgram(Deno.execPath(), ["run", "-A", "packaging/package.ts", ...args], {
+    cwd: REPO,
+    env: { NO_COLOR: "1", PATH: path },
+    timeoutMs: BUILD_TIMEOUT_MS,
+  });
+}
+
+Deno.test({
+  name: "deno task package builds each format whose tools are here, names the missing ones first",
+  ignore: !findBinary("dpkg-deb") && !IN_CI,
+  async fn() {
+    await using dir = await tempFiles({});
+    const dist = `${dir.path}/dist`;
+    await Deno.mkdir(dist);
+    const noRpmbuild = await pathWithout(dir.path, ["rpmbuild"]);
+
+    // Asked for, the rpm fails at once, before any work: nothing is written.
+    const rpm = await packageWithPath(noRpmbuild, "--rpm", "--fast", "--dist", dist);
+    assert.equal(rpm.code, 1, rpm.stderr);
+    assert.equal(
+      rpm.stderr,
+      "package: cannot build the rpm: rpmbuild is not installed " +
+        "(apt-get install rpm, or dnf install rpm-build)\n",
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dist)), []);
+
+    // Not asked for, it is skipped with what to install, and the deb is built.
+    const both = await packageWithPath(noRpmbuild, "--fast", "--dist", dist);
+    assert.equal(both.code, 0, both.stderr);
+    const lines = both.stderr.trim().split("\n");
+    assert.equal(
+      lines[0],
+      "package: skipping the rpm: rpmbuild is not installed " +
+        "(apt-get install rpm, or dnf install rpm-build)",
+    );
+    assert.match(lines[1], /^package: wrote .*\/sleepingd_.*\.deb \(/);
+    const written = (await Array.fromAsync(Deno.readDir(dist))).map((entry) => entry.name).sort();
+    assert.deepEqual(written, ["SHA256SUMS", `sleepingd_${VERSION}_${hostTarget().debArch}.deb`]);
+  },
+});
+
+Deno.test("deno task package fails at once when no format can be built, and has --help", async () => {
+  await using dir = await tempFiles({});
+  const neither = await pathWithout(dir.path, ["rpmbuild", "dpkg-deb"]);
+  const none = await packageWithPath(neither, "--dist", dir.path);
+  assert.equal(none.code, 1);
+  assert.equal(
+    none.stderr,
+    "package: cannot build the deb: dpkg-deb is not installed (apt-get install dpkg, or dnf " +
+      "install dpkg); nor the rpm: rpmbuild is not installed (apt-get install rpm, or dnf " +
+      "install rpm-build)\n",
+  );
+  const help = await packageWithPath(neither, "--help");
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: deno task package \[--deb\] \[--rpm\]/);
+  assert.match(help.stdout, /the rpm\s+rpmbuild \(rpm on Debian and Ubuntu, rpm-build on Fedora\)/);
+  const unknown = await packageWithPath(neither, "--debs");
+  assert.equal(unknown.code, 1);
+  assert.equal(unknown.stderr, "package: Unknown option '--debs' (see --help)\n");
+});
+
 Deno.test("the sources state their licence: Apache-2.0, its full text in LICENSE", async () => {
   const license = await Deno.readFile(`${REPO}LICENSE`);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", license));
