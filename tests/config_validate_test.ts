@@ -667,6 +667,21 @@ Deno.test("buildConfig() warns about an unknown key and suggests the closest kno
   ]);
 });
 
+Deno.test("buildConfig() suggests the key meant by the names people write for it", () => {
+  const text = `${WEB}START_COMMAND=go\nSTOP_COMMAND=halt\nIDLE_TIMEOUT=60\n` +
+    "check_command=x\nTIMEOUT=10\nLISTEN=127.0.0.1\n";
+  assert.deepEqual(warningsOf(text), [
+    't.conf:4: Ignoring unknown key "START_COMMAND": did you mean "START_CMD"?',
+    't.conf:5: Ignoring unknown key "STOP_COMMAND": did you mean "STOP_CMD"?',
+    't.conf:6: Ignoring unknown key "IDLE_TIMEOUT": did you mean "IDLE_TIME"?',
+    't.conf:7: Ignoring unknown key "check_command": did you mean "CHECK_CMD"?',
+    't.conf:8: Ignoring unknown key "TIMEOUT": did you mean "EXEC_CMD_TIMEOUT" (how long a ' +
+    'command may run), "READY_TIMEOUT" (how long the backend may take to accept) or ' +
+    '"IDLE_TIME" (how long idle before STOP_CMD)?',
+    't.conf:9: Ignoring unknown key "LISTEN": did you mean "LISTEN_ADDRESS"?',
+  ]);
+});
+
 Deno.test("buildConfig() keeps the warnings of a refused configuration", () => {
   try {
     build("[web]\nSTART_CMD=go\nPROT=80\n");

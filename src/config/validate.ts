@@ -18,8 +18,8 @@
  * @module
  */
 
-import { closest } from "./_closest.ts";
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
+import { suggestKey } from "./key_hints.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
 import { parsePortMapping, type Protocol } from "./ports.ts";
@@ -182,11 +182,10 @@ function readEntries(
   for (const entry of section.entries.values()) {
     const key = KEYS_BY_NAME.get(entry.key);
     if (key === undefined) {
-      const suggestion = closest(entry.key, KEYS_BY_NAME.keys());
+      const suggestion = suggestKey(entry.key, KEYS_BY_NAME.keys());
       issues.warn(
         entry,
-        `Ignoring unknown key "${entry.key}"` +
-          (suggestion === undefined ? "" : `: did you mean "${suggestion}"?`),
+        `Ignoring unknown key "${entry.key}"` + (suggestion === undefined ? "" : `: ${suggestion}`),
       );
     } else if (key.globalOnly && !isGlobal) {
       issues.warn(
