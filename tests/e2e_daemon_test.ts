@@ -241,6 +241,36 @@ Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", 
   }
 });
 
+Deno.test("a failed START_CMD and STOP_CMD are each logged once, as errors, naming the signal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-daemon-" });
+  const port = freePort();
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `[failing]\nPORT=${port}\nLISTEN_ADDRESS=127.0.0.1\n` +
+      "START_CMD='echo no disk >&2; exit 1'\nSTOP_CMD='kill -TERM $$'\n",
+  );
+  const daemon = await startDaemon(file);
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await daemon.waitForLine(/\[failing\] stopping -> asleep/);
+    conn.close();
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+  const log = daemon.lines.join("\n");
+  const commandLines = (key: string) =>
+    daemon.lines.filter((line) => new RegExp(`\\[failing\\] (cannot wake: )?${key} `).test(line));
+  const start = commandLines("START_CMD");
+  assert.equal(start.length, 1, log);
+  assert.match(start[0], /^\S+ ERROR \[failing\] START_CMD exit 1 after \d+\.\ds: no disk$/);
+  const stop = commandLines("STOP_CMD");
+  assert.equal(stop.length, 1, log);
+  assert.match(stop[0], /^\S+ ERROR \[failing\] STOP_CMD exit 143 \(killed by SIGTERM\) after /);
+  assert.match(log, /INFO {2}\[failing\] starting -> stopping: wake failed: START_CMD exit 1 /);
+});
+
 Deno.test("sleepingd stop and status say so when no daemon runs", async () => {
   const { cli, cleanup } = await setup(["alpha"]);
   try {

@@ -12,7 +12,7 @@ import { formatAddr, formatTarget, type Target } from "../net/address.ts";
 import { connectOnce, connectWhenReady } from "../net/connect.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
-import type { RunCommand } from "./commands.ts";
+import { loggedAlready, type RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
 import { ALONE, type Coordinator } from "./coordinator.ts";
 import type { Lifecycle } from "./lifecycle.ts";
@@ -273,10 +273,12 @@ class SharedWake implements Router {
         });
       } catch (error) {
         coordinator.wakeEnded(name, undefined);
-        logger.error("[{service}] cannot wake: {reason}", {
-          service: name,
-          reason: (error as Error).message,
-        });
+        if (!loggedAlready(error)) {
+          logger.error("[{service}] cannot wake: {reason}", {
+            service: name,
+            reason: (error as Error).message,
+          });
+        }
         return abandonWake(error as WakeError);
       }
       const { target, conn: proof } = woken;
@@ -374,7 +376,7 @@ class PerConnection implements Router {
     } catch (error) {
       const failure = error as WakeError;
       const gaveUp = options.signal?.aborted; // the client left, or waited HOLD_TIMEOUT
-      if (!gaveUp) {
+      if (!gaveUp && !loggedAlready(error)) {
         logger.error("[{service}] cannot route {client}: {reason}", {
           service: config().name,
           client: formatAddr(client),

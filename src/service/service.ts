@@ -19,6 +19,7 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
@@ -545,10 +546,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }

@@ -124,7 +124,15 @@ async function bringUp(
     const target = check.code === 0 ? targetFrom("check", check.stdout, knownTarget) : undefined;
     if (target) return target;
     if (!startCmd) {
-      requireSuccess("check", check);
+      if (CANNOT_RUN.includes(check.code)) {
+        throw new CommandError(`CHECK_CMD cannot run: ${describeResult(check)}`, check);
+      }
+      if (check.code !== 0) {
+        throw new CommandError(
+          `CHECK_CMD says the backend is down (${describeResult(check)}) and there is no START_CMD`,
+          check,
+        );
+      }
       throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
     }
   }
