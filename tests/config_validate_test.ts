@@ -86,6 +86,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         name: "Simple web server for testing purposes",
         source: { file: "seed.conf", line: 1 },
         port: 10080,
+        portSource: { file: "seed.conf", line: 5 },
         listenAddresses: ["::"],
         startCmd: {
           text: parsed.sections[0].entries[2].value,
@@ -108,6 +109,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         name: "Nodeapp in docker containers",
         source: { file: "seed.conf", line: 9 },
         port: 20080,
+        portSource: { file: "seed.conf", line: 13 },
         listenAddresses: ["::"],
         startCmd: {
           text: "/usr/share/sleepingd/example/startserver start",
@@ -156,6 +158,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       name: "web",
       source: { file: "t.conf", line: 1 },
       port: 80,
+      portSource: { file: "t.conf", line: 3 },
       listenAddresses: ["::"],
       startCmd: { text: "go", source: { file: "t.conf", line: 2 } },
       readyTimeout: 60,
@@ -680,6 +683,48 @@ Deno.test("buildConfig() suggests the key meant by the names people write for it
     '"IDLE_TIME" (how long idle before STOP_CMD)?',
     't.conf:9: Ignoring unknown key "LISTEN": did you mean "LISTEN_ADDRESS"?',
   ]);
+});
+
+Deno.test("buildConfig() refuses a PORT or MORE_PORTS that METRICS_ADDRESS listens on", () => {
+  const metrics = "METRICS_ADDRESS=127.0.0.1:9180\n";
+  assert.deepEqual(errorsOf(`${metrics}[web]\nPORT=9180\nSTART_CMD=go\n`), [
+    "t.conf:3: Cannot listen on port 9180 for [web] as METRICS_ADDRESS (t.conf:1) serves the " +
+    "dashboard on it: choose another PORT or METRICS_ADDRESS",
+  ]);
+  assert.deepEqual(
+    errorsOf(
+      `${metrics}[vm]\nLISTEN_ADDRESS=127.0.0.1\nPORT=2222\nMORE_PORTS=9180/udp 8443 9180:80\n` +
+        "START_CMD=go\n",
+    ),
+    [
+      "t.conf:5: Cannot listen on port 9180 for [vm] as METRICS_ADDRESS (t.conf:1) serves the " +
+      "dashboard on it: choose another MORE_PORTS or METRICS_ADDRESS",
+    ],
+  );
+  // Another address, or UDP, shares nothing with the dashboard.
+  const apart = build(
+    `${metrics}[web]\nLISTEN_ADDRESS=192.0.2.1\nPORT=9180\nSTART_CMD=go\n` +
+      "[dns]\nPROTOCOL=udp\nPORT=9180\nSTART_CMD=go\n",
+  );
+  assert.equal(apart.services.length, 2);
+});
+
+Deno.test("buildConfig() warns when IDLE_TIME has no IDLE_CHECK_INTERVAL or no STOP_CMD", () => {
+  assert.deepEqual(
+    warningsOf(
+      "IDLE_CHECK_INTERVAL=5\n[web]\nPORT=80\nSTART_CMD=go\nIDLE_TIME=60\n" +
+        "[db]\nPORT=81\nSTART_CMD=go\nSTOP_CMD=halt\nIDLE_TIME=60\nIDLE_CHECK_INTERVAL=0\n" +
+        "[ok]\nPORT=82\nSTART_CMD=go\nSTOP_CMD=halt\nIDLE_TIME=60\n" +
+        "[demo]\nPORT=83\nSTART_CMD=go\n",
+    ),
+    [
+      "t.conf:5: Nothing stops the backend of [web]: IDLE_TIME is set but STOP_CMD is not, so an " +
+      'idle stop and "sleepingd stop" leave it running (and the next wake runs START_CMD again); ' +
+      "set STOP_CMD",
+      "t.conf:10: No idle check runs for [db]: IDLE_TIME is set but IDLE_CHECK_INTERVAL is not, " +
+      "so it is never stopped for being idle; set IDLE_CHECK_INTERVAL, e.g. to 10",
+    ],
+  );
 });
 
 Deno.test("buildConfig() keeps the warnings of a refused configuration", () => {

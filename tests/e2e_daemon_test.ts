@@ -210,7 +210,7 @@ Deno.test("sleepingd --debug logs each connect attempt, command output and idle 
   }
 });
 
-Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", async () => {
+Deno.test("sleepingd start replaces a stale pidfile and reports a port in use at PORT's line, in its log too", async () => {
   const { dir, services, cli, cleanup } = await setup(["alpha"]);
   try {
     await Deno.mkdir(`${dir}/run`);
@@ -224,15 +224,19 @@ Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", 
     try {
       const refused = await cli("start");
       assert.equal(refused.code, 1);
-      assert.match(
+      // The error names the line of PORT (the fifth), and the log it points to holds it.
+      const error = `${dir}/sleepingd.conf:5: [alpha] Cannot listen on 127.0.0.1:${
+        services[0].port
+      }: address already in use`;
+      assert.equal(
         refused.stderr,
-        new RegExp(
-          `sleepingd\\.conf:\\d+: \\[alpha\\] Cannot listen on 127\\.0\\.0\\.1:${
-            services[0].port
-          }: address already in use`,
-        ),
+        `sleepingd: error: ${error}\n` +
+          `sleepingd: error: the daemon exited with 1; see ${dir}/run/sleepingd.log\n`,
       );
       assert.equal(refused.stdout, "");
+      const log = await Deno.readTextFile(`${dir}/run/sleepingd.log`);
+      assert.match(log.trimEnd().split("\n").at(-1)!, /^\S+ FATAL cannot run: /);
+      assert.ok(log.trimEnd().endsWith(error), log);
     } finally {
       blocker.close();
     }

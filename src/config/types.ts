@@ -36,6 +36,10 @@ export interface ServiceConfig {
   source: Location;
   /** TCP port sleepingd listens on (`PORT`), 1–65535. */
   port: number;
+  /** Where `PORT` is set, for errors about the port; `source` when unknown. */
+  portSource?: Location;
+  /** Where `MORE_PORTS` is set, when it is. */
+  morePortsSource?: Location;
   /**
    * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
    * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6

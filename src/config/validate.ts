@@ -89,6 +89,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
   }
   checkPorts(built, issues);
   checkDependencies(built, issues);
+  checkIdleStops(built, issues);
   const logFormat = globalSettings.get("LOG_FORMAT") as string;
   if (logFormat !== "text" && logFormat !== "json") {
     issues.error(
@@ -105,6 +106,9 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       'Cannot read "METRICS_ADDRESS" as it must be HOST:PORT, e.g. 127.0.0.1:9180: ' +
         `current value is "${metricsAddress}"`,
     );
+  } else if (metricsAddress !== undefined) {
+    const at = globalSettings.entry("METRICS_ADDRESS")!.location;
+    checkMetricsPort(built, { ...parseHostPort(metricsAddress)!, at }, issues);
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
@@ -261,6 +265,8 @@ interface Built {
   description: string;
   /** Where DEPENDS_ON was set, when it was. */
   dependsOnAt?: Location;
+  /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
+  idleTimeAt?: RawEntry;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -308,6 +314,8 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     name: isGlobal ? "global" : section.name,
     source: section.location,
     port,
+    portSource: portEntry!.location,
+    ...optional("morePortsSource", settings.entry("MORE_PORTS")?.location),
     listenAddresses: settings.get("LISTEN_ADDRESS") as string[],
     checkCmd,
     startCmd,
@@ -346,7 +354,61 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     portAt: portEntry!.location,
     description: settings.describe(),
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
+    idleTimeAt: settings.entry("IDLE_TIME"),
   }];
+}
+
+/**
+ * Warns about a service whose IDLE_TIME cannot do what it says: without
+ * IDLE_CHECK_INTERVAL no idle check runs; without STOP_CMD nothing stops the
+ * backend, when idle or when sleepingd stops.
+ */
+function checkIdleStops(built: Built[], issues: Issues): void {
+  for (const { service, description, idleTimeAt } of built) {
+    if (!service.idleTime || idleTimeAt === undefined) continue;
+    if (!service.idleCheckInterval) {
+      issues.warn(
+        idleTimeAt,
+        `No idle check runs for ${description}: IDLE_TIME is set but IDLE_CHECK_INTERVAL is ` +
+          "not, so it is never stopped for being idle; set IDLE_CHECK_INTERVAL, e.g. to 10",
+      );
+    }
+    if (!service.stopCmd) {
+      issues.warn(
+        idleTimeAt,
+        `Nothing stops the backend of ${description}: IDLE_TIME is set but STOP_CMD is not, ` +
+          'so an idle stop and "sleepingd stop" leave it running (and the next wake runs ' +
+          "START_CMD again); set STOP_CMD",
+      );
+    }
+  }
+}
+
+/** Records an error for every TCP port of a service that METRICS_ADDRESS listens on too. */
+function checkMetricsPort(
+  built: Built[],
+  metrics: { hostname: string; port: number; at: Location },
+  issues: Issues,
+): void {
+  for (const { service, portAt, description } of built) {
+    const tcpPorts = [
+      ...(service.protocol === "tcp" ? [{ listen: service.port, at: portAt, key: "PORT" }] : []),
+      ...service.morePorts.filter((mapping) => mapping.protocol === "tcp")
+        .map(({ listen }) => ({ listen, at: service.morePortsSource!, key: "MORE_PORTS" })),
+    ];
+    for (const { listen, at, key } of tcpPorts) {
+      if (listen !== metrics.port) continue;
+      const hosts = metrics.hostname === "localhost" ? ["127.0.0.1", "::1"] : [metrics.hostname];
+      if (!overlap(service.listenAddresses, hosts)) continue;
+      issues.error(
+        at,
+        key,
+        `Cannot listen on port ${listen} for ${description} as METRICS_ADDRESS ` +
+          `(${metrics.at.file}:${metrics.at.line}) serves the dashboard on it: choose another ` +
+          `${key} or METRICS_ADDRESS`,
+      );
+    }
+  }
 }
 
 /**
