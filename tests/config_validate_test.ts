@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
 import { KEYS } from "../src/config/keys.ts";
+import { userFolders, whyNotWritable } from "../src/config/folders.ts";
 import { buildConfig, loadConfig, type SearchList } from "../src/config/load.ts";
 import { parseConfigText } from "../src/config/parse.ts";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
@@ -294,7 +295,58 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
     logFormat: "json",
     logFile: "/tmp/s.log",
     metricsAddress: { hostname: "::1", port: 9180 },
+    varrunPathSource: { file: "t.conf", line: 1 },
+    statePathSource: { file: "t.conf", line: 6 },
   });
+});
+
+Deno.test("buildConfig() takes a user's own folders only where the files leave them blank", () => {
+  const own = {
+    varrunPath: "/run/user/1000/sleepingd",
+    statePath: "/home/a/.local/state/sleepingd",
+  };
+  const blank = buildConfig([parseConfigText(`VARRUN_PATH=\n${WEB}`, "t.conf")], own).global;
+  assert.equal(blank.varrunPath, own.varrunPath);
+  assert.equal(blank.statePath, own.statePath);
+  assert.equal(blank.varrunPathSource, undefined);
+  const set = buildConfig([parseConfigText(`STATE_PATH=/srv/h\n${WEB}`, "t.conf")], own).global;
+  assert.equal(set.varrunPath, own.varrunPath);
+  assert.equal(set.statePath, "/srv/h");
+  assert.deepEqual(set.statePathSource, { file: "t.conf", line: 1 });
+});
+
+Deno.test("userFolders() follows XDG_RUNTIME_DIR and XDG_STATE_HOME, else the home", () => {
+  const saved = ["HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME"].map((name) =>
+    [name, Deno.env.get(name)] as const
+  );
+  try {
+    Deno.env.set("HOME", "/home/a");
+    Deno.env.delete("XDG_STATE_HOME");
+    Deno.env.set("XDG_RUNTIME_DIR", "/run/user/1000/");
+    assert.deepEqual(userFolders(), {
+      varrunPath: "/run/user/1000/sleepingd",
+      statePath: "/home/a/.local/state/sleepingd",
+    });
+    Deno.env.delete("XDG_RUNTIME_DIR");
+    Deno.env.set("XDG_STATE_HOME", "/srv/a/state");
+    assert.deepEqual(userFolders(), {
+      varrunPath: "/srv/a/state/sleepingd/run",
+      statePath: "/srv/a/state/sleepingd",
+    });
+    Deno.env.set("XDG_STATE_HOME", "relative/state"); // not absolute: ignored, as XDG says
+    assert.equal(userFolders()?.statePath, "/home/a/.local/state/sleepingd");
+  } finally {
+    for (const [name, value] of saved) {
+      if (value === undefined) Deno.env.delete(name);
+      else Deno.env.set(name, value);
+    }
+  }
+});
+
+Deno.test("whyNotWritable() says which folder on the way is not one", async () => {
+  await using dir = await tempFiles({ "file": "" });
+  assert.equal(whyNotWritable(`${dir.path}/new/deeper`), undefined);
+  assert.equal(whyNotWritable(`${dir.path}/file/state`), `${dir.path}/file is not a folder`);
 });
 
 Deno.test("buildConfig() reports a bad LOG_FORMAT and a bad METRICS_ADDRESS", () => {
@@ -877,6 +929,21 @@ Deno.test("the shipped sleepingd.conf documents every key, commented out at its 
     }
     assert.equal(doc.join(" "), key.doc, `the doc of ${key.name} differs from keys.ts`);
   }
+});
+
+Deno.test("the shipped sleepingd.conf names only files the packages install, in plain words", async () => {
+  const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
+  const paths = [...shipped.matchAll(/\/usr\/share\/doc\/sleepingd\/examples\/([\w./-]+[\w])/g)];
+  assert.ok(paths.length >= 3, "the docker section names its script");
+  for (const [path, example] of paths) {
+    const info = await Deno.stat(`${REPO}examples/${example}`).catch(() => undefined);
+    assert.ok(info, `${path}: there is no examples/${example} to install there`);
+  }
+  for (const [, example] of shipped.matchAll(/^[A-Z_]+_CMD=".*\/examples\/(\S+)/gm)) {
+    const { mode } = await Deno.stat(`${REPO}examples/${example}`);
+    assert.ok((mode! & 0o111) !== 0, `examples/${example} is not executable`);
+  }
+  assert.doesNotMatch(shipped, /\bseed\b/i);
 });
 
 Deno.test("the shipped sleepingd.conf is valid, with the demo active and no warnings", async () => {

@@ -178,6 +178,14 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
         assert.ok(files.has(`/usr/share/doc/sleepingd/examples/${example}`), example);
       }
       console.log(`deb: ${files.size} files; ${EXPECTED.map(([path]) => path).join(" ")}`);
+      const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
+      const named = /\/usr\/share\/doc\/sleepingd\/examples\/[\w./-]*\w/g;
+      for (const [path] of shipped.matchAll(named)) {
+        const there = files.has(path) ||
+          [...files.keys()].some((file) => file.startsWith(`${path}/`));
+        assert.ok(there, `sleepingd.conf names ${path}, which the deb does not have`);
+        if (path.endsWith("/startserver")) assert.equal(files.get(path), "-rwxr-xr-x", path);
+      }
     });
 
     await t.step("the rpm puts the same files in the same places", async () => {

@@ -131,7 +131,8 @@ export interface ServiceConfig {
 export interface GlobalConfig {
   /**
    * `VARRUN_PATH`: folder for the pidfile, state and control socket.
-   * @default "/var/run/sleepingd"
+   * @default "/var/run/sleepingd" (for a user other than root who cannot write it,
+   * `$XDG_RUNTIME_DIR/sleepingd`: see `folders.ts`)
    */
   varrunPath: string;
   /**
@@ -151,6 +152,10 @@ export interface GlobalConfig {
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** Where `VARRUN_PATH` is set; undefined when it is left to the default. */
+  varrunPathSource?: Location;
+  /** Where `STATE_PATH` is set; undefined when it is left to the default. */
+  statePathSource?: Location;
   /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
   etcdEndpoints?: string[];
   /**

@@ -19,6 +19,7 @@
  */
 
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
+import type { UserFolders } from "./folders.ts";
 import { suggestKey } from "./key_hints.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import type { RawEntry } from "./parse.ts";
@@ -57,11 +58,17 @@ export interface MergedConfig {
  * @param readErrors lines the files could not read: when there are any, they are the
  *   errors reported, as the rest would only follow from them (a PORT on a bad line is
  *   "missing"); the files' VARRUN_PATH is still read
+ * @param folders the VARRUN_PATH and STATE_PATH to use when the files leave them blank,
+ *   instead of the keys' defaults (a user other than root gets folders of its own)
  * @returns the configuration, with its warnings
  * @throws {InvalidConfigError} listing every error, in file and line order,
  *   with the VARRUN_PATH the files set
  */
-export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] = []): Config {
+export function validateConfig(
+  merged: MergedConfig,
+  readErrors: ConfigError[] = [],
+  folders: Partial<UserFolders> = {},
+): Config {
   const issues = new Issues(merged.files);
   const values = new Map<RawEntry, Value | typeof INVALID>();
   readEntries(merged.global, true, values, issues);
@@ -117,16 +124,20 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
   const reported = readErrors.length > 0
     ? readErrors
     : errors.map((issue) => new ConfigError(issue));
+  const varrunPath = folder(globalSettings, "VARRUN_PATH", folders.varrunPath);
+  const statePath = folder(globalSettings, "STATE_PATH", folders.statePath);
   if (reported.length > 0) {
     const error = new InvalidConfigError(reported, warnings);
-    error.varrunPath = globalSettings.get("VARRUN_PATH") as string;
+    error.varrunPath = varrunPath.path;
     throw error;
   }
   return {
     files: merged.files,
     global: {
-      varrunPath: globalSettings.get("VARRUN_PATH") as string,
-      statePath: globalSettings.get("STATE_PATH") as string,
+      varrunPath: varrunPath.path,
+      statePath: statePath.path,
+      ...optional("varrunPathSource", varrunPath.source),
+      ...optional("statePathSource", statePath.source),
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
@@ -508,6 +519,22 @@ function checkPorts(built: Built[], issues: Issues): void {
 function overlap(a: string[], b: string[]): boolean {
   if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
   return a.some((address) => b.includes(address));
+}
+
+/**
+ * A folder key's value and the line that sets it; when the files leave it
+ * blank, `instead` (a folder of the user's own) or else the key's default.
+ */
+function folder(
+  settings: Settings,
+  key: "VARRUN_PATH" | "STATE_PATH",
+  instead: string | undefined,
+): { path: string; source?: Location } {
+  const entry = settings.entry(key);
+  if (entry === undefined || entry.value.trim() === "") {
+    return { path: instead ?? settings.get(key) as string };
+  }
+  return { path: settings.get(key) as string, source: entry.location };
 }
 
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
