@@ -71,6 +71,12 @@ export interface DaemonStatus {
   instances?: InstanceInfo[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
+  /**
+   * What the daemon warned of at its start, or at its last reload since, one
+   * line each (`FILE:LINE: message` where there is a place). Absent until its
+   * start is done: every service listens.
+   */
+  warnings?: string[];
 }
 
 /** A snapshot of one service. */
@@ -107,6 +113,7 @@ export function daemonStatus(
   configFiles: string[],
   actions = false,
   instances?: InstanceInfo[],
+  warnings?: string[],
 ): DaemonStatus {
   return {
     pid: Deno.pid,
@@ -116,12 +123,14 @@ export function daemonStatus(
     actions,
     ...(instances ? { instances } : {}),
     services: services.map(serviceStatus),
+    ...(warnings ? { warnings } : {}),
   };
 }
 
 /**
  * The seed's status lines, `NAME (port N) running`, each followed by the
- * service's state, target, connections, wakes and last activity.
+ * service's state, target, connections, wakes and last activity; then what
+ * the daemon warned of at its start or last reload, a `warning: ` line each.
  */
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
@@ -151,7 +160,7 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         : "no activity yet",
     ].filter(Boolean).join(", ");
     return `${service.name} (port ${service.port}) running\n  ${details}`;
-  }).join("\n");
+  }).join("\n") + (status.warnings ?? []).map((warning) => `\nwarning: ${warning}`).join("");
 }
 
 /** A duration in the past, in words: "5s ago", "3m 20s ago", "2h 5m ago". */
