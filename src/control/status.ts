@@ -27,6 +27,11 @@ export interface ServiceStatus {
   keptAwakeUntil: string | null;
   /** Why it is awake: `3 connections`, `schedule Mon-Fri 08:00-18:00 until Mon 18:00`; null asleep. */
   awakeBecause: string | null;
+  /**
+   * What its wake under way waits for: `waiting for 10.0.0.5:22: 20 s of
+   * READY_TIMEOUT 60 s, 3 clients held`; null when no wake is under way.
+   */
+  wakeProgress: string | null;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -90,6 +95,7 @@ function serviceStatus(service: Service): ServiceStatus {
     stateSince: new Date(service.stateSince).toISOString(),
     keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
     awakeBecause: service.awakeBecause() ?? null,
+    wakeProgress: service.wakeProgress() ?? null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,
@@ -142,7 +148,12 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   return instances + status.services.map((service) => {
     const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
-      `state ${service.state}` + (service.awakeBecause ? ` (${service.awakeBecause})` : ""),
+      `state ${service.state}` +
+      (service.awakeBecause
+        ? ` (${service.awakeBecause})`
+        : service.wakeProgress
+        ? ` (${service.wakeProgress})`
+        : ""),
       service.target ? `target ${service.target}` : undefined,
       service.keptAwakeUntil && !service.awakeBecause
         ? `kept awake until ${service.keptAwakeUntil}`

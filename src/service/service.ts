@@ -157,6 +157,10 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
@@ -280,6 +284,14 @@ export class Service {
    */
   keepAwakeUntil(until: number): void {
     this.#keptAwakeUntil = until;
+  }
+
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
   }
 
   /** Epoch milliseconds when the current state was entered. */
