@@ -170,6 +170,35 @@ Deno.test("sleepingd check warns about a VARRUN_PATH or STATE_PATH that cannot b
   assert.equal(code, 0);
 });
 
+Deno.test("sleepingd check refuses the dashboard's port for a service", async () => {
+  await using dir = await tempFiles({
+    "m.conf": "METRICS_ADDRESS=127.0.0.1:9180\n[web]\nPORT=9180\nSTART_CMD=go\n",
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/m.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: error: ${dir.path}/m.conf:3: Cannot listen on port 9180 for [web] as ` +
+      `METRICS_ADDRESS (${dir.path}/m.conf:1) serves the dashboard on it: choose another PORT ` +
+      "or METRICS_ADDRESS\n",
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
+
+Deno.test("sleepingd check warns about an IDLE_TIME without STOP_CMD, its backend outliving stop", async () => {
+  await using dir = await tempFiles({
+    "i.conf": "[web]\nPORT=80\nSTART_CMD=go\nIDLE_TIME=60\nIDLE_CHECK_INTERVAL=5\n",
+  });
+  const { code, stderr } = await runCli(["-f", `${dir.path}/i.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${dir.path}/i.conf:4: Nothing stops the backend of [web]: IDLE_TIME is ` +
+      'set but STOP_CMD is not, so an idle stop and "sleepingd stop" leave it running (and the ' +
+      "next wake runs START_CMD again); set STOP_CMD\n",
+  );
+  assert.equal(code, 0);
+});
+
 Deno.test("sleepingd check says so when no service is active", async () => {
   await using dir = await tempFiles({ "off.conf": "PORT=80\n[a]\nACTIVE=no\n[b]\nACTIVE=false\n" });
   const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/off.conf`, "check"]);
