@@ -7,6 +7,7 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { configure, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
 
 /**
@@ -35,6 +36,64 @@ const LEVEL_LABEL: Record<LogLevel, string> = {
 };
 
 const encoder = new TextEncoder();
+
+/** The most warnings one start or reload keeps to tell; past them, their count. */
+const GATHERED_LIMIT = 100;
+
+/** Warnings being gathered for a start or a reload, while it runs. */
+interface Gathering {
+  warnings: string[];
+  more: number;
+  open: boolean;
+}
+
+/** The gathering of the start or reload that the code logging now runs for, if any. */
+const gathering = new AsyncLocalStorage<Gathering>();
+
+/** Keeps a warning's text for the start or reload it was logged for. */
+function gather(record: LogRecord): void {
+  const current = gathering.getStore();
+  if (!current?.open || record.level !== "warning") return;
+  if (current.warnings.length < GATHERED_LIMIT) current.warnings.push(renderMessage(record));
+  else current.more++;
+}
+
+/** What a gathering holds: each warning's text, then how many more there were. */
+function gathered({ warnings, more }: Gathering): string[] {
+  return more === 0 ? [...warnings] : [...warnings, `and ${more} more warnings: see the log`];
+}
+
+/**
+ * Gathers the text of every warning logged from now on by this code and what
+ * it begins (its async context), until the returned function is called,
+ * which returns them: what a daemon's start warned of, for `sleepingd start`.
+ */
+export function gatherWarningsFromNow(): () => string[] {
+  const current: Gathering = { warnings: [], more: 0, open: true };
+  gathering.enterWith(current);
+  return () => {
+    current.open = false;
+    return gathered(current);
+  };
+}
+
+/**
+ * Runs `work` and returns its result with the text of every warning it
+ * logged (it and what it began, until it settled): what a reload warned of,
+ * for `sleepingd reload`. Warnings of other work logged meanwhile are not
+ * among them.
+ */
+export async function gatherWarnings<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; warnings: string[] }> {
+  const current: Gathering = { warnings: [], more: 0, open: true };
+  try {
+    const result = await gathering.run(current, work);
+    return { result, warnings: gathered(current) };
+  } finally {
+    current.open = false;
+  }
+}
 
 /** A record's message with its values inline, without quotes: the same in text and JSON. */
 function renderMessage(record: LogRecord): string {
@@ -94,6 +153,7 @@ export async function setupLogging(
   const output = logFile ?? Deno.stderr;
   // Disposable: a reconfiguration (or a reset) closes the file of the sink it replaces.
   const sink = Object.assign((record: LogRecord) => {
+    gather(record);
     output.writeSync(encoder.encode(formatter(record)));
   }, { [Symbol.dispose]: () => logFile?.close() });
   await configure({

@@ -11,6 +11,7 @@ Deno.test("sleepingd -f sleepingd.conf check lists the shipped demo", async () =
   assert.equal(
     stdout,
     "Simple web server for testing purposes (port 10080)\n" +
+      "  listen: 127.0.0.1\n" +
       "  start: ( deno run --allow-net examples/demo/oneshot.ts 8080 > /dev/null 2>...\n" +
       "  idle: never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n" +
       "Nodeapp in docker containers (inactive)\n",
@@ -140,8 +141,60 @@ Deno.test("sleepingd check prints warnings on stderr and still exits 0", async (
   );
   assert.equal(
     stdout,
-    "web (port 80)\n  start: go\n  idle: never stopped " +
+    "run folder: /tmp (pidfile, control socket, the log of sleepingd start)\n" +
+      "web (port 80)\n  start: go\n  idle: never stopped " +
       "(set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check warns about a VARRUN_PATH or STATE_PATH that cannot be written", async () => {
+  await using dir = await tempFiles({ "file": "" });
+  const file = `${dir.path}/f.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir.path}/file/run\nSTATE_PATH=${dir.path}/file/state\n[web]\nPORT=80\n` +
+      "START_CMD=go\n",
+  );
+  const { code, stderr } = await runCli(["-f", file, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${file}:1: VARRUN_PATH "${dir.path}/file/run" cannot be written by ` +
+      `uid 0 (root): ${dir.path}/file is not a folder; "sleepingd start" would fail, and ` +
+      '"sleepingd run" would go without status, reload and stop; set VARRUN_PATH to a folder ' +
+      "uid 0 (root) can write\n" +
+      `sleepingd: warning: ${file}:2: STATE_PATH "${dir.path}/file/state" cannot be written by ` +
+      `uid 0 (root): ${dir.path}/file is not a folder; the history would last only until ` +
+      "sleepingd stops; set STATE_PATH to a folder uid 0 (root) can write\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check refuses the dashboard's port for a service", async () => {
+  await using dir = await tempFiles({
+    "m.conf": "METRICS_ADDRESS=127.0.0.1:9180\n[web]\nPORT=9180\nSTART_CMD=go\n",
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/m.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: error: ${dir.path}/m.conf:3: Cannot listen on port 9180 for [web] as ` +
+      `METRICS_ADDRESS (${dir.path}/m.conf:1) serves the dashboard on it: choose another PORT ` +
+      "or METRICS_ADDRESS\n",
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
+
+Deno.test("sleepingd check warns about an IDLE_TIME without STOP_CMD, its backend outliving stop", async () => {
+  await using dir = await tempFiles({
+    "i.conf": "[web]\nPORT=80\nSTART_CMD=go\nIDLE_TIME=60\nIDLE_CHECK_INTERVAL=5\n",
+  });
+  const { code, stderr } = await runCli(["-f", `${dir.path}/i.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${dir.path}/i.conf:4: Nothing stops the backend of [web]: IDLE_TIME is ` +
+      'set but STOP_CMD is not, so an idle stop and "sleepingd stop" leave it running (and the ' +
+      "next wake runs START_CMD again); set STOP_CMD\n",
   );
   assert.equal(code, 0);
 });

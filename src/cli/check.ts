@@ -5,6 +5,7 @@
  */
 
 import { printWarning } from "./report.ts";
+import { folderWarnings } from "../config/folders.ts";
 import { loadConfig } from "../config/load.ts";
 import { KEYS_BY_NAME } from "../config/keys.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
@@ -28,8 +29,10 @@ export const checkCommand: Command = {
 Checks the configuration files the way the daemon reads them, then lists each
 active service with its port and commands, and the inactive ones.
 
-Warnings (e.g. an unknown key) go to stderr and do not change the exit code;
-errors go to stderr, each as FILE:LINE: message, and the exit code is 1.
+Warnings go to stderr and do not change the exit code: an unknown key (with
+the key it likely means), an IDLE_TIME that stops nothing, and a VARRUN_PATH
+or STATE_PATH that this user cannot write. Errors go to stderr, each as
+FILE:LINE: message, and the exit code is 1.
 
 Examples:
   sleepingd check
@@ -38,6 +41,7 @@ Examples:
     // A broken configuration throws: main prints each error with its file:line and exits 1.
     const config = await loadConfig(options.configFiles);
     for (const warning of config.warnings) printWarning(warning);
+    for (const warning of folderWarnings(config.global)) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
@@ -63,7 +67,8 @@ function describeConfig(config: Config): string {
  * token, when set otherwise than default.
  */
 function describeDaemon(config: Config): string[] {
-  const { statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } = config.global;
+  const { varrunPath, statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } =
+    config.global;
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
@@ -75,6 +80,10 @@ function describeDaemon(config: Config): string[] {
   if (apiTokenFile) {
     const where = metricsAddress ? "" : " (but METRICS_ADDRESS is off)";
     lines.push(`wake API: POST /api/services/NAME/... with the token in ${apiTokenFile}${where}`);
+  }
+  if (varrunPath !== KEYS_BY_NAME.get("VARRUN_PATH")!.default) {
+    const log = config.global.logFile ? "" : ", the log of sleepingd start";
+    lines.push(`run folder: ${varrunPath} (pidfile, control socket${log})`);
   }
   if (statePath !== KEYS_BY_NAME.get("STATE_PATH")!.default) {
     lines.push(`history: ${statePath}/events.jsonl`);

@@ -7,7 +7,7 @@
 import { NotRunningError, sendRequest } from "../control/protocol.ts";
 import { locateDaemon } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
-import { printError } from "./report.ts";
+import { printError, printWarning } from "./report.ts";
 
 /** `sleepingd reload`. */
 export const reloadCommand: Command = {
@@ -18,7 +18,9 @@ Asks the daemon to re-read the configuration files it was started with. The
 whole new configuration is checked first: if it has an error, the daemon keeps
 running the old one and the error (FILE:LINE: message) is printed here, exit 1.
 Otherwise unchanged services keep their state and connections, changed ones
-take their new settings, removed ones drain and stop, added ones listen.`,
+take their new settings, removed ones drain and stop, added ones listen.
+Every warning the daemon gives about the reload is printed here too (an
+unknown key, a key that takes effect only at a restart), one line each.`,
   async run(options) {
     const { dir, error } = await locateDaemon(options);
     let response;
@@ -29,6 +31,7 @@ take their new settings, removed ones drain and stop, added ones listen.`,
       if (notRunning instanceof NotRunningError && error !== undefined) printError(error);
       throw notRunning;
     }
+    for (const warning of response.warnings ?? []) printWarning(warning);
     if (!response.ok) {
       for (const line of response.error.split("\n")) console.error(`sleepingd: error: ${line}`);
       console.error("sleepingd: the daemon keeps running the configuration it had");

@@ -7,7 +7,7 @@
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { runDaemon } from "../control/daemon.ts";
-import { type LogFormat, setupLogging } from "../log.ts";
+import { log, type LogFormat, setupLogging } from "../log.ts";
 import { type CliOptions, type Command, UsageError } from "./options.ts";
 
 /** `sleepingd run`: listens for every active service until SIGINT, SIGTERM or `sleepingd stop`. */
@@ -42,7 +42,16 @@ Options:
     const format = logFormat(options, config);
     const logFile = (options.flags["log-file"] as string | undefined) ?? config.global.logFile;
     await setupLogging(options.verbosity, format, logFile);
-    return await runDaemon(config, options.configFiles);
+    try {
+      return await runDaemon(config, options.configFiles);
+    } catch (error) {
+      // stderr says it too (main prints it); a log file must hold it as well, for `start`
+      // points there.
+      if (logFile !== undefined) {
+        log("daemon").fatal("cannot run: {error}", { error: (error as Error).message });
+      }
+      throw error;
+    }
   },
 };
 

@@ -377,7 +377,9 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "text",
     default: "/var/run/sleepingd",
     globalOnly: true,
-    doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+    doc: "Folder for the pidfile, the state, the control socket and the log of sleepingd " +
+      "start. Blank, for a user other than root who cannot write the default: " +
+      "$XDG_RUNTIME_DIR/sleepingd (else ~/.local/state/sleepingd/run). Global section only.",
   },
   {
     name: "STATE_PATH",
@@ -386,7 +388,9 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "Folder for what outlives a restart: the history of every service's wakes and stops " +
       "(events.jsonl, at most 8 MiB: past 4 MiB it becomes events.jsonl.1, replacing the " +
-      "older one), which the dashboard draws. Global section only.",
+      "older one), which the dashboard draws. Blank, for a user other than root who cannot " +
+      "write the default: ~/.local/state/sleepingd ($XDG_STATE_HOME/sleepingd when set). " +
+      "Global section only.",
   },
   {
     name: "SHUTDOWN_GRACE",

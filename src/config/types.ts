@@ -36,6 +36,10 @@ export interface ServiceConfig {
   source: Location;
   /** TCP port sleepingd listens on (`PORT`), 1–65535. */
   port: number;
+  /** Where `PORT` is set, for errors about the port; `source` when unknown. */
+  portSource?: Location;
+  /** Where `MORE_PORTS` is set, when it is. */
+  morePortsSource?: Location;
   /**
    * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
    * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6
@@ -127,7 +131,8 @@ export interface ServiceConfig {
 export interface GlobalConfig {
   /**
    * `VARRUN_PATH`: folder for the pidfile, state and control socket.
-   * @default "/var/run/sleepingd"
+   * @default "/var/run/sleepingd" (for a user other than root who cannot write it,
+   * `$XDG_RUNTIME_DIR/sleepingd`: see `folders.ts`)
    */
   varrunPath: string;
   /**
@@ -147,6 +152,10 @@ export interface GlobalConfig {
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** Where `VARRUN_PATH` is set; undefined when it is left to the default. */
+  varrunPathSource?: Location;
+  /** Where `STATE_PATH` is set; undefined when it is left to the default. */
+  statePathSource?: Location;
   /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
   etcdEndpoints?: string[];
   /**

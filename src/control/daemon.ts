@@ -8,7 +8,8 @@
 
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { log } from "../log.ts";
+import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
+import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
@@ -64,6 +65,9 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
  */
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
+  // What the start warns of, for `sleepingd start` to show; then what the last reload did.
+  const startWarnings = gatherWarningsFromNow();
+  let warnings: string[] | undefined;
   logWarnings(config);
   if (config.services.length === 0) {
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
@@ -76,8 +80,10 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     if (saving) saveServices(dir, supervisor);
   };
   const notifier = new Notifier();
+  const { statePath, statePathSource } = config.global;
   const events = new EventLog({
-    folder: config.global.statePath,
+    folder: statePath,
+    ...(statePathSource ? { folderSource: `${statePathSource.file}:${statePathSource.line}` } : {}),
     states: () => states(supervisor),
   });
   const { etcdEndpoints, clusterName } = config.global;
@@ -103,6 +109,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       supervisor.config.files,
       supervisor.config.global.apiTokenFile !== undefined,
       cluster?.instances,
+      warnings,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -117,7 +124,10 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     supervisor,
     status,
     requestStop: () => stop.resolve("sleepingd stop"),
-    reloaded: () => daemonEvent("reloaded"),
+    reloaded: (reloadWarnings) => {
+      warnings = reloadWarnings;
+      daemonEvent("reloaded");
+    },
   });
   const saved = control ? readSavedState(dir) : undefined;
   saving = control !== undefined;
@@ -163,11 +173,16 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   const onHangup = () =>
-    reload(configFiles, supervisor).then((result) => result.ok && daemonEvent("reloaded"));
+    reload(configFiles, supervisor).then((result) => {
+      if (!result.ok) return;
+      warnings = result.warnings;
+      daemonEvent("reloaded");
+    });
   Deno.addSignalListener("SIGHUP", onHangup);
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
+  warnings = startWarnings();
   const reason = await stop.promise;
   stopReturningMemory();
   stopping = true;
@@ -240,7 +255,8 @@ function openControl(
     supervisor: Supervisor;
     status: () => DaemonStatus;
     requestStop: () => void;
-    reloaded: () => void;
+    /** Told of each reload that succeeded, with what it warned of. */
+    reloaded: (warnings: string[]) => void;
   },
 ): { close(): void } | undefined {
   const { configFiles, supervisor, status, requestStop, reloaded } = parts;
@@ -272,17 +288,36 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
-    if (result.ok) reloaded();
-    return result.ok ? { ok: true, status: status(), message: result.message } : result;
+    if (result.ok) reloaded(result.warnings);
+    return result.ok ? { ...result, status: status() } : result;
   });
   return { close };
 }
 
-/** Re-reads the configuration files and applies them; a broken configuration changes nothing. */
+/**
+ * Re-reads the configuration files and applies them; a broken configuration
+ * changes nothing. Either way it says what it warned of: the warnings it
+ * logged, or those found beside the errors.
+ */
 async function reload(
   configFiles: string[],
   supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
+): Promise<
+  { ok: true; message: string; warnings: string[] } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
+  const { result, warnings } = await gatherWarnings(() => applyReload(configFiles, supervisor));
+  return result.ok ? { ...result, warnings } : result;
+}
+
+/** {@linkcode reload} without gathering its warnings. */
+async function applyReload(
+  configFiles: string[],
+  supervisor: Supervisor,
+): Promise<{ ok: true; message: string } | { ok: false; error: string; warnings: string[] }> {
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
@@ -303,7 +338,8 @@ async function reload(
   } catch (error) {
     const message = (error as Error).message;
     logger.error("reload refused, the running configuration stays: {error}", { error: message });
-    return { ok: false, error: message };
+    const warnings = error instanceof InvalidConfigError ? error.warnings.map(formatIssue) : [];
+    return { ok: false, error: message, warnings };
   }
 }
 

@@ -14,10 +14,14 @@ export type ControlRequest =
   | { command: "status" | "reload" | "stop" }
   | { command: "action"; action: ServiceAction };
 
-/** The daemon's answer. */
+/**
+ * The daemon's answer. A reload's also has `warnings`: each warning it gave,
+ * one line each, `FILE:LINE: message` where there is a place (an unknown key,
+ * a key that takes effect at restart), or those found beside its errors.
+ */
 export type ControlResponse =
-  | { ok: true; status: DaemonStatus; message?: string }
-  | { ok: false; error: string };
+  | { ok: true; status: DaemonStatus; message?: string; warnings?: string[] }
+  | { ok: false; error: string; warnings?: string[] };
 
 /** The daemon did not answer on its control socket. */
 export class NotRunningError extends Error {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { userFolders, userName } from "../config/folders.ts";
 import { isAlive, readProcStat } from "../process/proc_stat.ts";
 
 /** Paths of the daemon's files in one VARRUN_PATH. */
@@ -80,8 +81,7 @@ export function createRunDir(dir: RunDir): void {
     Deno.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
   } catch (error) {
     throw new Error(
-      `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ` +
-        "run as root or set VARRUN_PATH in the global section",
+      `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ${advice(dir)}`,
     );
   }
 }
@@ -103,10 +103,16 @@ export function claimRunDir(dir: RunDir): void {
     Deno.renameSync(temporary, dir.pidfile);
   } catch (error) {
     throw new Error(
-      `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ` +
-        "run as root or set VARRUN_PATH in the global section",
+      `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ${advice(dir)}`,
     );
   }
+}
+
+/** What to do about a VARRUN_PATH this user cannot write: which folder to choose instead. */
+function advice(dir: RunDir): string {
+  const own = Deno.uid() === 0 ? undefined : userFolders()?.varrunPath;
+  const example = own !== undefined && own !== dir.path ? `, e.g. ${own}` : "";
+  return `set VARRUN_PATH to a folder ${userName()} can write${example}`;
 }
 
 /** Removes the pidfile and the socket if they are still this process's. */
