@@ -51,7 +51,7 @@ Deno.test("the README's own service wakes, stops by its pidfile when idle, and w
     assert.match(await curl(`http://127.0.0.1:${port}/`), new RegExp(`^Hello from ${backend}: `));
     const first = await pid();
     assert.ok(isAlive(first));
-    await waitFor("the idle stop", async () => !isAlive(first));
+    await waitFor("the idle stop", () => !isAlive(first));
     const status = await cli("status", "--json");
     const service = JSON.parse(status.stdout).services[0];
     assert.deepEqual([service.state, service.idleStops], ["asleep", 1]);
