@@ -10,7 +10,7 @@ import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
-import { Supervisor } from "../service/supervisor.ts";
+import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
@@ -184,7 +184,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   events.close();
   await http?.shutdown();
   await notifier.settled(EVENTS_AT_EXIT_MS);
-  control?.close();
+  await control?.close(); // after the last answer (`sleepingd stop`'s) is written whole
   saving = false;
   removeSavedState(dir);
   releaseRunDir(dir);
@@ -242,7 +242,7 @@ function openControl(
     requestStop: () => void;
     reloaded: () => void;
   },
-): { close(): void } | undefined {
+): { close(): Promise<void> } | undefined {
   const { configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
@@ -272,8 +272,9 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
-    if (result.ok) reloaded();
-    return result.ok ? { ok: true, status: status(), message: result.message } : result;
+    if (!result.ok) return result;
+    reloaded();
+    return { ok: true, status: status(), message: result.message, reload: result.summary };
   });
   return { close };
 }
@@ -282,7 +283,7 @@ function openControl(
 async function reload(
   configFiles: string[],
   supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
+): Promise<{ ok: true; message: string; summary: ReloadSummary } | { ok: false; error: string }> {
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
@@ -296,15 +297,24 @@ async function reload(
     }
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
-      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+      .map((kind) => `${kind}: ${nameList(summary[kind])}`);
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
-    return { ok: true, message };
+    return { ok: true, message, summary };
   } catch (error) {
     const message = (error as Error).message;
     logger.error("reload refused, the running configuration stays: {error}", { error: message });
     return { ok: false, error: message };
   }
+}
+
+/** Names a reload's message lists one by one; more are counted ("1,000 services"). */
+const NAMES_LISTED = 10;
+
+/** `a, b, c`, or past {@linkcode NAMES_LISTED} names, `1,000 services`. */
+function nameList(names: string[]): string {
+  if (names.length <= NAMES_LISTED) return names.join(", ");
+  return `${names.length.toLocaleString("en-US")} services`;
 }
 
 function logWarnings(config: Config) {
