@@ -26,6 +26,7 @@ import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
+import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { type DaemonStatus, daemonStatus } from "./status.ts";
 
@@ -35,6 +36,8 @@ const RESTART_ONLY = [
   { name: "STATE_PATH", field: "statePath" },
   { name: "LOG_FORMAT", field: "logFormat" },
   { name: "LOG_FILE", field: "logFile" },
+  { name: "LOG_MAX_SIZE", field: "logMaxSize" },
+  { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
 ] as const;
 
@@ -44,8 +47,12 @@ const RESERVED_FILES = 64;
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
 
-/** Signals that ask the daemon to shut down gracefully. */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+/**
+ * Signals that ask the daemon to shut down gracefully: SIGQUIT (Ctrl-\, and
+ * a graceful stop for nginx) and SIGPWR (lxc-stop's) too, which would
+ * otherwise end it at once, its backends left awake.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGQUIT", "SIGPWR"] as const;
 
 /**
  * Set by `sleepingd start` for the daemon it spawns: the control socket is
@@ -165,6 +172,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const onHangup = () =>
     reload(configFiles, supervisor).then((result) => result.ok && daemonEvent("reloaded"));
   Deno.addSignalListener("SIGHUP", onHangup);
+  const stopOtherSignals = handleOtherSignals();
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
@@ -190,6 +198,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   releaseRunDir(dir);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   Deno.removeSignalListener("SIGHUP", onHangup);
+  stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
 }
