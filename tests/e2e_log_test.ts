@@ -1,13 +1,15 @@
 /**
  * The daemon's log through the real CLI: `start`'s log rotated within its
- * bound, reopened on SIGUSR1 after a move, the signals tools send by
- * convention, and LOG_CONNECTIONS=no.
+ * bound, reopened on SIGUSR1 after a move (by hand and by the shipped
+ * logrotate rules), the signals tools send by convention, and
+ * LOG_CONNECTIONS=no.
  */
 import assert from "node:assert/strict";
-import { runCli, waitFor } from "./_helpers.ts";
+import { REPO, runCli, runProgram, waitFor } from "./_helpers.ts";
 import { startDaemon } from "./_daemon.ts";
 import { exchange, startEchoBackend, stopEchoBackend } from "./_service.ts";
 import { freePort, isAlive } from "./_net.ts";
+import { serverTest } from "./_servers.ts";
 
 /** A text log line: time, level, message. */
 const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |DEBUG|WARN |ERROR) \S/;
@@ -142,6 +144,51 @@ Deno.test("after its log is moved, SIGUSR1 makes the daemon say so in a new file
     await cleanup();
   }
 });
+
+serverTest(
+  "the shipped logrotate rules move the log and SIGUSR1 the daemon through its pidfile",
+  [{ binary: "logrotate", package: "logrotate" }],
+  async ({ logrotate }) => {
+    const { dir, port, cli, pid, cleanup } = await setup(
+      `LOG_FILE=${"$"}{DIR}/log/sleepingd.log\nLOG_MAX_SIZE=0\n`,
+    );
+    try {
+      const conf = `${dir}/sleepingd.conf`;
+      await Deno.writeTextFile(conf, (await Deno.readTextFile(conf)).replace("${DIR}", dir));
+      const shipped = await Deno.readTextFile(`${REPO}packaging/sleepingd.logrotate`);
+      const rules = shipped.replace(/^\/var\/log\/sleepingd\//m, `${dir}/log/`)
+        .replace(/^(\t+pidfile=)\/run\/sleepingd\/sleepingd\.pid$/m, `$1${dir}/run/sleepingd.pid`);
+      assert.match(rules, new RegExp(`^${dir}/log/\\*\\.log \\{$`, "m"));
+      assert.match(rules, new RegExp(`^\\t+pidfile=${dir}/run/sleepingd\\.pid$`, "m"));
+      await Deno.writeTextFile(`${dir}/logrotate.conf`, rules);
+      const log = `${dir}/log/sleepingd.log`;
+      assert.equal((await cli("start")).code, 0);
+      const before = await connectOnce(port);
+      await waitForLine(log, closedLine(before));
+
+      const rotate = await runProgram(logrotate, [
+        "--force",
+        "--state",
+        `${dir}/logrotate.state`,
+        `${dir}/logrotate.conf`,
+      ]);
+      assert.equal(rotate.code, 0, rotate.stderr);
+      const rotated = [...Deno.readDirSync(`${dir}/log`)].map((entry) => entry.name)
+        .filter((name) => name !== "sleepingd.log");
+      assert.equal(rotated.length, 1, rotated.join(" "));
+      assert.match(rotated[0], /^sleepingd\.log-\d{8}$/); // compressed a day later
+      await waitForLine(log, /SIGUSR1: reopened the log file/);
+      const after = await connectOnce(port);
+      await waitForLine(log, closedLine(after));
+      const old = await Deno.readTextFile(`${dir}/log/${rotated[0]}`);
+      assert.match(old, closedLine(before));
+      assert.doesNotMatch(old, closedLine(after));
+      assert.ok(isAlive(await pid()));
+    } finally {
+      await cleanup();
+    }
+  },
+);
 
 Deno.test("SIGUSR2, SIGPIPE, SIGWINCH and SIGXFSZ leave the daemon serving, SIGUSR1 opens no debugger, SIGQUIT and SIGPWR shut it down", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-signals-" });
