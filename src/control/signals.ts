@@ -1,8 +1,9 @@
 /**
  * The signals besides shutdown and reload that tools send a daemon by
  * convention: SIGUSR1 reopens the log file (logrotate's `postrotate`),
- * SIGUSR2 is ignored with a line that says so, and SIGXFSZ makes a write past
- * the file size limit fail instead of ending the daemon. Under `deno run`,
+ * SIGUSR2 is ignored with a line that says so, and SIGXFSZ is ignored, so
+ * that a write past the file size limit (`ulimit -f`) fails instead of ending
+ * the daemon. Under `deno run`,
  * the address of Deno's debugger is held as well (see below).
  *
  * @module
@@ -31,6 +32,7 @@ const DEBUGGER_CHECK_MS = 100;
 export function handleOtherSignals(): () => void {
   const logger = log("daemon");
   let guard = holdDebuggerAddress();
+  let check: ReturnType<typeof setTimeout> | undefined;
   const onUsr1 = () => {
     try {
       const path = reopenLog();
@@ -42,7 +44,8 @@ export function handleOtherSignals(): () => void {
       });
     }
     if (!Deno.build.standalone) {
-      setTimeout(() => {
+      clearTimeout(check);
+      check = setTimeout(() => {
         closeDebugger();
         guard ??= holdDebuggerAddress(); // for the next SIGUSR1, if the address is free now
       }, DEBUGGER_CHECK_MS);
@@ -51,9 +54,9 @@ export function handleOtherSignals(): () => void {
   const onUsr2 = () => {
     logger.info("SIGUSR2: ignored (SIGUSR1 reopens the log file, SIGHUP reloads)");
   };
-  const onFileSize = () => {
-    logger.warn("SIGXFSZ: a write went past the file size limit (ulimit -f) and failed");
-  };
+  // Nothing to say: the log's own count of the lines it could not write says it, whereas a
+  // line here would be one more write past the limit, and one more SIGXFSZ.
+  const onFileSize = () => {};
   const handlers = [
     ["SIGUSR1", onUsr1],
     ["SIGUSR2", onUsr2],
@@ -62,6 +65,7 @@ export function handleOtherSignals(): () => void {
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   return () => {
     for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    clearTimeout(check);
     guard?.close();
   };
 }
