@@ -266,6 +266,8 @@ Deno.test("SIGUSR2, SIGPIPE, SIGWINCH and SIGXFSZ leave the daemon serving, SIGU
     }
     assert.equal(await Deno.readTextFile(`${dir}/stops`), "stop\nstop\n");
   } finally {
+    const backend = Number(await Deno.readTextFile(`${dir}/backend.pid`).catch(() => "0"));
+    if (backend && isAlive(backend)) Deno.kill(backend, "SIGKILL");
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -301,6 +303,12 @@ Deno.test("LOG_CONNECTIONS=no keeps a service's connection lines out of the info
       }
     }
   } finally {
+    for (const { name } of services) {
+      const backend = Number(
+        await Deno.readTextFile(`${dir}/${name}/backend.pid`).catch(() => "0"),
+      );
+      if (backend && isAlive(backend)) Deno.kill(backend, "SIGKILL");
+    }
     await Deno.remove(dir, { recursive: true });
   }
 });
