@@ -145,6 +145,12 @@ export async function packageFiles(options: LayoutOptions): Promise<PackageFile[
       source: new TextEncoder().encode(config),
       conffile: true,
     },
+    {
+      path: "/etc/logrotate.d/sleepingd",
+      mode: 0o644,
+      source: `${REPO}packaging/sleepingd.logrotate`,
+      conffile: true,
+    },
     { path: DEMO_BACKEND, mode: 0o644, source: `${REPO}examples/demo/oneshot.ts` },
     {
       path: `${DEB_UNIT_DIR}sleepingd.service`,

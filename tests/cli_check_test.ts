@@ -110,6 +110,35 @@ MIN_AWAKE_TIME=120
   assert.equal(code, 0);
 });
 
+Deno.test("sleepingd check shows the log's file and rotation, and LOG_CONNECTIONS=no", async () => {
+  const service = "[web]\nPORT=80\nSTART_CMD=go\n";
+  await using dir = await tempFiles({
+    "file.conf": `LOG_FILE=/var/log/sleepingd/sleepingd.log\nLOG_MAX_SIZE=10M\nLOG_MAX_FILES=3\n` +
+      `${service}LOG_CONNECTIONS=no\n`,
+    "never.conf": `VARRUN_PATH=/run/s/\nLOG_MAX_SIZE=0\n${service}`,
+    "one.conf": `LOG_FILE=/tmp/s.log\nLOG_MAX_SIZE=1500\nLOG_MAX_FILES=1\n${service}`,
+    "default.conf": service,
+  });
+  const check = async (name: string) => {
+    const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/${name}`, "check"]);
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
+    return stdout.split("\n").filter((line) => /log/.test(line));
+  };
+  assert.deepEqual(await check("file.conf"), [
+    "log: /var/log/sleepingd/sleepingd.log; rotated past 10 MiB, 3 files kept",
+    "  log: each connection at the debug level only",
+  ]);
+  assert.deepEqual(await check("never.conf"), [
+    "log: stderr for run, /run/s/sleepingd.log for start; never rotated by sleepingd " +
+    "(LOG_MAX_SIZE=0)",
+  ]);
+  assert.deepEqual(await check("one.conf"), [
+    "log: /tmp/s.log; rotated past 1500 bytes, no older file kept",
+  ]);
+  assert.deepEqual(await check("default.conf"), []);
+});
+
 Deno.test("sleepingd check shows a service's ports and its UDP flows", async () => {
   await using dir = await tempFiles({
     "game.conf": "[game]\nPORT=27015\nPROTOCOL=udp\nSTART_CMD=go\n" +

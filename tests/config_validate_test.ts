@@ -81,6 +81,8 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
     },
     services: [
       {
@@ -100,6 +102,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         holdTimeout: 300,
         wakeOn: "connect",
         routePerConnection: false,
+        logConnections: true,
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
@@ -133,6 +136,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         idleTime: 20,
         idleCheckInterval: 5,
         routePerConnection: false,
+        logConnections: true,
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
@@ -154,6 +158,8 @@ Deno.test("buildConfig() gives every key its default", () => {
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
     },
     services: [{
       name: "web",
@@ -169,6 +175,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       holdTimeout: 300,
       wakeOn: "connect",
       routePerConnection: false,
+      logConnections: true,
       protocol: "tcp",
       morePorts: [],
       udpFlowTimeout: 60,
@@ -272,6 +279,8 @@ Deno.test("buildConfig() reads a blank key with a default as the default", () =>
     clusterName: "sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
+    logMaxSize: 4 * 1024 * 1024,
+    logMaxFiles: 2,
   });
   assert.equal(config.services[0].readyTimeout, 60);
   assert.deepEqual(config.services[0].listenAddresses, ["::"]);
@@ -286,7 +295,7 @@ Deno.test("buildConfig() reads LISTEN_ADDRESS as a space-separated list", () => 
 
 Deno.test("buildConfig() reads the global-only keys from the global section", () => {
   const global = "VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\nLOG_FORMAT=json\nLOG_FILE=/tmp/s.log\n" +
-    "METRICS_ADDRESS=[::1]:9180\nSTATE_PATH=/tmp/history\n";
+    "METRICS_ADDRESS=[::1]:9180\nSTATE_PATH=/tmp/history\nLOG_MAX_SIZE=1.5M\nLOG_MAX_FILES=5\n";
   assert.deepEqual(build(`${global}${WEB}`).global, {
     varrunPath: "/tmp/s",
     statePath: "/tmp/history",
@@ -294,6 +303,8 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
     shutdownGrace: 2.5,
     logFormat: "json",
     logFile: "/tmp/s.log",
+    logMaxSize: 1572864,
+    logMaxFiles: 5,
     metricsAddress: { hostname: "::1", port: 9180 },
     varrunPathSource: { file: "t.conf", line: 1 },
     statePathSource: { file: "t.conf", line: 6 },
@@ -347,6 +358,52 @@ Deno.test("whyNotWritable() says which folder on the way is not one", async () =
   await using dir = await tempFiles({ "file": "" });
   assert.equal(whyNotWritable(`${dir.path}/new/deeper`), undefined);
   assert.equal(whyNotWritable(`${dir.path}/file/state`), `${dir.path}/file is not a folder`);
+});
+
+Deno.test("buildConfig() reads LOG_MAX_SIZE in bytes or with K, M or G, and 0 as never", () => {
+  const sizes: [string, number][] = [
+    ["0", 0],
+    ["1000", 1000],
+    ["512K", 512 * 1024],
+    ["64 KiB", 64 * 1024],
+    ["4m", 4 * 1024 * 1024],
+    ["10MB", 10 * 1024 * 1024],
+    ["1G", 1024 ** 3],
+    ["2048B", 2048],
+  ];
+  for (const [text, bytes] of sizes) {
+    assert.equal(build(`LOG_MAX_SIZE=${text}\n${WEB}`).global.logMaxSize, bytes, text);
+  }
+  assert.equal(build(WEB).global.logMaxSize, 4 * 1024 * 1024);
+});
+
+Deno.test("buildConfig() refuses a LOG_MAX_SIZE it cannot read and LOG_MAX_FILES=0, with file:line", () => {
+  assert.throws(
+    () => build(`LOG_MAX_SIZE=4 TB\nLOG_MAX_FILES=0\n${WEB}`),
+    (error: Error) => {
+      assert.match(
+        error.message,
+        /t\.conf:1: Cannot use "LOG_MAX_SIZE" as it must be a size in bytes, or with K, M or G, e\.g\. 4M: current value is "4 TB"/,
+      );
+      assert.match(
+        error.message,
+        /t\.conf:2: Cannot use "LOG_MAX_FILES" as it must be 1 or more .*set LOG_MAX_SIZE=0/,
+      );
+      return true;
+    },
+  );
+});
+
+Deno.test("buildConfig() reads LOG_CONNECTIONS per service, inherited from the global section", () => {
+  const config = build(
+    "LOG_CONNECTIONS=no\n[quiet]\nPORT=1\nSTART_CMD=a\n[loud]\nPORT=2\nSTART_CMD=a\n" +
+      "LOG_CONNECTIONS=yes\n",
+  );
+  assert.deepEqual(
+    config.services.map(({ name, logConnections }) => [name, logConnections]),
+    [["quiet", false], ["loud", true]],
+  );
+  assert.equal(service(WEB).logConnections, true);
 });
 
 Deno.test("buildConfig() reports a bad LOG_FORMAT and a bad METRICS_ADDRESS", () => {

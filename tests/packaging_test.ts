@@ -33,6 +33,8 @@ const RPM_LICENSE = "/usr/share/licenses/sleepingd/LICENSE";
 const APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30";
 /** The installed configuration. */
 const CONFFILE = "/etc/sleepingd/sleepingd.conf";
+/** logrotate's rules for the log in /var/log/sleepingd: a conffile too. */
+const LOGROTATE = "/etc/logrotate.d/sleepingd";
 /**
  * Files the packages must have, with their permissions: in the bundle layout,
  * as nothing is compiled into the test's dist.
@@ -42,6 +44,7 @@ const EXPECTED: [string, string][] = [
   ["/usr/lib/sleepingd/deno", "-rwxr-xr-x"],
   ["/usr/lib/sleepingd/sleepingd.js", "-rw-r--r--"],
   [CONFFILE, "-rw-r--r--"],
+  [LOGROTATE, "-rw-r--r--"],
   [DEB_UNIT, "-rw-r--r--"],
   ["/usr/share/man/man8/sleepingd.8.gz", "-rw-r--r--"],
   ["/usr/share/doc/sleepingd/README.md", "-rw-r--r--"],
@@ -207,8 +210,9 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
     });
 
     await t.step("the conffile is the shipped sleepingd.conf, marked as such in both", async () => {
-      assert.equal((await ok("dpkg-deb", "--info", deb, "conffiles")).trim(), CONFFILE);
-      assert.equal((await ok("rpm", ...rpmQuery(rpm), "-c")).trim(), CONFFILE);
+      const conffiles = `${LOGROTATE}\n${CONFFILE}`;
+      assert.equal((await ok("dpkg-deb", "--info", deb, "conffiles")).trim(), conffiles);
+      assert.equal((await ok("rpm", ...rpmQuery(rpm), "-c")).trim(), conffiles);
       const installed = new TextDecoder().decode(await debMember(deb, CONFFILE)).split("\n");
       const shipped = (await Deno.readTextFile(`${REPO}sleepingd.conf`)).split("\n");
       assert.equal(installed.length, shipped.length);
@@ -219,6 +223,35 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
         /^START_CMD=.*\/usr\/lib\/sleepingd\/deno run --no-config .*\/usr\/share\/sleepingd\/demo\/oneshot\.ts/,
       );
     });
+
+    await t.step(
+      "the logrotate rules are the shipped ones, and logrotate and shellcheck accept them",
+      async () => {
+        const shipped = await Deno.readTextFile(`${REPO}packaging/sleepingd.logrotate`);
+        assert.equal(new TextDecoder().decode(await debMember(deb, LOGROTATE)), shipped);
+        assert.match(shipped, /^\/var\/log\/sleepingd\/\*\.log \{$/m);
+        assert.match(shipped, /^\t\tpidfile=\/run\/sleepingd\/sleepingd\.pid$/m);
+        const script = shipped.slice(
+          shipped.indexOf("postrotate\n") + 11,
+          shipped.indexOf("\tendscript"),
+        );
+        if (findBinary("shellcheck")) {
+          await Deno.writeTextFile(`${dist}/postrotate.sh`, script);
+          await ok("shellcheck", "--shell=sh", `${dist}/postrotate.sh`);
+        }
+        if (findBinary("logrotate")) {
+          // --debug reads the rules and says what it would do, changing nothing.
+          await Deno.writeTextFile(`${dist}/logrotate.conf`, shipped);
+          await ok(
+            "logrotate",
+            "--debug",
+            "--state",
+            `${dist}/logrotate.state`,
+            `${dist}/logrotate.conf`,
+          );
+        }
+      },
+    );
 
     await t.step(
       "the maintainer scripts are valid shell, and need no running systemd",
@@ -362,8 +395,11 @@ async function installCycle(deb: string, dist: string): Promise<void> {
     await ok("dpkg", "-r", "sleepingd");
     assert.ok(!exists("/usr/bin/sleepingd") && !exists("/usr/lib/sleepingd"));
     assert.ok((await Deno.readTextFile(CONFFILE)).endsWith(edit), "dpkg -r removed the conffile");
+    await Deno.mkdir("/var/log/sleepingd", { recursive: true }); // as a LOG_FILE there makes it
     await ok("dpkg", "-P", "sleepingd");
     assert.ok(!exists("/etc/sleepingd"), "dpkg -P left /etc/sleepingd");
+    assert.ok(!exists(LOGROTATE), "dpkg -P left the logrotate rules");
+    assert.ok(!exists("/var/log/sleepingd"), "dpkg -P left the log folder");
     assert.ok(!exists("/run/sleepingd"), "dpkg -P left the run folder");
     assert.ok(!exists("/var/lib/sleepingd"), "dpkg -P left the history");
     assert.ok(!exists("/etc/systemd/system/sleepingd.service"), "dpkg -P left the unit masked");

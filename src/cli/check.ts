@@ -8,6 +8,7 @@ import { printWarning } from "./report.ts";
 import { folderWarnings } from "../config/folders.ts";
 import { loadConfig } from "../config/load.ts";
 import { KEYS_BY_NAME } from "../config/keys.ts";
+import { readValue } from "../config/values.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
@@ -88,7 +89,34 @@ function describeDaemon(config: Config): string[] {
   if (statePath !== KEYS_BY_NAME.get("STATE_PATH")!.default) {
     lines.push(`history: ${statePath}/events.jsonl`);
   }
+  const log = describeLog(config);
+  if (log) lines.push(log);
   return lines;
+}
+
+/**
+ * Where the log goes and how it is rotated, when LOG_FILE, LOG_MAX_SIZE or
+ * LOG_MAX_FILES is set otherwise than default; "" when none is.
+ */
+function describeLog(config: Config): string {
+  const { logFile, logMaxSize, logMaxFiles, varrunPath } = config.global;
+  const defaults = ["LOG_MAX_SIZE", "LOG_MAX_FILES"]
+    .map((name) => readValue(KEYS_BY_NAME.get(name)!, "", true));
+  const rotated = logMaxSize !== defaults[0] || logMaxFiles !== defaults[1];
+  if (logFile === undefined && !rotated) return "";
+  const where = logFile ??
+    `stderr for run, ${varrunPath.replace(/\/+$/, "")}/sleepingd.log for start`;
+  if (logMaxSize === 0) return `log: ${where}; never rotated by sleepingd (LOG_MAX_SIZE=0)`;
+  const kept = logMaxFiles === 1 ? "no older file kept" : `${logMaxFiles} files kept`;
+  return `log: ${where}; rotated past ${formatSize(logMaxSize)}, ${kept}`;
+}
+
+/** Bytes in the largest unit that counts them whole: `4 MiB`, `1536 KiB`, `1000 bytes`. */
+function formatSize(bytes: number): string {
+  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes % size === 0) return `${bytes / size} ${unit}`;
+  }
+  return `${bytes} bytes`;
 }
 
 function describeService(service: ServiceConfig): string[] {
@@ -115,6 +143,7 @@ function describeService(service: ServiceConfig): string[] {
     detail("connect", `within ${service.connectTimeout}s`);
   }
   if (service.routePerConnection) detail("route", "per connection");
+  if (!service.logConnections) detail("log", "each connection at the debug level only");
   if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
   if (service.allow.length > 0) detail("allow", service.allow.join(" "));
   if (service.deny.length > 0) detail("deny", service.deny.join(" "));

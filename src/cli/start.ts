@@ -27,8 +27,9 @@ listens, printing "NAME (port N) started" for each (or "no service is
 active"), then on stderr every warning the daemon gave as it started (an
 unknown key, a STATE_PATH it cannot write), one line each. If the daemon
 cannot start (e.g. a port in use, a configuration error), it prints why and
-exits 1. The log goes to LOG_FILE, by default VARRUN_PATH/sleepingd.log; the
-pid to VARRUN_PATH/sleepingd.pid.
+exits 1. The log goes to LOG_FILE, by default VARRUN_PATH/sleepingd.log,
+rotated past LOG_MAX_SIZE (4 MiB) with LOG_MAX_FILES (2) files kept; SIGUSR1
+makes the daemon reopen it. The pid goes to VARRUN_PATH/sleepingd.pid.
 
 A second start while the daemon runs says so and exits 1; a pidfile left by a
 daemon that died is replaced.

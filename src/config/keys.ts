@@ -23,6 +23,7 @@
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
+ * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
  */
 export type KeyKind =
   | "boolean"
@@ -36,7 +37,8 @@ export type KeyKind =
   | "choice"
   | "cost"
   | "ports"
-  | "schedule";
+  | "schedule"
+  | "size";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -415,6 +417,33 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "File the daemon appends its log to. Blank means stderr for sleepingd run, and " +
       "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
+  },
+  {
+    name: "LOG_MAX_SIZE",
+    kind: "size",
+    default: "4M",
+    globalOnly: true,
+    doc: "Size past which sleepingd rotates its log file (LOG_FILE, or the one of sleepingd " +
+      "start; not stderr): FILE becomes FILE.1, FILE.1 becomes FILE.2 and so on, and a new " +
+      "FILE begins. Bytes, or with K, M or G (KiB, MiB, GiB). 0 means never, for logrotate " +
+      "instead (the packages' /etc/logrotate.d/sleepingd). Global section only.",
+  },
+  {
+    name: "LOG_MAX_FILES",
+    kind: "count",
+    default: "2",
+    globalOnly: true,
+    doc: "Log files sleepingd keeps when it rotates, the one it writes included, so at most " +
+      "LOG_MAX_SIZE times LOG_MAX_FILES on disk (8 MiB by default); 1 keeps no older file. " +
+      "Global section only.",
+  },
+  {
+    name: "LOG_CONNECTIONS",
+    kind: "boolean",
+    default: "yes",
+    doc: "Whether each connection (or UDP flow) of the service logs a line when it ends " +
+      "(client, backend, bytes each way, duration). no moves that line to the debug level " +
+      "(-v), for busy services: refusals, wakes and commands are still logged.",
   },
   {
     name: "API_TOKEN_FILE",

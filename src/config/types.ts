@@ -100,6 +100,12 @@ export interface ServiceConfig {
    */
   routePerConnection: boolean;
   /**
+   * `LOG_CONNECTIONS`: whether each connection's line (when it ends) is logged at info;
+   * otherwise at debug.
+   * @default true
+   */
+  logConnections: boolean;
+  /**
    * `PROTOCOL`: the protocol of `port`.
    * @default "tcp"
    */
@@ -147,6 +153,16 @@ export interface GlobalConfig {
   logFormat: "text" | "json";
   /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
   logFile?: string;
+  /**
+   * `LOG_MAX_SIZE`: bytes past which the log file is rotated; 0 means never.
+   * @default 4 MiB
+   */
+  logMaxSize: number;
+  /**
+   * `LOG_MAX_FILES`: log files kept when it rotates, the one written included, 1 or more.
+   * @default 2
+   */
+  logMaxFiles: number;
   /**
    * `STATE_PATH`: folder for the event log, which outlives a restart.
    * @default "/var/lib/sleepingd"

@@ -119,6 +119,15 @@ export function validateConfig(
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
+  const logMaxFilesEntry = globalSettings.entry("LOG_MAX_FILES");
+  if (logMaxFilesEntry !== undefined && globalSettings.get("LOG_MAX_FILES") === 0) {
+    issues.error(
+      logMaxFilesEntry.location,
+      "LOG_MAX_FILES",
+      'Cannot use "LOG_MAX_FILES" as it must be 1 or more (the file written counts): ' +
+        `current value is "${logMaxFilesEntry.value}"; to stop rotating, set LOG_MAX_SIZE=0`,
+    );
+  }
 
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
@@ -141,6 +150,8 @@ export function validateConfig(
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
+      logMaxSize: globalSettings.get("LOG_MAX_SIZE") as number,
+      logMaxFiles: globalSettings.get("LOG_MAX_FILES") as number,
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
@@ -347,6 +358,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+    logConnections: settings.get("LOG_CONNECTIONS") as boolean,
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,

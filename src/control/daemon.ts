@@ -11,7 +11,7 @@ import type { Config } from "../config/types.ts";
 import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
 import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
-import { Supervisor } from "../service/supervisor.ts";
+import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
@@ -27,6 +27,7 @@ import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
+import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { type DaemonStatus, daemonStatus } from "./status.ts";
 
@@ -36,6 +37,8 @@ const RESTART_ONLY = [
   { name: "STATE_PATH", field: "statePath" },
   { name: "LOG_FORMAT", field: "logFormat" },
   { name: "LOG_FILE", field: "logFile" },
+  { name: "LOG_MAX_SIZE", field: "logMaxSize" },
+  { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
 ] as const;
 
@@ -45,8 +48,12 @@ const RESERVED_FILES = 64;
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
 
-/** Signals that ask the daemon to shut down gracefully. */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+/**
+ * Signals that ask the daemon to shut down gracefully: SIGQUIT (Ctrl-\, and
+ * a graceful stop for nginx) and SIGPWR (lxc-stop's) too, which would
+ * otherwise end it at once, its backends left awake.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGQUIT", "SIGPWR"] as const;
 
 /**
  * Set by `sleepingd start` for the daemon it spawns: the control socket is
@@ -179,6 +186,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       daemonEvent("reloaded");
     });
   Deno.addSignalListener("SIGHUP", onHangup);
+  const stopOtherSignals = handleOtherSignals();
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
@@ -199,12 +207,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   events.close();
   await http?.shutdown();
   await notifier.settled(EVENTS_AT_EXIT_MS);
-  control?.close();
+  await control?.close(); // after the last answer (`sleepingd stop`'s) is written whole
   saving = false;
   removeSavedState(dir);
   releaseRunDir(dir);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   Deno.removeSignalListener("SIGHUP", onHangup);
+  stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
 }
@@ -258,7 +267,7 @@ function openControl(
     /** Told of each reload that succeeded, with what it warned of. */
     reloaded: (warnings: string[]) => void;
   },
-): { close(): void } | undefined {
+): { close(): Promise<void> } | undefined {
   const { configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
@@ -288,8 +297,15 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
-    if (result.ok) reloaded(result.warnings);
-    return result.ok ? { ...result, status: status() } : result;
+    if (!result.ok) return result;
+    reloaded(result.warnings);
+    return {
+      ok: true,
+      status: status(),
+      message: result.message,
+      reload: result.summary,
+      warnings: result.warnings,
+    };
   });
   return { close };
 }
@@ -303,7 +319,7 @@ async function reload(
   configFiles: string[],
   supervisor: Supervisor,
 ): Promise<
-  { ok: true; message: string; warnings: string[] } | {
+  { ok: true; message: string; summary: ReloadSummary; warnings: string[] } | {
     ok: false;
     error: string;
     warnings: string[];
@@ -317,7 +333,13 @@ async function reload(
 async function applyReload(
   configFiles: string[],
   supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string; warnings: string[] }> {
+): Promise<
+  { ok: true; message: string; summary: ReloadSummary } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
@@ -331,16 +353,25 @@ async function applyReload(
     }
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
-      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+      .map((kind) => `${kind}: ${nameList(summary[kind])}`);
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
-    return { ok: true, message };
+    return { ok: true, message, summary };
   } catch (error) {
     const message = (error as Error).message;
     logger.error("reload refused, the running configuration stays: {error}", { error: message });
     const warnings = error instanceof InvalidConfigError ? error.warnings.map(formatIssue) : [];
     return { ok: false, error: message, warnings };
   }
+}
+
+/** Names a reload's message lists one by one; more are counted ("1,000 services"). */
+const NAMES_LISTED = 10;
+
+/** `a, b, c`, or past {@linkcode NAMES_LISTED} names, `1,000 services`. */
+function nameList(names: string[]): string {
+  if (names.length <= NAMES_LISTED) return names.join(", ");
+  return `${names.length.toLocaleString("en-US")} services`;
 }
 
 function logWarnings(config: Config) {
