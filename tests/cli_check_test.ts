@@ -123,7 +123,7 @@ Deno.test("sleepingd check shows the log's file and rotation, and LOG_CONNECTION
     const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/${name}`, "check"]);
     assert.equal(stderr, "");
     assert.equal(code, 0);
-    return stdout.split("\n").filter((line) => /log/.test(line));
+    return stdout.split("\n").filter((line) => /^\s*log:/.test(line));
   };
   assert.deepEqual(await check("file.conf"), [
     "log: /var/log/sleepingd/sleepingd.log; rotated past 10 MiB, 3 files kept",
