@@ -312,7 +312,8 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     doc: "Connections one client address may hold at once to the service; more are refused " +
-      "at once. Blank or 0 means no limit.",
+      "at once. An IPv6 client counts by its /64, as one host or site may use any address of " +
+      "it. Blank or 0 means no limit.",
   },
   {
     name: "HOLD_TIMEOUT",
