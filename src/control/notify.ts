@@ -129,8 +129,14 @@ export class Notifier {
           headers: { "content-type": "application/json", "user-agent": `sleepingd/${VERSION}` },
           body: JSON.stringify(event),
           signal: AbortSignal.timeout(WEBHOOK_MS),
+          // A redirect would send the event, and what it says, wherever the answer points.
+          redirect: "manual",
         });
         await response.body?.cancel();
+        if (response.status >= 300 && response.status < 400) {
+          const to = response.headers.get("location") ?? "nowhere";
+          throw new Error(`HTTP ${response.status} to ${to}: redirects are not followed`);
+        }
         if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
       }));
     }
