@@ -46,6 +46,7 @@ USER=nobody
 MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
+METRICS_HOSTS=sleepingd.example.com status.example.com
 STATE_PATH=/srv/sleepingd
 API_TOKEN_FILE=/etc/sleepingd/api-token
 ETCD_ENDPOINTS=http://10.0.0.5:2379 http://10.0.0.6:2379
@@ -83,6 +84,7 @@ MIN_AWAKE_TIME=120
     stdout,
     "cluster: office, through etcd at http://10.0.0.5:2379 http://10.0.0.6:2379\n" +
       "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+      "dashboard names: sleepingd.example.com status.example.com (and IP addresses, localhost)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
       "all services: 5000 connections, 30 wakes an hour\n" +

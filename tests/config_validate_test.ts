@@ -555,6 +555,15 @@ Deno.test("buildConfig() reads ETCD_ENDPOINTS and CLUSTER_NAME, refusing an endp
   ]);
 });
 
+Deno.test("buildConfig() reads METRICS_HOSTS, refusing an entry that is not a host name", () => {
+  const config = build(`METRICS_HOSTS=dash.example.com  status.example.com.\n${WEB}`);
+  assert.deepEqual(config.global.metricsHosts, ["dash.example.com", "status.example.com."]);
+  assert.equal(build(WEB).global.metricsHosts, undefined);
+  assert.deepEqual(errorsOf(`METRICS_HOSTS=dash.example.com http://x/\n${WEB}`), [
+    't.conf:1: Cannot use "METRICS_HOSTS" as each entry must be a host name: "http://x/" is not',
+  ]);
+});
+
 Deno.test("buildConfig() reads KEEP_AWAKE windows and TIME_ZONE", () => {
   const [web] = build(
     `TIME_ZONE=Europe/Paris\n${WEB}KEEP_AWAKE=Mon-Fri 08:00-18:00; sat,SUN 22:30-2:00;daily 12:00-13:00\n`,

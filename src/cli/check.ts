@@ -63,7 +63,8 @@ function describeConfig(config: Config): string {
  * token, when set otherwise than default.
  */
 function describeDaemon(config: Config): string[] {
-  const { statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } = config.global;
+  const { statePath, metricsAddress, metricsHosts, apiTokenFile, etcdEndpoints, clusterName } =
+    config.global;
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
@@ -71,6 +72,9 @@ function describeDaemon(config: Config): string[] {
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
     lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);
+  }
+  if (metricsHosts) {
+    lines.push(`dashboard names: ${metricsHosts.join(" ")} (and IP addresses, localhost)`);
   }
   if (apiTokenFile) {
     const where = metricsAddress ? "" : " (but METRICS_ADDRESS is off)";

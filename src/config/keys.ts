@@ -419,10 +419,13 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     globalOnly: true,
     doc: "File holding the token that POST /api/services/NAME/wake, /sleep and /keep-awake " +
-      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN); read at each request, " +
-      "so it can change without a restart. Keep it readable by sleepingd's user only. Blank " +
-      "means the HTTP API takes no action (the CLI's wake, sleep and keep-awake still work " +
-      "through the control socket). Global section only.",
+      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN), at least 16 " +
+      "characters (openssl rand -hex 32 makes one); read at each request, so it can change " +
+      "without a restart. A client address (of IPv6, its /64) that sends 5 wrong tokens in a " +
+      "row waits 30 seconds before its next try counts, twice as long after each further one (up to 15 " +
+      "minutes). Keep it readable by sleepingd's user only. Blank means the HTTP API takes " +
+      "no action (the CLI's wake, sleep and keep-awake still work through the control " +
+      "socket). Global section only.",
   },
   {
     name: "ETCD_ENDPOINTS",
@@ -451,6 +454,17 @@ export const KEYS: readonly KeyDefinition[] = [
       "a health check at /healthz and JSON at /api/status and /api/history, e.g. " +
       "127.0.0.1:9180. Anyone who reaches it sees every service, its backend and the " +
       "addresses of the clients that woke it. Blank means off. Global section only.",
+  },
+  {
+    name: "METRICS_HOSTS",
+    kind: "addresses",
+    default: "",
+    globalOnly: true,
+    doc: "Host names, separated by spaces, under which browsers and tools may reach " +
+      "METRICS_ADDRESS besides its IP addresses, localhost and METRICS_ADDRESS's own host, " +
+      "e.g. sleepingd.example.com when a reverse proxy passes that name on. A request for " +
+      "any other name is answered 421, so that a web page whose name points at this host " +
+      "(DNS rebinding) reads nothing. Blank means none. Global section only.",
   },
 ];
 

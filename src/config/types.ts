@@ -156,6 +156,8 @@ export interface GlobalConfig {
   clusterName: string;
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
+  /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */
+  metricsHosts?: string[];
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */

@@ -108,6 +108,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
+  const metricsHosts = names(globalSettings, "METRICS_HOSTS", HOST_NAME, "a host name", issues);
 
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
@@ -127,6 +128,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
+      ...optional("metricsHosts", metricsHosts),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
       ...optional(
@@ -464,6 +466,34 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
     settings.entry("ETCD_ENDPOINTS")!.location,
     "ETCD_ENDPOINTS",
     `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
+  );
+  return undefined;
+}
+
+/** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */
+const HOST_NAME =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * The space-separated names of `key`, undefined when blank; records an error
+ * naming the line for the first one that does not match `form` (`what` says
+ * what it must be).
+ */
+function names(
+  settings: Settings,
+  key: string,
+  form: RegExp,
+  what: string,
+  issues: Issues,
+): string[] | undefined {
+  const list = ((settings.get(key) as string[] | undefined) ?? []).filter(Boolean);
+  if (list.length === 0) return undefined;
+  const bad = list.find((name) => !form.test(name));
+  if (bad === undefined) return list;
+  issues.error(
+    settings.entry(key)!.location,
+    key,
+    `Cannot use "${key}" as each entry must be ${what}: "${bad}" is not`,
   );
   return undefined;
 }

@@ -19,6 +19,7 @@ import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { Metrics } from "./metrics.ts";
@@ -69,6 +70,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;
   }
+  await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
@@ -144,6 +146,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         subscribe: (listener) => events.subscribe(listener),
         act: (request, by) => runAction(supervisor, request, by),
         tokenFile: () => supervisor.config.global.apiTokenFile,
+        allowedHosts: () => supervisor.config.global.metricsHosts ?? [],
       });
     }
   } catch (error) {
@@ -192,6 +195,20 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   Deno.removeSignalListener("SIGHUP", onHangup);
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/**
+ * Reads API_TOKEN_FILE once at start, so that a missing file or a token too
+ * short to resist guessing stops the daemon before it serves; warns when other
+ * users may read it.
+ *
+ * @throws {TokenFileError} naming the file and the fix
+ */
+async function checkTokenFile(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  await readToken(file);
+  const exposed = exposure(file);
+  if (exposed) log("daemon").warn("{message}", { message: exposed });
 }
 
 /** Each service's state, by name. */
