@@ -6,6 +6,8 @@
  * @module
  */
 
+import { untrustedMode } from "../fs/trusted_path.ts";
+
 /** Characters a token holds at least: 16 random ones are beyond any guessing over HTTP. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -48,16 +50,22 @@ export async function readToken(file: string): Promise<string> {
 
 /**
  * Why `file` is not kept from other users (readable by its group or by
- * anyone), with the fix; undefined when it is, or cannot be looked at.
+ * anyone, or changeable by another user), with the fix; undefined when it is,
+ * or cannot be looked at.
  */
 export function exposure(file: string): string | undefined {
-  let mode: number | null;
+  let info: Deno.FileInfo;
   try {
-    mode = Deno.statSync(file).mode;
+    info = Deno.statSync(file);
   } catch {
     return undefined;
   }
-  if (mode === null || (mode & 0o044) === 0) return undefined;
+  const changeable = untrustedMode(file, info);
+  if (changeable) {
+    return `API_TOKEN_FILE ${changeable}: another user could set the token; chown and chmod 600 it`;
+  }
+  const mode = info.mode ?? 0;
+  if ((mode & 0o044) === 0) return undefined;
   const who = mode & 0o004 ? "every user" : "its group";
   return `API_TOKEN_FILE ${file} is readable by ${who} (mode ${(mode & 0o777).toString(8)}): ` +
     `chmod 600 ${file}`;

@@ -19,6 +19,7 @@ import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
 import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
@@ -61,7 +62,9 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
  * @returns the exit code: 0 after a graceful shutdown, 1 when none can run
  * or a second signal cut the shutdown short
  * @throws {Error} when a service cannot listen or VARRUN_PATH cannot be
- * claimed (another daemon runs there, or `start` needs it and it is not writable)
+ * claimed (another daemon runs there, or `start` needs it and it is not writable),
+ * when VARRUN_PATH or STATE_PATH could be changed by another user, or when
+ * API_TOKEN_FILE is set and holds no usable token
  */
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
@@ -78,6 +81,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     if (saving) saveServices(dir, supervisor);
   };
   const notifier = new Notifier();
+  requireTrustedFolder(config.global.statePath, "STATE_PATH");
   const events = new EventLog({
     folder: config.global.statePath,
     states: () => states(supervisor),
@@ -264,7 +268,10 @@ function openControl(
   try {
     claimRunDir(dir);
   } catch (error) {
-    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
+    if (
+      Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError ||
+      error instanceof UntrustedPathError
+    ) {
       throw error;
     }
     log("daemon").warn(

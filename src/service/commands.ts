@@ -33,6 +33,8 @@ export interface CommandContext {
   maxSeconds?: number;
   /** Told the command's pid as soon as it runs. */
   onSpawn?: (pid: number) => void;
+  /** A random id of this run, put in its environment as `SLEEPINGD_RUN_ID`, to recognise it later. */
+  runId?: string;
 }
 
 /** A command that ran and did not exit 0 (or could not run at all). */
@@ -118,13 +120,14 @@ export function requireSuccess(action: Action, result: ShellResult): ShellResult
 function commandEnv(
   service: ServiceConfig,
   action: Action,
-  { client, target }: CommandContext,
+  { client, target, runId }: CommandContext,
 ): Record<string, string> {
   const env: Record<string, string> = {
     SLEEPINGD_SERVICE: service.name,
     SLEEPINGD_PORT: String(service.port),
     SLEEPINGD_ACTION: action,
   };
+  if (runId) env.SLEEPINGD_RUN_ID = runId;
   if (client) {
     env.SLEEPINGD_CLIENT_ADDRESS = unmapped(client.hostname);
     env.SLEEPINGD_CLIENT_PORT = String(client.port);
