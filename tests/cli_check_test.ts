@@ -43,6 +43,7 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
   await using dir = await tempFiles({
     "full.conf": `EXEC_CMD_TIMEOUT=3
 USER=nobody
+PASS_ENV=DOCKER_HOST AWS_PROFILE
 MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
@@ -105,7 +106,7 @@ MIN_AWAKE_TIME=120
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
       "  awake at least: 120s once woken\n" +
-      "  user: nobody\n" +
+      "  user: nobody (a clean environment, with DOCKER_HOST AWS_PROFILE passed on)\n" +
       "  cost: 0.25 EUR an hour awake\n",
   );
   assert.equal(code, 0);

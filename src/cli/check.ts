@@ -141,7 +141,10 @@ function describeService(service: ServiceConfig): string[] {
     const zone = service.timeZone ?? "the system's time zone";
     detail("keep awake", `${service.keepAwake.map((window) => window.text).join("; ")} (${zone})`);
   }
-  if (service.user) detail("user", service.user);
+  if (service.user) {
+    const passed = service.passEnv ? `, with ${service.passEnv.join(" ")} passed on` : "";
+    detail("user", `${service.user} (a clean environment${passed})`);
+  }
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);

@@ -207,7 +207,18 @@ export const KEYS: readonly KeyDefinition[] = [
     name: "USER",
     kind: "text",
     default: "",
-    doc: "User that runs the commands. Blank means the user sleepingd runs as.",
+    doc: "User that runs the commands. Blank means the user sleepingd runs as. Commands run " +
+      "as USER start in its home folder (or /) with an environment of their own: PATH, " +
+      "HOME, USER, LOGNAME, LANG, the SLEEPINGD_ variables and those PASS_ENV names, nothing " +
+      "else of sleepingd's (no secret it was given, no file it has open).",
+  },
+  {
+    name: "PASS_ENV",
+    kind: "addresses",
+    default: "",
+    doc: "Variables of sleepingd's own environment that commands run as USER get too, by " +
+      "name, separated by spaces, e.g. DOCKER_HOST AWS_PROFILE. Without USER, commands get " +
+      "sleepingd's whole environment. Blank means none.",
   },
   {
     name: "IDLE_TIME",

@@ -85,6 +85,8 @@ export interface ServiceConfig {
   proxyProtocol?: "v1" | "v2";
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
+  /** `PASS_ENV`: variables of sleepingd's environment that commands run as `user` get too. */
+  passEnv?: string[];
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
   idleTime?: number;
   /** `IDLE_CHECK_INTERVAL`: seconds between idle checks; `undefined` or 0 means no checks. */

@@ -328,6 +328,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
     ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
+    ...optional("passEnv", names(settings, "PASS_ENV", VARIABLE_NAME, "a variable name", issues)),
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
@@ -473,6 +474,9 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
 /** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */
 const HOST_NAME =
   /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/** An environment variable's name as PASS_ENV lists it. */
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * The space-separated names of `key`, undefined when blank; records an error

@@ -10,6 +10,7 @@ import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
+import { keepInheritedFilesFromCommands } from "../process/inherited_files.ts";
 import { Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
@@ -69,6 +70,12 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
   logWarnings(config);
+  const inherited = keepInheritedFilesFromCommands();
+  if (!inherited.done) {
+    logger.warn("cannot keep the files sleepingd inherited open from its commands: {how}", {
+      how: inherited.how,
+    });
+  }
   if (config.services.length === 0) {
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;

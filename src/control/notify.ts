@@ -117,6 +117,7 @@ export class Notifier {
           timeout: spec.timeout ?? COMMAND_SECONDS,
           env: eventEnv(config, event, target),
           user: config.user,
+          passEnv: config.passEnv,
         });
         if (result.code !== 0) throw new Error(describeResult(result));
       }));

@@ -77,6 +77,7 @@ export async function runServiceCommand(
       timeout: limits.length > 0 ? Math.min(...limits) : undefined,
       env: commandEnv(service, action, context),
       user: service.user,
+      passEnv: service.passEnv,
       signal: context.signal,
       onSpawn: context.onSpawn,
     });
