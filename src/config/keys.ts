@@ -301,8 +301,10 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Client addresses and CIDR blocks that may connect, IPv4 or IPv6, separated by spaces " +
       "or commas (an IPv4 client matches its IPv4 rules on an IPv6 listener too). Checked " +
-      "before anything else: a refused client is closed at once and wakes nothing. Blank " +
-      "means every client.",
+      "before anything else: a refused client is closed at once and wakes nothing. With " +
+      "PROTOCOL=udp it is no authentication: a datagram's source address can be forged, so " +
+      "anyone may wake the service with an allowed address (the replies go to that address). " +
+      "Blank means every client.",
   },
   {
     name: "DENY",
@@ -342,7 +344,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "What wakes the service: connect (a connection) or data (the first byte a " +
       "connection sends, so that a port scan or a probe that connects and closes wakes " +
       "nothing). data is for protocols where the client speaks first: HTTP, SSH, " +
-      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact.",
+      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact. Any " +
+      "byte wakes it, so a scanner that speaks (service detection, such as nmap -sV) still " +
+      "does.",
   },
   {
     name: "MAX_WAKES_PER_HOUR",
