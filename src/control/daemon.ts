@@ -80,7 +80,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;
   }
-  await checkTokenFile(config.global.apiTokenFile);
+  if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
