@@ -239,6 +239,10 @@ export class HttpServer {
         return;
       }
       // The client went away, or a write failed: the connection ends here.
+      this.#log.debug("the HTTP connection of {peer} ended: {error}", {
+        peer: formatAddr(conn.remoteAddr),
+        error,
+      });
     }
   }
 
@@ -253,11 +257,19 @@ export class HttpServer {
     }
     const head = request.method === "HEAD";
     if (isEventStream(response) && !head) return await this.#stream(conn, response, reader);
-    const body = head ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
-    if (head) await response.body?.cancel();
     const close = incoming.close || this.#closing;
-    const length = head ? undefined : body.length;
-    const bytes = encodeResponse(response, { close, body, length });
+    if (isEventStream(response)) {
+      await response.body?.cancel();
+      await writeWithin(conn, encodeResponse(response, { close }), this.#limits.writeMs);
+      return !close;
+    }
+    const body = new Uint8Array(await response.arrayBuffer());
+    // HEAD: the length GET would send, without the body.
+    const bytes = encodeResponse(response, {
+      close,
+      body: head ? undefined : body,
+      length: body.length,
+    });
     await writeWithin(conn, bytes, this.#limits.writeMs);
     return !close;
   }
