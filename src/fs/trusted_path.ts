@@ -53,7 +53,7 @@ export function untrustedMode(
  * without exception. A symbolic link on the way (such as /var/run) must be
  * owned by root or the daemon's user, and where it leads is checked the same
  * way. A part that does not exist yet ends the walk: the daemon creates it,
- * in a folder it trusts.
+ * in a folder it trusts (so does one it may not look at: it cannot use it either).
  */
 export function untrustedReason(path: string): string | undefined {
   const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
@@ -73,9 +73,8 @@ export function untrustedReason(path: string): string | undefined {
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(next);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
+    } catch {
+      return undefined; // Not there yet, or not to be seen: creating or opening it will say.
     }
     if (info.isSymlink) {
       if (!isTrustedOwner(info.uid)) {
