@@ -31,6 +31,8 @@ export interface DaemonOptions {
   softFdLimit?: number;
   /** Shell lines run before the daemon, in the shell that becomes it, e.g. `exec 7<FILE`. */
   prelude?: string;
+  /** Deno's arguments that run the program, e.g. a bundle's (default: `run -A src/main.ts`). */
+  program?: string[];
 }
 
 /**
@@ -48,7 +50,8 @@ export async function startDaemon(
   await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\nSTATE_PATH=${runDir}/state\n`);
   const argv = [
     Deno.execPath(),
-    ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+    ...(options.program ?? ["run", "-A", MAIN]),
+    ...["-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
   ];
   const ulimit = options.fdLimit !== undefined
     ? `ulimit -n ${options.fdLimit}`

@@ -9,6 +9,7 @@ import { REPO } from "./_helpers.ts";
 /** Each layer, with the layers its modules must not import from. */
 const FORBIDDEN: Record<string, string[]> = {
   "log.ts": ["service", "control", "cli", "config", "net", "process"],
+  "log_file.ts": ["service", "control", "cli", "config", "net", "process"],
   "timers.ts": ["service", "control", "cli", "config", "net", "process"],
   "clock.ts": ["service", "control", "cli", "config", "net", "process"],
   config: ["service", "control", "cli", "net", "process"],

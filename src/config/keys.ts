@@ -23,6 +23,7 @@
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
+ * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
  */
 export type KeyKind =
   | "boolean"
@@ -36,7 +37,8 @@ export type KeyKind =
   | "choice"
   | "cost"
   | "ports"
-  | "schedule";
+  | "schedule"
+  | "size";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -393,7 +395,9 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "text",
     default: "/var/run/sleepingd",
     globalOnly: true,
-    doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+    doc: "Folder for the pidfile, the state, the control socket and the log of sleepingd " +
+      "start. Blank, for a user other than root who cannot write the default: " +
+      "$XDG_RUNTIME_DIR/sleepingd (else ~/.local/state/sleepingd/run). Global section only.",
   },
   {
     name: "STATE_PATH",
@@ -402,7 +406,9 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "Folder for what outlives a restart: the history of every service's wakes and stops " +
       "(events.jsonl, at most 8 MiB: past 4 MiB it becomes events.jsonl.1, replacing the " +
-      "older one), which the dashboard draws. Global section only.",
+      "older one), which the dashboard draws. Blank, for a user other than root who cannot " +
+      "write the default: ~/.local/state/sleepingd ($XDG_STATE_HOME/sleepingd when set). " +
+      "Global section only.",
   },
   {
     name: "SHUTDOWN_GRACE",
@@ -427,6 +433,33 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "File the daemon appends its log to. Blank means stderr for sleepingd run, and " +
       "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
+  },
+  {
+    name: "LOG_MAX_SIZE",
+    kind: "size",
+    default: "4M",
+    globalOnly: true,
+    doc: "Size past which sleepingd rotates its log file (LOG_FILE, or the one of sleepingd " +
+      "start; not stderr): FILE becomes FILE.1, FILE.1 becomes FILE.2 and so on, and a new " +
+      "FILE begins. Bytes, or with K, M or G (KiB, MiB, GiB). 0 means never, for logrotate " +
+      "instead (the packages' /etc/logrotate.d/sleepingd). Global section only.",
+  },
+  {
+    name: "LOG_MAX_FILES",
+    kind: "count",
+    default: "2",
+    globalOnly: true,
+    doc: "Log files sleepingd keeps when it rotates, the one it writes included, so at most " +
+      "LOG_MAX_SIZE times LOG_MAX_FILES on disk (8 MiB by default); 1 keeps no older file. " +
+      "Global section only.",
+  },
+  {
+    name: "LOG_CONNECTIONS",
+    kind: "boolean",
+    default: "yes",
+    doc: "Whether each connection (or UDP flow) of the service logs a line when it ends " +
+      "(client, backend, bytes each way, duration). no moves that line to the debug level " +
+      "(-v), for busy services: refusals, wakes and commands are still logged.",
   },
   {
     name: "API_TOKEN_FILE",

@@ -36,6 +36,10 @@ export interface ServiceConfig {
   source: Location;
   /** TCP port sleepingd listens on (`PORT`), 1–65535. */
   port: number;
+  /** Where `PORT` is set, for errors about the port; `source` when unknown. */
+  portSource?: Location;
+  /** Where `MORE_PORTS` is set, when it is. */
+  morePortsSource?: Location;
   /**
    * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
    * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6
@@ -98,6 +102,12 @@ export interface ServiceConfig {
    */
   routePerConnection: boolean;
   /**
+   * `LOG_CONNECTIONS`: whether each connection's line (when it ends) is logged at info;
+   * otherwise at debug.
+   * @default true
+   */
+  logConnections: boolean;
+  /**
    * `PROTOCOL`: the protocol of `port`.
    * @default "tcp"
    */
@@ -129,7 +139,8 @@ export interface ServiceConfig {
 export interface GlobalConfig {
   /**
    * `VARRUN_PATH`: folder for the pidfile, state and control socket.
-   * @default "/var/run/sleepingd"
+   * @default "/var/run/sleepingd" (for a user other than root who cannot write it,
+   * `$XDG_RUNTIME_DIR/sleepingd`: see `folders.ts`)
    */
   varrunPath: string;
   /**
@@ -145,10 +156,24 @@ export interface GlobalConfig {
   /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
   logFile?: string;
   /**
+   * `LOG_MAX_SIZE`: bytes past which the log file is rotated; 0 means never.
+   * @default 4 MiB
+   */
+  logMaxSize: number;
+  /**
+   * `LOG_MAX_FILES`: log files kept when it rotates, the one written included, 1 or more.
+   * @default 2
+   */
+  logMaxFiles: number;
+  /**
    * `STATE_PATH`: folder for the event log, which outlives a restart.
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** Where `VARRUN_PATH` is set; undefined when it is left to the default. */
+  varrunPathSource?: Location;
+  /** Where `STATE_PATH` is set; undefined when it is left to the default. */
+  statePathSource?: Location;
   /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
   etcdEndpoints?: string[];
   /**

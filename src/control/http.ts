@@ -150,7 +150,7 @@ export function serveHttp(
     }
     switch (url.pathname) {
       case "/":
-        return page();
+        return page(sources);
       case "/metrics":
         return text(sources.metrics(), 200, {
           "content-type": "text/plain; version=0.0.4; charset=utf-8",
@@ -348,10 +348,15 @@ function serviceOf(url: URL, sources: HttpSources): string | undefined {
   return name;
 }
 
-/** The dashboard, its script and style allowed by a nonce of this answer only. */
-function page(): Response {
+/**
+ * The dashboard, showing the status and the last 24 hours as they are now
+ * (the timelines, not the raw events), its script and style allowed by a
+ * nonce of this answer only.
+ */
+function page(sources: HttpSources): Response {
   const nonce = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  return new Response(dashboardPage(nonce), {
+  const { events: _events, ...history } = sources.history(periodOf(new URLSearchParams()));
+  return new Response(dashboardPage(nonce, { status: sources.status(), history }), {
     headers: {
       ...COMMON_HEADERS,
       "content-type": "text/html; charset=utf-8",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { userFolders, userName } from "../config/folders.ts";
 import { replaceOwnFile } from "../fs/own_files.ts";
 import { requireTrustedFolder } from "../fs/trusted_path.ts";
 import { isAlive, readProcStat } from "../process/proc_stat.ts";
@@ -86,8 +87,7 @@ export function createRunDir(dir: RunDir): void {
     Deno.mkdirSync(dir.path, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new Error(
-      `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ` +
-        "run as root or set VARRUN_PATH in the global section",
+      `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ${advice(dir)}`,
     );
   }
   requireTrustedFolder(dir.path, "VARRUN_PATH");
@@ -109,10 +109,16 @@ export function claimRunDir(dir: RunDir): void {
     replaceOwnFile(dir.pidfile, `${Deno.pid}\n${startTime}\n`, 0o640);
   } catch (error) {
     throw new Error(
-      `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ` +
-        "run as root or set VARRUN_PATH in the global section",
+      `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ${advice(dir)}`,
     );
   }
+}
+
+/** What to do about a VARRUN_PATH this user cannot write: which folder to choose instead. */
+function advice(dir: RunDir): string {
+  const own = Deno.uid() === 0 ? undefined : userFolders()?.varrunPath;
+  const example = own !== undefined && own !== dir.path ? `, e.g. ${own}` : "";
+  return `set VARRUN_PATH to a folder ${userName()} can write${example}`;
 }
 
 /** Removes the pidfile and the socket if they are still this process's. */

@@ -21,6 +21,8 @@ export const LOG_FILE = "events.jsonl";
 export interface EventLogOptions {
   /** The folder (STATE_PATH); undefined keeps the log in memory only. */
   folder?: string;
+  /** Where the folder is set, `FILE:LINE`, to begin a warning about it with. */
+  folderSource?: string;
   /** Bytes a file may hold before the next one begins; {@linkcode FILE_LIMIT} by default. */
   fileLimit?: number;
   /** Every watched service's state now, written at the head of each new file. */
@@ -62,8 +64,13 @@ export class EventLog {
       this.#open(options.folder);
     } catch (error) {
       this.#log.warn(
-        "cannot keep the history in STATE_PATH {folder}: {error}; it lasts until sleepingd stops",
-        { folder: options.folder, error: (error as Error).message },
+        "{where}cannot keep the history in STATE_PATH {folder}: {error}; it lasts until " +
+          "sleepingd stops",
+        {
+          where: options.folderSource ? `${options.folderSource}: ` : "",
+          folder: options.folder,
+          error: (error as Error).message,
+        },
       );
     }
   }

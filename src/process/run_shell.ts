@@ -9,6 +9,7 @@
  * @module
  */
 
+import { constants } from "node:os";
 import { sleep, startTimer, within } from "../timers.ts";
 import { drain, Head, Tail } from "./output.ts";
 import { groupHasLiveProcess, signalGroup } from "./process_group.ts";
@@ -209,23 +210,31 @@ export function firstLine(text: string): string {
   return text.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
 }
 
+/** Signal names by number (`15` → `SIGTERM`), as this system numbers them. */
+const SIGNAL_NAMES = new Map(
+  Object.entries(constants.signals).map(([name, number]) => [number as number, name]),
+);
+
 /**
  * Sums up a result in one line for the log: how it ended, after how long, and the last line
- * of stderr if there is one.
+ * of stderr if there is one. An exit code above 128 is said to be the signal it stands for,
+ * as the shell reports a command a signal killed.
  *
  * @example
  * ```ts
  * describeResult(result); // "exit 1 after 0.2s: nc: Address already in use"
+ * describeResult(result); // "exit 143 (killed by SIGTERM) after 3.0s"
  * describeResult(result); // "timed out after 5.0s"
  * ```
  */
 export function describeResult(result: ShellResult): string {
   const after = `after ${(result.durationMs / 1000).toFixed(1)}s`;
+  const signal = result.code > 128 ? SIGNAL_NAMES.get(result.code - 128) : undefined;
   const ending = result.timedOut
     ? `timed out ${after}`
     : result.aborted
     ? `aborted ${after}`
-    : `exit ${result.code} ${after}`;
+    : `exit ${result.code}${signal ? ` (killed by ${signal})` : ""} ${after}`;
   const lines = result.stderrTail.split("\n").map((line) => line.trim());
   const last = lines.findLast((line) => line !== "") ?? "";
   return last === "" ? ending : `${ending}: ${last.length > 200 ? last.slice(0, 199) + "…" : last}`;

@@ -19,6 +19,7 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
@@ -158,6 +159,10 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
@@ -281,6 +286,14 @@ export class Service {
    */
   keepAwakeUntil(until: number): void {
     this.#keptAwakeUntil = until;
+  }
+
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
   }
 
   /** Epoch milliseconds when the current state was entered. */
@@ -547,10 +560,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }

@@ -409,13 +409,15 @@ interface Opened {
 /**
  * Opens a service's listeners and UDP sockets: PORT's, then MORE_PORTS'.
  *
- * @throws {Error} naming the service's file:line, the address and the reason;
- * what was opened before the failure is closed again
+ * @throws {Error} naming the file:line of PORT (or MORE_PORTS), the address
+ * and the reason; what was opened before the failure is closed again
  */
 async function listenFor(config: ServiceConfig): Promise<Opened> {
   const opened: Opened = { tcp: [], udp: [] };
+  let where = config.portSource ?? config.source;
   try {
     for (const [index, mapping] of listenPorts(config).entries()) {
+      if (index > 0) where = config.morePortsSource ?? where;
       const port = index === 0 ? undefined : mapping;
       if (mapping.protocol === "tcp") {
         for (const listener of listenAll(config.listenAddresses, mapping.listen)) {
@@ -430,8 +432,8 @@ async function listenFor(config: ServiceConfig): Promise<Opened> {
     return opened;
   } catch (error) {
     closeOpened(opened);
-    const where = `${config.source.file}:${config.source.line}`;
-    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
+    const at = `${where.file}:${where.line}`;
+    throw new Error(`${at}: [${config.name}] ${(error as Error).message}`);
   }
 }
 
