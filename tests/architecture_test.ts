@@ -15,6 +15,7 @@ const FORBIDDEN: Record<string, string[]> = {
   config: ["service", "control", "cli", "net", "process"],
   net: ["service", "control", "cli", "config", "process"],
   process: ["service", "control", "cli", "config", "net"],
+  fs: ["service", "control", "cli", "config", "net", "process", "history", "cluster", "dashboard"],
   service: ["control", "cli", "history", "dashboard", "cluster"],
   history: ["control", "cli", "dashboard"],
   cluster: ["control", "cli", "dashboard", "history"],

@@ -44,9 +44,11 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
   await using dir = await tempFiles({
     "full.conf": `EXEC_CMD_TIMEOUT=3
 USER=nobody
+PASS_ENV=DOCKER_HOST AWS_PROFILE
 MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
+METRICS_HOSTS=sleepingd.example.com status.example.com
 STATE_PATH=/srv/sleepingd
 API_TOKEN_FILE=/etc/sleepingd/api-token
 ETCD_ENDPOINTS=http://10.0.0.5:2379 http://10.0.0.6:2379
@@ -84,6 +86,7 @@ MIN_AWAKE_TIME=120
     stdout,
     "cluster: office, through etcd at http://10.0.0.5:2379 http://10.0.0.6:2379\n" +
       "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+      "dashboard names: sleepingd.example.com status.example.com (and IP addresses, localhost)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
       "all services: 5000 connections, 30 wakes an hour\n" +
@@ -104,7 +107,7 @@ MIN_AWAKE_TIME=120
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
       "  awake at least: 120s once woken\n" +
-      "  user: nobody\n" +
+      "  user: nobody (a clean environment, with DOCKER_HOST AWS_PROFILE passed on)\n" +
       "  cost: 0.25 EUR an hour awake\n",
   );
   assert.equal(code, 0);

@@ -667,6 +667,24 @@ Deno.test("buildConfig() reads ETCD_ENDPOINTS and CLUSTER_NAME, refusing an endp
   ]);
 });
 
+Deno.test("buildConfig() reads METRICS_HOSTS, refusing an entry that is not a host name", () => {
+  const config = build(`METRICS_HOSTS=dash.example.com  status.example.com.\n${WEB}`);
+  assert.deepEqual(config.global.metricsHosts, ["dash.example.com", "status.example.com."]);
+  assert.equal(build(WEB).global.metricsHosts, undefined);
+  assert.deepEqual(errorsOf(`METRICS_HOSTS=dash.example.com http://x/\n${WEB}`), [
+    't.conf:1: Cannot use "METRICS_HOSTS" as each entry must be a host name: "http://x/" is not',
+  ]);
+});
+
+Deno.test("buildConfig() reads PASS_ENV, inherited, refusing an entry that is no variable name", () => {
+  const [web] = build(`PASS_ENV=DOCKER_HOST AWS_PROFILE\n${WEB}`).services;
+  assert.deepEqual(web.passEnv, ["DOCKER_HOST", "AWS_PROFILE"]);
+  assert.equal(build(WEB).services[0].passEnv, undefined);
+  assert.deepEqual(errorsOf(`${WEB}PASS_ENV=HOME A-B\n`), [
+    't.conf:4: Cannot use "PASS_ENV" as each entry must be a variable name: "A-B" is not',
+  ]);
+});
+
 Deno.test("buildConfig() reads KEEP_AWAKE windows and TIME_ZONE", () => {
   const [web] = build(
     `TIME_ZONE=Europe/Paris\n${WEB}KEEP_AWAKE=Mon-Fri 08:00-18:00; sat,SUN 22:30-2:00;daily 12:00-13:00\n`,

@@ -68,8 +68,15 @@ function describeConfig(config: Config): string {
  * token, when set otherwise than default.
  */
 function describeDaemon(config: Config): string[] {
-  const { varrunPath, statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } =
-    config.global;
+  const {
+    varrunPath,
+    statePath,
+    metricsAddress,
+    metricsHosts,
+    apiTokenFile,
+    etcdEndpoints,
+    clusterName,
+  } = config.global;
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
@@ -77,6 +84,9 @@ function describeDaemon(config: Config): string[] {
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
     lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);
+  }
+  if (metricsHosts) {
+    lines.push(`dashboard names: ${metricsHosts.join(" ")} (and IP addresses, localhost)`);
   }
   if (apiTokenFile) {
     const where = metricsAddress ? "" : " (but METRICS_ADDRESS is off)";
@@ -175,7 +185,10 @@ function describeService(service: ServiceConfig): string[] {
     const zone = service.timeZone ?? "the system's time zone";
     detail("keep awake", `${service.keepAwake.map((window) => window.text).join("; ")} (${zone})`);
   }
-  if (service.user) detail("user", service.user);
+  if (service.user) {
+    const passed = service.passEnv ? `, with ${service.passEnv.join(" ")} passed on` : "";
+    detail("user", `${service.user} (a clean environment${passed})`);
+  }
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);

@@ -209,7 +209,18 @@ export const KEYS: readonly KeyDefinition[] = [
     name: "USER",
     kind: "text",
     default: "",
-    doc: "User that runs the commands. Blank means the user sleepingd runs as.",
+    doc: "User that runs the commands. Blank means the user sleepingd runs as. Commands run " +
+      "as USER start in its home folder (or /) with an environment of their own: PATH, " +
+      "HOME, USER, LOGNAME, LANG, the SLEEPINGD_ variables and those PASS_ENV names, nothing " +
+      "else of sleepingd's (no secret it was given, no file it has open).",
+  },
+  {
+    name: "PASS_ENV",
+    kind: "addresses",
+    default: "",
+    doc: "Variables of sleepingd's own environment that commands run as USER get too, by " +
+      "name, separated by spaces, e.g. DOCKER_HOST AWS_PROFILE. Without USER, commands get " +
+      "sleepingd's whole environment. Blank means none.",
   },
   {
     name: "IDLE_TIME",
@@ -292,8 +303,10 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Client addresses and CIDR blocks that may connect, IPv4 or IPv6, separated by spaces " +
       "or commas (an IPv4 client matches its IPv4 rules on an IPv6 listener too). Checked " +
-      "before anything else: a refused client is closed at once and wakes nothing. Blank " +
-      "means every client.",
+      "before anything else: a refused client is closed at once and wakes nothing. With " +
+      "PROTOCOL=udp it is no authentication: a datagram's source address can be forged, so " +
+      "anyone may wake the service with an allowed address (the replies go to that address). " +
+      "Blank means every client.",
   },
   {
     name: "DENY",
@@ -314,7 +327,8 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     doc: "Connections one client address may hold at once to the service; more are refused " +
-      "at once. Blank or 0 means no limit.",
+      "at once. An IPv6 client counts by its /64, as one host or site may use any address of " +
+      "it. Blank or 0 means no limit.",
   },
   {
     name: "HOLD_TIMEOUT",
@@ -332,7 +346,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "What wakes the service: connect (a connection) or data (the first byte a " +
       "connection sends, so that a port scan or a probe that connects and closes wakes " +
       "nothing). data is for protocols where the client speaks first: HTTP, SSH, " +
-      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact.",
+      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact. Any " +
+      "byte wakes it, so a scanner that speaks (service detection, such as nmap -sV) still " +
+      "does.",
   },
   {
     name: "MAX_WAKES_PER_HOUR",
@@ -451,10 +467,13 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     globalOnly: true,
     doc: "File holding the token that POST /api/services/NAME/wake, /sleep and /keep-awake " +
-      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN); read at each request, " +
-      "so it can change without a restart. Keep it readable by sleepingd's user only. Blank " +
-      "means the HTTP API takes no action (the CLI's wake, sleep and keep-awake still work " +
-      "through the control socket). Global section only.",
+      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN), at least 16 " +
+      "characters (openssl rand -hex 32 makes one); read at each request, so it can change " +
+      "without a restart. A client address (of IPv6, its /64) that sends 5 wrong tokens in a " +
+      "row waits 30 seconds before its next try counts, twice as long after each further one (up to 15 " +
+      "minutes). Keep it readable by sleepingd's user only. Blank means the HTTP API takes " +
+      "no action (the CLI's wake, sleep and keep-awake still work through the control " +
+      "socket). Global section only.",
   },
   {
     name: "ETCD_ENDPOINTS",
@@ -483,6 +502,17 @@ export const KEYS: readonly KeyDefinition[] = [
       "a health check at /healthz and JSON at /api/status and /api/history, e.g. " +
       "127.0.0.1:9180. Anyone who reaches it sees every service, its backend and the " +
       "addresses of the clients that woke it. Blank means off. Global section only.",
+  },
+  {
+    name: "METRICS_HOSTS",
+    kind: "addresses",
+    default: "",
+    globalOnly: true,
+    doc: "Host names, separated by spaces, under which browsers and tools may reach " +
+      "METRICS_ADDRESS besides its IP addresses, localhost and METRICS_ADDRESS's own host, " +
+      "e.g. sleepingd.example.com when a reverse proxy passes that name on. A request for " +
+      "any other name is answered 421, so that a web page whose name points at this host " +
+      "(DNS rebinding) reads nothing. Blank means none. Global section only.",
   },
 ];
 

@@ -89,6 +89,8 @@ export interface ServiceConfig {
   proxyProtocol?: "v1" | "v2";
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
+  /** `PASS_ENV`: variables of sleepingd's environment that commands run as `user` get too. */
+  passEnv?: string[];
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
   idleTime?: number;
   /** `IDLE_CHECK_INTERVAL`: seconds between idle checks; `undefined` or 0 means no checks. */
@@ -181,6 +183,8 @@ export interface GlobalConfig {
   clusterName: string;
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
+  /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */
+  metricsHosts?: string[];
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */

@@ -128,6 +128,7 @@ export function validateConfig(
         `current value is "${logMaxFilesEntry.value}"; to stop rotating, set LOG_MAX_SIZE=0`,
     );
   }
+  const metricsHosts = names(globalSettings, "METRICS_HOSTS", HOST_NAME, "a host name", issues);
 
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
@@ -153,6 +154,7 @@ export function validateConfig(
       logMaxSize: globalSettings.get("LOG_MAX_SIZE") as number,
       logMaxFiles: globalSettings.get("LOG_MAX_FILES") as number,
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
+      ...optional("metricsHosts", metricsHosts),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
       ...optional(
@@ -355,6 +357,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
     ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
+    ...optional("passEnv", names(settings, "PASS_ENV", VARIABLE_NAME, "a variable name", issues)),
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
@@ -564,6 +567,37 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
     settings.entry("ETCD_ENDPOINTS")!.location,
     "ETCD_ENDPOINTS",
     `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
+  );
+  return undefined;
+}
+
+/** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */
+const HOST_NAME =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/** An environment variable's name as PASS_ENV lists it. */
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The space-separated names of `key`, undefined when blank; records an error
+ * naming the line for the first one that does not match `form` (`what` says
+ * what it must be).
+ */
+function names(
+  settings: Settings,
+  key: string,
+  form: RegExp,
+  what: string,
+  issues: Issues,
+): string[] | undefined {
+  const list = ((settings.get(key) as string[] | undefined) ?? []).filter(Boolean);
+  if (list.length === 0) return undefined;
+  const bad = list.find((name) => !form.test(name));
+  if (bad === undefined) return list;
+  issues.error(
+    settings.entry(key)!.location,
+    key,
+    `Cannot use "${key}" as each entry must be ${what}: "${bad}" is not`,
   );
   return undefined;
 }

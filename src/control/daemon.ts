@@ -11,6 +11,7 @@ import type { Config } from "../config/types.ts";
 import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
 import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
+import { keepInheritedFilesFromCommands } from "../process/inherited_files.ts";
 import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
@@ -20,6 +21,8 @@ import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
+import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { Metrics } from "./metrics.ts";
@@ -68,7 +71,9 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
  * @returns the exit code: 0 after a graceful shutdown, 1 when none can run
  * or a second signal cut the shutdown short
  * @throws {Error} when a service cannot listen or VARRUN_PATH cannot be
- * claimed (another daemon runs there, or `start` needs it and it is not writable)
+ * claimed (another daemon runs there, or `start` needs it and it is not writable),
+ * when VARRUN_PATH or STATE_PATH could be changed by another user, or when
+ * API_TOKEN_FILE is set and holds no usable token
  */
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
@@ -76,10 +81,17 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const startWarnings = gatherWarningsFromNow();
   let warnings: string[] | undefined;
   logWarnings(config);
+  const inherited = keepInheritedFilesFromCommands();
+  if (!inherited.done) {
+    logger.warn("cannot keep the files sleepingd inherited open from its commands: {how}", {
+      how: inherited.how,
+    });
+  }
   if (config.services.length === 0) {
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;
   }
+  if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
@@ -88,6 +100,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   };
   const notifier = new Notifier();
   const { statePath, statePathSource } = config.global;
+  requireTrustedFolder(statePath, "STATE_PATH");
   const events = new EventLog({
     folder: statePath,
     ...(statePathSource ? { folderSource: `${statePathSource.file}:${statePathSource.line}` } : {}),
@@ -161,6 +174,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         subscribe: (listener) => events.subscribe(listener),
         act: (request, by) => runAction(supervisor, request, by),
         tokenFile: () => supervisor.config.global.apiTokenFile,
+        allowedHosts: () => supervisor.config.global.metricsHosts ?? [],
       });
     }
   } catch (error) {
@@ -218,6 +232,20 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   return 0;
 }
 
+/**
+ * Reads API_TOKEN_FILE once at start, so that a missing file or a token too
+ * short to resist guessing stops the daemon before it serves; warns when other
+ * users may read it.
+ *
+ * @throws {TokenFileError} naming the file and the fix
+ */
+async function checkTokenFile(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  await readToken(file);
+  const exposed = exposure(file);
+  if (exposed) log("daemon").warn("{message}", { message: exposed });
+}
+
 /** Each service's state, by name. */
 function states(supervisor: Supervisor): Record<string, State> {
   return Object.fromEntries(
@@ -272,7 +300,10 @@ function openControl(
   try {
     claimRunDir(dir);
   } catch (error) {
-    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
+    if (
+      Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError ||
+      error instanceof UntrustedPathError
+    ) {
       throw error;
     }
     log("daemon").warn(

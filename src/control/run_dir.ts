@@ -5,6 +5,8 @@
  */
 
 import { userFolders, userName } from "../config/folders.ts";
+import { replaceOwnFile } from "../fs/own_files.ts";
+import { requireTrustedFolder } from "../fs/trusted_path.ts";
 import { isAlive, readProcStat } from "../process/proc_stat.ts";
 
 /** Paths of the daemon's files in one VARRUN_PATH. */
@@ -72,18 +74,23 @@ function namesSleepingd(pid: number): boolean {
 }
 
 /**
- * Creates the folder if it does not exist yet.
+ * Creates the folder if it does not exist yet (mode 700), once it is sure
+ * that no other user can change the folders on its way, and that it is the
+ * daemon's user's own when it exists.
  *
+ * @throws {UntrustedPathError} naming the folder and the fix when another user could change it
  * @throws {Error} naming the folder and the key to change when it cannot be created
  */
 export function createRunDir(dir: RunDir): void {
+  requireTrustedFolder(dir.path, "VARRUN_PATH");
   try {
-    Deno.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
+    Deno.mkdirSync(dir.path, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new Error(
       `Cannot create VARRUN_PATH "${dir.path}": ${(error as Error).message}: ${advice(dir)}`,
     );
   }
+  requireTrustedFolder(dir.path, "VARRUN_PATH");
 }
 
 /**
@@ -98,9 +105,8 @@ export function claimRunDir(dir: RunDir): void {
   const pid = runningPid(dir.pidfile);
   if (pid !== undefined) throw new AlreadyRunningError(pid, dir.pidfile);
   try {
-    const temporary = `${dir.pidfile}.${Deno.pid}`;
-    Deno.writeTextFileSync(temporary, `${Deno.pid}\n${readProcStat(Deno.pid)?.startTime ?? ""}\n`);
-    Deno.renameSync(temporary, dir.pidfile);
+    const startTime = readProcStat(Deno.pid)?.startTime ?? "";
+    replaceOwnFile(dir.pidfile, `${Deno.pid}\n${startTime}\n`, 0o640);
   } catch (error) {
     throw new Error(
       `Cannot write pidfile "${dir.pidfile}": ${(error as Error).message}: ${advice(dir)}`,

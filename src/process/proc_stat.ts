@@ -1,5 +1,5 @@
 /**
- * What Linux's /proc says of a process: its state, process group and start time.
+ * What Linux's /proc says of a process: its state, process group, start time and environment.
  *
  * @module
  */
@@ -39,4 +39,19 @@ export function isAlive(pid: number): boolean {
 /** Whether a stat is of a zombie or dead process. */
 export function isDead(stat: ProcStat): boolean {
   return stat.state === "Z" || stat.state === "X";
+}
+
+/**
+ * The value of `name` in the environment `pid` started with (`/proc/PID/environ`);
+ * undefined when it has none, or the process is gone or not readable.
+ */
+export function readEnvironVariable(pid: number, name: string): string | undefined {
+  let environ: string;
+  try {
+    environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
+  const prefix = `${name}=`;
+  return environ.split("\0").find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
 }

@@ -33,6 +33,8 @@ export interface CommandContext {
   maxSeconds?: number;
   /** Told the command's pid as soon as it runs. */
   onSpawn?: (pid: number) => void;
+  /** A random id of this run, put in its environment as `SLEEPINGD_RUN_ID`, to recognise it later. */
+  runId?: string;
 }
 
 /** Commands whose failure is an error, logged as such when they end (CHECK_CMD may say "down"). */
@@ -97,6 +99,7 @@ export async function runServiceCommand(
       timeout: limits.length > 0 ? Math.min(...limits) : undefined,
       env: commandEnv(service, action, context),
       user: service.user,
+      passEnv: service.passEnv,
       signal: context.signal,
       onSpawn: context.onSpawn,
     });
@@ -152,13 +155,14 @@ function failedLoudly(action: Action, result: ShellResult): boolean {
 function commandEnv(
   service: ServiceConfig,
   action: Action,
-  { client, target }: CommandContext,
+  { client, target, runId }: CommandContext,
 ): Record<string, string> {
   const env: Record<string, string> = {
     SLEEPINGD_SERVICE: service.name,
     SLEEPINGD_PORT: String(service.port),
     SLEEPINGD_ACTION: action,
   };
+  if (runId) env.SLEEPINGD_RUN_ID = runId;
   if (client) {
     env.SLEEPINGD_CLIENT_ADDRESS = unmapped(client.hostname);
     env.SLEEPINGD_CLIENT_PORT = String(client.port);

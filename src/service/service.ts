@@ -52,12 +52,14 @@ export interface ServiceShared {
   coordinator?: Coordinator;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
+/** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
 export interface RunningStart {
   /** The pid, which is also the process group's id. */
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
   startTime: number;
+  /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
+  runId?: string;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -574,10 +576,12 @@ export class Service {
   /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
     if (action === "start") {
+      const runId = crypto.randomUUID();
       context = {
         ...context,
+        runId,
         onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
+          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0, runId };
           this.#onChange();
         },
       };
