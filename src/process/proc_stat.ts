@@ -27,6 +27,26 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
   return { state: fields[0], pgrp: Number(fields[2]), startTime: Number(fields[19]) };
 }
 
+/** Clock ticks a second in /proc (USER_HZ, 100 on every Linux architecture sleepingd runs on). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * When `pid` started, in epoch milliseconds (from its start time and the boot
+ * time in /proc/stat), to the tick; undefined when it does not exist.
+ */
+export function startedAt(pid: number): number | undefined {
+  const stat = readProcStat(pid);
+  if (stat === undefined) return undefined;
+  let bootSeconds: number;
+  try {
+    bootSeconds = Number(/^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"))?.[1]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isFinite(bootSeconds)) return undefined;
+  return bootSeconds * 1000 + (stat.startTime * 1000) / TICKS_PER_SECOND;
+}
+
 /**
  * Whether a process is running. Zombies do not count: an orphan reparented to
  * a PID 1 that does not reap stays a zombie for good (docs/ARCHITECTURE.md, "Commands").
