@@ -188,6 +188,8 @@ Deno.test("fuzz: a shared port refuses malformed first bytes cleanly, wakes noth
       clusterName: "sleepingd",
       shutdownGrace: 1,
       logFormat: "text",
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
       hostnameTimeout: 2,
     },
     services: [serviceConfig({

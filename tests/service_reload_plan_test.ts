@@ -18,6 +18,8 @@ Deno.test("planReload() keeps the listeners of services whose settings did not c
   const plan = planReload([svc("a", 80)], [{
     ...svc("a", 80),
     source: { file: "b.conf", line: 9 },
+    portSource: { file: "b.conf", line: 10 },
+    morePortsSource: { file: "b.conf", line: 11 },
   }]);
   assert.deepEqual(plan, {
     added: [],

@@ -49,6 +49,8 @@ async function sharedPort(specs: Spec[], global: Partial<Config["global"]> = {})
       clusterName: "sleepingd",
       shutdownGrace: 1,
       logFormat: "text",
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
       hostnameTimeout: 10,
       ...global,
     },
@@ -314,6 +316,7 @@ Deno.test("a WAITING_PAGE service alone on its port: heads are read while it sle
       new Date(),
       [],
       false,
+      undefined,
       undefined,
       port.supervisor.sharedPorts,
     );

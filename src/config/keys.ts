@@ -24,6 +24,7 @@
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
  * - `hostnames`: a space-separated list of names, `*.name` wildcards, or `*`
+ * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
  */
 export type KeyKind =
   | "boolean"
@@ -38,7 +39,8 @@ export type KeyKind =
   | "cost"
   | "ports"
   | "schedule"
-  | "hostnames";
+  | "hostnames"
+  | "size";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -209,7 +211,18 @@ export const KEYS: readonly KeyDefinition[] = [
     name: "USER",
     kind: "text",
     default: "",
-    doc: "User that runs the commands. Blank means the user sleepingd runs as.",
+    doc: "User that runs the commands. Blank means the user sleepingd runs as. Commands run " +
+      "as USER start in its home folder (or /) with an environment of their own: PATH, " +
+      "HOME, USER, LOGNAME, LANG, the SLEEPINGD_ variables and those PASS_ENV names, nothing " +
+      "else of sleepingd's (no secret it was given, no file it has open).",
+  },
+  {
+    name: "PASS_ENV",
+    kind: "addresses",
+    default: "",
+    doc: "Variables of sleepingd's own environment that commands run as USER get too, by " +
+      "name, separated by spaces, e.g. DOCKER_HOST AWS_PROFILE. Without USER, commands get " +
+      "sleepingd's whole environment. Blank means none.",
   },
   {
     name: "IDLE_TIME",
@@ -292,8 +305,10 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Client addresses and CIDR blocks that may connect, IPv4 or IPv6, separated by spaces " +
       "or commas (an IPv4 client matches its IPv4 rules on an IPv6 listener too). Checked " +
-      "before anything else: a refused client is closed at once and wakes nothing. Blank " +
-      "means every client.",
+      "before anything else: a refused client is closed at once and wakes nothing. With " +
+      "PROTOCOL=udp it is no authentication: a datagram's source address can be forged, so " +
+      "anyone may wake the service with an allowed address (the replies go to that address). " +
+      "Blank means every client.",
   },
   {
     name: "DENY",
@@ -314,7 +329,8 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     doc: "Connections one client address may hold at once to the service; more are refused " +
-      "at once. Blank or 0 means no limit.",
+      "at once. An IPv6 client counts by its /64, as one host or site may use any address of " +
+      "it. Blank or 0 means no limit.",
   },
   {
     name: "HOLD_TIMEOUT",
@@ -332,7 +348,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "What wakes the service: connect (a connection) or data (the first byte a " +
       "connection sends, so that a port scan or a probe that connects and closes wakes " +
       "nothing). data is for protocols where the client speaks first: HTTP, SSH, " +
-      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact.",
+      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact. Any " +
+      "byte wakes it, so a scanner that speaks (service detection, such as nmap -sV) still " +
+      "does.",
   },
   {
     name: "HOSTNAMES",
@@ -437,7 +455,9 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "text",
     default: "/var/run/sleepingd",
     globalOnly: true,
-    doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+    doc: "Folder for the pidfile, the state, the control socket and the log of sleepingd " +
+      "start. Blank, for a user other than root who cannot write the default: " +
+      "$XDG_RUNTIME_DIR/sleepingd (else ~/.local/state/sleepingd/run). Global section only.",
   },
   {
     name: "STATE_PATH",
@@ -446,7 +466,9 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "Folder for what outlives a restart: the history of every service's wakes and stops " +
       "(events.jsonl, at most 8 MiB: past 4 MiB it becomes events.jsonl.1, replacing the " +
-      "older one), which the dashboard draws. Global section only.",
+      "older one), which the dashboard draws. Blank, for a user other than root who cannot " +
+      "write the default: ~/.local/state/sleepingd ($XDG_STATE_HOME/sleepingd when set). " +
+      "Global section only.",
   },
   {
     name: "SHUTDOWN_GRACE",
@@ -473,15 +495,45 @@ export const KEYS: readonly KeyDefinition[] = [
       "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
   },
   {
+    name: "LOG_MAX_SIZE",
+    kind: "size",
+    default: "4M",
+    globalOnly: true,
+    doc: "Size past which sleepingd rotates its log file (LOG_FILE, or the one of sleepingd " +
+      "start; not stderr): FILE becomes FILE.1, FILE.1 becomes FILE.2 and so on, and a new " +
+      "FILE begins. Bytes, or with K, M or G (KiB, MiB, GiB). 0 means never, for logrotate " +
+      "instead (the packages' /etc/logrotate.d/sleepingd). Global section only.",
+  },
+  {
+    name: "LOG_MAX_FILES",
+    kind: "count",
+    default: "2",
+    globalOnly: true,
+    doc: "Log files sleepingd keeps when it rotates, the one it writes included, so at most " +
+      "LOG_MAX_SIZE times LOG_MAX_FILES on disk (8 MiB by default); 1 keeps no older file. " +
+      "Global section only.",
+  },
+  {
+    name: "LOG_CONNECTIONS",
+    kind: "boolean",
+    default: "yes",
+    doc: "Whether each connection (or UDP flow) of the service logs a line when it ends " +
+      "(client, backend, bytes each way, duration). no moves that line to the debug level " +
+      "(-v), for busy services: refusals, wakes and commands are still logged.",
+  },
+  {
     name: "API_TOKEN_FILE",
     kind: "text",
     default: "",
     globalOnly: true,
     doc: "File holding the token that POST /api/services/NAME/wake, /sleep and /keep-awake " +
-      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN); read at each request, " +
-      "so it can change without a restart. Keep it readable by sleepingd's user only. Blank " +
-      "means the HTTP API takes no action (the CLI's wake, sleep and keep-awake still work " +
-      "through the control socket). Global section only.",
+      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN), at least 16 " +
+      "characters (openssl rand -hex 32 makes one); read at each request, so it can change " +
+      "without a restart. A client address (of IPv6, its /64) that sends 5 wrong tokens in a " +
+      "row waits 30 seconds before its next try counts, twice as long after each further one (up to 15 " +
+      "minutes). Keep it readable by sleepingd's user only. Blank means the HTTP API takes " +
+      "no action (the CLI's wake, sleep and keep-awake still work through the control " +
+      "socket). Global section only.",
   },
   {
     name: "ETCD_ENDPOINTS",
@@ -510,6 +562,17 @@ export const KEYS: readonly KeyDefinition[] = [
       "a health check at /healthz and JSON at /api/status and /api/history, e.g. " +
       "127.0.0.1:9180. Anyone who reaches it sees every service, its backend and the " +
       "addresses of the clients that woke it. Blank means off. Global section only.",
+  },
+  {
+    name: "METRICS_HOSTS",
+    kind: "addresses",
+    default: "",
+    globalOnly: true,
+    doc: "Host names, separated by spaces, under which browsers and tools may reach " +
+      "METRICS_ADDRESS besides its IP addresses, localhost and METRICS_ADDRESS's own host, " +
+      "e.g. sleepingd.example.com when a reverse proxy passes that name on. A request for " +
+      "any other name is answered 421, so that a web page whose name points at this host " +
+      "(DNS rebinding) reads nothing. Blank means none. Global section only.",
   },
 ];
 

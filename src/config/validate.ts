@@ -19,9 +19,10 @@
  * @module
  */
 
-import { closest } from "./_closest.ts";
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
 import { DEFAULT_PATTERN, HostTable } from "./hostnames.ts";
+import type { UserFolders } from "./folders.ts";
+import { suggestKey } from "./key_hints.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
 import { readPageFile } from "./page_file.ts";
 import type { RawEntry } from "./parse.ts";
@@ -67,11 +68,17 @@ export interface MergedConfig {
  * @param readErrors lines the files could not read: when there are any, they are the
  *   errors reported, as the rest would only follow from them (a PORT on a bad line is
  *   "missing"); the files' VARRUN_PATH is still read
+ * @param folders the VARRUN_PATH and STATE_PATH to use when the files leave them blank,
+ *   instead of the keys' defaults (a user other than root gets folders of its own)
  * @returns the configuration, with its warnings
  * @throws {InvalidConfigError} listing every error, in file and line order,
  *   with the VARRUN_PATH the files set
  */
-export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] = []): Config {
+export function validateConfig(
+  merged: MergedConfig,
+  readErrors: ConfigError[] = [],
+  folders: Partial<UserFolders> = {},
+): Config {
   const issues = new Issues(merged.files);
   const values = new Map<RawEntry, Value | typeof INVALID>();
   readEntries(merged.global, true, values, issues);
@@ -100,6 +107,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
   checkPorts(built, issues);
   checkHostnames(built, issues);
   checkDependencies(built, issues);
+  checkIdleStops(built, issues);
   const logFormat = globalSettings.get("LOG_FORMAT") as string;
   if (logFormat !== "text" && logFormat !== "json") {
     issues.error(
@@ -116,6 +124,9 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       'Cannot read "METRICS_ADDRESS" as it must be HOST:PORT, e.g. 127.0.0.1:9180: ' +
         `current value is "${metricsAddress}"`,
     );
+  } else if (metricsAddress !== undefined) {
+    const at = globalSettings.entry("METRICS_ADDRESS")!.location;
+    checkMetricsPort(built, { ...parseHostPort(metricsAddress)!, at }, issues);
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
@@ -128,25 +139,42 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
         `"${globalSettings.entry("HOSTNAME_TIMEOUT")!.value}"`,
     );
   }
+  const logMaxFilesEntry = globalSettings.entry("LOG_MAX_FILES");
+  if (logMaxFilesEntry !== undefined && globalSettings.get("LOG_MAX_FILES") === 0) {
+    issues.error(
+      logMaxFilesEntry.location,
+      "LOG_MAX_FILES",
+      'Cannot use "LOG_MAX_FILES" as it must be 1 or more (the file written counts): ' +
+        `current value is "${logMaxFilesEntry.value}"; to stop rotating, set LOG_MAX_SIZE=0`,
+    );
+  }
+  const metricsHosts = names(globalSettings, "METRICS_HOSTS", HOST_NAME, "a host name", issues);
 
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
     ? readErrors
     : errors.map((issue) => new ConfigError(issue));
+  const varrunPath = folder(globalSettings, "VARRUN_PATH", folders.varrunPath);
+  const statePath = folder(globalSettings, "STATE_PATH", folders.statePath);
   if (reported.length > 0) {
     const error = new InvalidConfigError(reported, warnings);
-    error.varrunPath = globalSettings.get("VARRUN_PATH") as string;
+    error.varrunPath = varrunPath.path;
     throw error;
   }
   return {
     files: merged.files,
     global: {
-      varrunPath: globalSettings.get("VARRUN_PATH") as string,
-      statePath: globalSettings.get("STATE_PATH") as string,
+      varrunPath: varrunPath.path,
+      statePath: statePath.path,
+      ...optional("varrunPathSource", varrunPath.source),
+      ...optional("statePathSource", statePath.source),
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
+      logMaxSize: globalSettings.get("LOG_MAX_SIZE") as number,
+      logMaxFiles: globalSettings.get("LOG_MAX_FILES") as number,
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
+      ...optional("metricsHosts", metricsHosts),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
       ...optional(
@@ -203,11 +231,10 @@ function readEntries(
   for (const entry of section.entries.values()) {
     const key = KEYS_BY_NAME.get(entry.key);
     if (key === undefined) {
-      const suggestion = closest(entry.key, KEYS_BY_NAME.keys());
+      const suggestion = suggestKey(entry.key, KEYS_BY_NAME.keys());
       issues.warn(
         entry,
-        `Ignoring unknown key "${entry.key}"` +
-          (suggestion === undefined ? "" : `: did you mean "${suggestion}"?`),
+        `Ignoring unknown key "${entry.key}"` + (suggestion === undefined ? "" : `: ${suggestion}`),
       );
     } else if (key.globalOnly && !isGlobal) {
       issues.warn(
@@ -285,6 +312,8 @@ interface Built {
   dependsOnAt?: Location;
   /** Where HOSTNAMES was set, when it was. */
   hostnamesAt?: Location;
+  /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
+  idleTimeAt?: RawEntry;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -332,6 +361,8 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     name: isGlobal ? "global" : section.name,
     source: section.location,
     port,
+    portSource: portEntry!.location,
+    ...optional("morePortsSource", settings.entry("MORE_PORTS")?.location),
     listenAddresses: settings.get("LISTEN_ADDRESS") as string[],
     checkCmd,
     startCmd,
@@ -349,9 +380,11 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
     ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
+    ...optional("passEnv", names(settings, "PASS_ENV", VARIABLE_NAME, "a variable name", issues)),
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+    logConnections: settings.get("LOG_CONNECTIONS") as boolean,
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
@@ -374,7 +407,61 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     description: settings.describe(),
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
     hostnamesAt: settings.entry("HOSTNAMES")?.location,
+    idleTimeAt: settings.entry("IDLE_TIME"),
   }];
+}
+
+/**
+ * Warns about a service whose IDLE_TIME cannot do what it says: without
+ * IDLE_CHECK_INTERVAL no idle check runs; without STOP_CMD nothing stops the
+ * backend, when idle or when sleepingd stops.
+ */
+function checkIdleStops(built: Built[], issues: Issues): void {
+  for (const { service, description, idleTimeAt } of built) {
+    if (!service.idleTime || idleTimeAt === undefined) continue;
+    if (!service.idleCheckInterval) {
+      issues.warn(
+        idleTimeAt,
+        `No idle check runs for ${description}: IDLE_TIME is set but IDLE_CHECK_INTERVAL is ` +
+          "not, so it is never stopped for being idle; set IDLE_CHECK_INTERVAL, e.g. to 10",
+      );
+    }
+    if (!service.stopCmd) {
+      issues.warn(
+        idleTimeAt,
+        `Nothing stops the backend of ${description}: IDLE_TIME is set but STOP_CMD is not, ` +
+          'so an idle stop and "sleepingd stop" leave it running (and the next wake runs ' +
+          "START_CMD again); set STOP_CMD",
+      );
+    }
+  }
+}
+
+/** Records an error for every TCP port of a service that METRICS_ADDRESS listens on too. */
+function checkMetricsPort(
+  built: Built[],
+  metrics: { hostname: string; port: number; at: Location },
+  issues: Issues,
+): void {
+  for (const { service, portAt, description } of built) {
+    const tcpPorts = [
+      ...(service.protocol === "tcp" ? [{ listen: service.port, at: portAt, key: "PORT" }] : []),
+      ...service.morePorts.filter((mapping) => mapping.protocol === "tcp")
+        .map(({ listen }) => ({ listen, at: service.morePortsSource!, key: "MORE_PORTS" })),
+    ];
+    for (const { listen, at, key } of tcpPorts) {
+      if (listen !== metrics.port) continue;
+      const hosts = metrics.hostname === "localhost" ? ["127.0.0.1", "::1"] : [metrics.hostname];
+      if (!overlap(service.listenAddresses, hosts)) continue;
+      issues.error(
+        at,
+        key,
+        `Cannot listen on port ${listen} for ${description} as METRICS_ADDRESS ` +
+          `(${metrics.at.file}:${metrics.at.line}) serves the dashboard on it: choose another ` +
+          `${key} or METRICS_ADDRESS`,
+      );
+    }
+  }
 }
 
 /**
@@ -611,6 +698,22 @@ function overlap(a: string[], b: string[]): boolean {
   return a.some((address) => b.includes(address));
 }
 
+/**
+ * A folder key's value and the line that sets it; when the files leave it
+ * blank, `instead` (a folder of the user's own) or else the key's default.
+ */
+function folder(
+  settings: Settings,
+  key: "VARRUN_PATH" | "STATE_PATH",
+  instead: string | undefined,
+): { path: string; source?: Location } {
+  const entry = settings.entry(key);
+  if (entry === undefined || entry.value.trim() === "") {
+    return { path: instead ?? settings.get(key) as string };
+  }
+  return { path: settings.get(key) as string, source: entry.location };
+}
+
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
 function positive(value: Value): number | undefined {
   return typeof value === "number" && value > 0 ? value : undefined;
@@ -626,6 +729,37 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
     settings.entry("ETCD_ENDPOINTS")!.location,
     "ETCD_ENDPOINTS",
     `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
+  );
+  return undefined;
+}
+
+/** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */
+const HOST_NAME =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/** An environment variable's name as PASS_ENV lists it. */
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The space-separated names of `key`, undefined when blank; records an error
+ * naming the line for the first one that does not match `form` (`what` says
+ * what it must be).
+ */
+function names(
+  settings: Settings,
+  key: string,
+  form: RegExp,
+  what: string,
+  issues: Issues,
+): string[] | undefined {
+  const list = ((settings.get(key) as string[] | undefined) ?? []).filter(Boolean);
+  if (list.length === 0) return undefined;
+  const bad = list.find((name) => !form.test(name));
+  if (bad === undefined) return list;
+  issues.error(
+    settings.entry(key)!.location,
+    key,
+    `Cannot use "${key}" as each entry must be ${what}: "${bad}" is not`,
   );
   return undefined;
 }

@@ -39,6 +39,10 @@ const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
 const INTEGER = /^\d+$/;
 const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const COST = /^(\d+(?:\.\d*)?|\.\d+)(?:\s+(\S{1,12}))?$/;
+const SIZE = /^(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMG])(?:i?B)?|B)?$/i;
+
+/** Bytes in one unit of a `size` value. */
+const SIZE_UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** How each kind of key reads its values. */
 export const READERS: Record<KeyKind, Reader> = {
@@ -117,6 +121,15 @@ export const READERS: Record<KeyKind, Reader> = {
       return badHostname(text) === undefined ? patterns.map(parseHostPattern) : INVALID;
     },
     explain: badHostname,
+  },
+  size: {
+    rule: () => "a size in bytes, or with K, M or G, e.g. 4M",
+    read(text) {
+      const match = SIZE.exec(text.trim());
+      if (text.trim() === "") return undefined;
+      if (!match) return INVALID;
+      return Math.floor(Number(match[1]) * (SIZE_UNITS[match[2]?.toUpperCase()] ?? 1));
+    },
   },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,

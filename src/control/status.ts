@@ -28,6 +28,11 @@ export interface ServiceStatus {
   keptAwakeUntil: string | null;
   /** Why it is awake: `3 connections`, `schedule Mon-Fri 08:00-18:00 until Mon 18:00`; null asleep. */
   awakeBecause: string | null;
+  /**
+   * What its wake under way waits for: `waiting for 10.0.0.5:22: 20 s of
+   * READY_TIMEOUT 60 s, 3 clients held`; null when no wake is under way.
+   */
+  wakeProgress: string | null;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -94,6 +99,12 @@ export interface DaemonStatus {
   sharedPorts?: SharedPortStatus[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
+  /**
+   * What the daemon warned of at its start, or at its last reload since, one
+   * line each (`FILE:LINE: message` where there is a place). Absent until its
+   * start is done: every service listens.
+   */
+  warnings?: string[];
 }
 
 /** A snapshot of one service. */
@@ -107,6 +118,7 @@ function serviceStatus(service: Service): ServiceStatus {
     stateSince: new Date(service.stateSince).toISOString(),
     keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
     awakeBecause: service.awakeBecause() ?? null,
+    wakeProgress: service.wakeProgress() ?? null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,
@@ -153,6 +165,7 @@ export function daemonStatus(
   configFiles: string[],
   actions = false,
   instances?: InstanceInfo[],
+  warnings?: string[],
   shared?: SharedPorts,
 ): DaemonStatus {
   const sharedPorts = shared ? sharedPortStatus(shared) : [];
@@ -165,12 +178,15 @@ export function daemonStatus(
     ...(instances ? { instances } : {}),
     ...(sharedPorts.length > 0 ? { sharedPorts } : {}),
     services: services.map(serviceStatus),
+    ...(warnings ? { warnings } : {}),
   };
 }
 
 /**
  * The seed's status lines, `NAME (port N) running`, each followed by the
- * service's state, target, connections, wakes and last activity.
+ * service's state, target, connections, wakes and last activity; then the
+ * ports routed by name, a line each; then what the daemon warned of at its
+ * start or last reload, a `warning: ` line each.
  */
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
@@ -182,7 +198,12 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   return instances + status.services.map((service) => {
     const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
-      `state ${service.state}` + (service.awakeBecause ? ` (${service.awakeBecause})` : ""),
+      `state ${service.state}` +
+      (service.awakeBecause
+        ? ` (${service.awakeBecause})`
+        : service.wakeProgress
+        ? ` (${service.wakeProgress})`
+        : ""),
       service.target ? `target ${service.target}` : undefined,
       service.keptAwakeUntil && !service.awakeBecause
         ? `kept awake until ${service.keptAwakeUntil}`
@@ -204,7 +225,8 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         : "no activity yet",
     ].filter(Boolean).join(", ");
     return `${service.name} (port ${service.port}) running\n  ${details}`;
-  }).join("\n") + (status.sharedPorts ?? []).map(formatSharedPort).join("");
+  }).join("\n") + (status.sharedPorts ?? []).map(formatSharedPort).join("") +
+    (status.warnings ?? []).map((warning) => `\nwarning: ${warning}`).join("");
 }
 
 /**

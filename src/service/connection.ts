@@ -100,7 +100,8 @@ export async function serveConnection(
     );
     const seconds = ((Date.now() - opened) / 1000).toFixed(2);
     const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
-    logger.info(
+    // LOG_CONNECTIONS=no keeps a busy service's connections out of the info log.
+    logger[service.config.logConnections ? "info" : "debug"](
       "[{service}] {peer} connection to {target} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
       {
         service: name,

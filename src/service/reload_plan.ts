@@ -77,7 +77,9 @@ export function planReload(current: ServiceConfig[], next: ServiceConfig[]): Rel
 
 /** Whether two settings of a service are the same, wherever in the files they were written. */
 function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
-  const withoutSources = (key: string, value: unknown) => key === "source" ? undefined : value;
+  // Where a setting was written (`source`, `portSource`, ...) is no setting: lines may move.
+  const withoutSources = (key: string, value: unknown) =>
+    /^source$|Source$/.test(key) ? undefined : value;
   return JSON.stringify(a, withoutSources) === JSON.stringify(b, withoutSources);
 }
 

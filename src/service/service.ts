@@ -19,6 +19,7 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
@@ -53,12 +54,14 @@ export interface ServiceShared {
   typicalWake?: (service: string) => number | undefined;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
+/** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
 export interface RunningStart {
   /** The pid, which is also the process group's id. */
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
   startTime: number;
+  /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
+  runId?: string;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -162,6 +165,10 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
@@ -286,6 +293,14 @@ export class Service {
    */
   keepAwakeUntil(until: number): void {
     this.#keptAwakeUntil = until;
+  }
+
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
   }
 
   /** Epoch milliseconds when the current state was entered. */
@@ -563,10 +578,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }
@@ -577,10 +594,12 @@ export class Service {
   /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
     if (action === "start") {
+      const runId = crypto.randomUUID();
       context = {
         ...context,
+        runId,
         onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
+          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0, runId };
           this.#onChange();
         },
       };

@@ -211,7 +211,8 @@ async function openGroup(
       : listenAll(group.addresses, group.port);
   } catch (error) {
     const first = configs.find((config) => config.name === group.services[0])!;
-    const where = `${first.source.file}:${first.source.line}`;
+    const at = first.portSource ?? first.source;
+    const where = `${at.file}:${at.line}`;
     throw new Error(`${where}: [${group.services.join(", ")}] ${(error as Error).message}`);
   }
 }

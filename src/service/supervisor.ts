@@ -451,14 +451,16 @@ interface Opened {
  * `freed`: a reload has just closed the listeners that held its TCP ports,
  * which may stay busy a moment.
  *
- * @throws {Error} naming the service's file:line, the address and the reason;
- * what was opened before the failure is closed again
+ * @throws {Error} naming the file:line of PORT (or MORE_PORTS), the address
+ * and the reason; what was opened before the failure is closed again
  */
 async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> {
   const opened: Opened = { tcp: [], udp: [] };
+  let where = config.portSource ?? config.source;
   try {
     for (const [index, mapping] of listenPorts(config).entries()) {
       if (index === 0 && routedByName(config)) continue; // its port's router listens (SharedPorts)
+      if (index > 0) where = config.morePortsSource ?? where;
       const port = index === 0 ? undefined : mapping;
       if (mapping.protocol === "tcp") {
         const listeners = freed
@@ -476,8 +478,8 @@ async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> 
     return opened;
   } catch (error) {
     closeOpened(opened);
-    const where = `${config.source.file}:${config.source.line}`;
-    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
+    const at = `${where.file}:${where.line}`;
+    throw new Error(`${at}: [${config.name}] ${(error as Error).message}`);
   }
 }
 
