@@ -176,6 +176,18 @@ Deno.test("WAITING_PAGE_FILE is read with the configuration; a file it cannot us
     assert.match(error, /^t\.conf:5: Cannot use "WAITING_PAGE_FILE" for \[a\]: /, name);
     assert.match(error, reason, name);
   }
+  // A page where another user could plant a link (a folder every user may write) is refused.
+  await Deno.mkdir(`${dir.path}/open`);
+  await Deno.writeTextFile(`${dir.path}/open/page.html`, "<p>{{service}}</p>");
+  await Deno.chmod(`${dir.path}/open`, 0o777);
+  const [open] = errorsOf(withFile("open/page.html"));
+  assert.match(
+    open,
+    new RegExp(
+      `^t\\.conf:5: Cannot use "WAITING_PAGE_FILE" for \\[a\\]: ${dir.path}/open is writable ` +
+        "by every user \\(mode 777\\), so another user could make sleepingd serve any file",
+    ),
+  );
   // Without WAITING_PAGE=yes the file is not read: an inherited one does not fail other sections.
   build(`WAITING_PAGE_FILE=${dir.path}/missing.html\n${section("a")}`);
 });

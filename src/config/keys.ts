@@ -393,7 +393,8 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "text",
     default: "",
     doc: "HTML file of your own for the waiting page, read when the configuration is (at most " +
-      "64 KiB), with placeholders replaced by their values, HTML-escaped: {{service}}, " +
+      "64 KiB, on a path only root and sleepingd's user can change), with placeholders " +
+      "replaced by their values, HTML-escaped: {{service}}, " +
       "{{host}}, {{state}} (waking or failed), {{title}}, {{message}}, {{waited}}, " +
       "{{typical}}, {{progress}} (percent of the typical wake), {{retry}}, {{error}}, and " +
       "{{nonce}}, which an inline <style> or <script> needs under the page's " +

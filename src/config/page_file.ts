@@ -6,6 +6,7 @@
  * @module
  */
 
+import { untrustedReason } from "../fs/trusted_path.ts";
 import { PLACEHOLDERS, unknownPlaceholders } from "../waiting/page.ts";
 
 /** The largest page file taken: a page, not a site. */
@@ -13,11 +14,21 @@ export const MAX_PAGE_FILE_BYTES = 64 * 1024;
 
 /**
  * Reads a page file: a regular file of at most {@linkcode MAX_PAGE_FILE_BYTES},
- * UTF-8, whose placeholders are all known.
+ * UTF-8, whose placeholders are all known, on a path no other user can
+ * change: its text goes to any browser, so a link planted there must not make
+ * sleepingd serve another file it can read (docs/ARCHITECTURE.md, "The
+ * waiting page").
  *
  * @returns its text, or the reason it cannot be used
  */
 export function readPageFile(path: string): { text: string } | { error: string } {
+  const untrusted = untrustedReason(path);
+  if (untrusted) {
+    return {
+      error: `${untrusted}, so another user could make sleepingd serve any file it can read: ` +
+        "keep the page where only root and sleepingd's user can change it (chown, chmod go-w)",
+    };
+  }
   let bytes: Uint8Array;
   try {
     using file = Deno.openSync(path);
