@@ -143,6 +143,7 @@ export async function startHarness(
       clusterName: "sleepingd",
       shutdownGrace: 2,
       logFormat: "text",
+      hostnameTimeout: 10,
       logMaxSize: 4 * 1024 * 1024,
       logMaxFiles: 2,
       ...options.global,

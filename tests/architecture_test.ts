@@ -20,6 +20,18 @@ const FORBIDDEN: Record<string, string[]> = {
   history: ["control", "cli", "dashboard"],
   cluster: ["control", "cli", "dashboard", "history"],
   dashboard: ["service", "control", "cli", "config", "net", "process", "history"],
+  waiting: [
+    "service",
+    "control",
+    "cli",
+    "config",
+    "net",
+    "process",
+    "history",
+    "dashboard",
+    "cluster",
+    "fs",
+  ],
   control: ["cli"],
 };
 

@@ -81,6 +81,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
       logMaxSize: 4 * 1024 * 1024,
       logMaxFiles: 2,
     },
@@ -158,6 +159,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
       logMaxSize: 4 * 1024 * 1024,
       logMaxFiles: 2,
     },
@@ -279,6 +281,7 @@ Deno.test("buildConfig() reads a blank key with a default as the default", () =>
     clusterName: "sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
+    hostnameTimeout: 10,
     logMaxSize: 4 * 1024 * 1024,
     logMaxFiles: 2,
   });
@@ -306,6 +309,7 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
     logMaxSize: 1572864,
     logMaxFiles: 5,
     metricsAddress: { hostname: "::1", port: 9180 },
+    hostnameTimeout: 10,
     varrunPathSource: { file: "t.conf", line: 1 },
     statePathSource: { file: "t.conf", line: 6 },
   });

@@ -11,6 +11,8 @@ import { KEYS_BY_NAME } from "../config/keys.ts";
 import { readValue } from "../config/values.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
+import { DEFAULT_PATTERN } from "../config/hostnames.ts";
+import { portGroups } from "../service/name_router.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
 
@@ -59,6 +61,7 @@ function describeConfig(config: Config): string {
   ]);
   if (limits) lines.unshift(`all services: ${limits}`);
   lines.unshift(...describeDaemon(config));
+  lines.push(...describeSharedPorts(config));
   lines.push(...config.inactive.map((name) => `${name} (inactive)`));
   return lines.join("\n");
 }
@@ -172,6 +175,14 @@ function describeService(service: ServiceConfig): string[] {
         : `up to ${service.holdTimeout}s`,
     );
   }
+  if (service.hostnames) detail("names", service.hostnames.join(" "));
+  if (service.waitingPage) {
+    const { after, file } = service.waitingPage;
+    detail(
+      "waiting page",
+      `after ${after}s, for browsers over HTTP (${file ? file.path : "sleepingd's own page"})`,
+    );
+  }
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
@@ -194,6 +205,31 @@ function describeService(service: ServiceConfig): string[] {
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);
   }
   return lines;
+}
+
+/**
+ * Each port shared by name: which names go to which service, what becomes
+ * of the others, and the time a client has to send its name.
+ */
+function describeSharedPorts(config: Config): string[] {
+  const byName = new Map(config.services.map((service) => [service.name, service]));
+  return portGroups(config.services).flatMap((group) => {
+    const services = group.services.map((name) => byName.get(name)!);
+    if (!services.some((service) => service.hostnames)) return [];
+    const routes = services.flatMap((service) =>
+      (service.hostnames ?? []).filter((pattern) => pattern !== DEFAULT_PATTERN)
+        .map((pattern) => `${pattern} -> ${service.name}`)
+    );
+    const fallback = services.find((service) => service.hostnames?.includes(DEFAULT_PATTERN));
+    return [
+      `port ${group.port} (${group.addresses.join(" ")}) shared by name (TLS SNI, HTTP Host):`,
+      ...routes.map((route) => `  ${route}`),
+      `  other names: ${
+        fallback ? `-> ${fallback.name}` : "refused (421 over HTTP, closed over TLS)"
+      }`,
+      `  names read within ${config.global.hostnameTimeout}s, from the first 32 KiB`,
+    ];
+  });
 }
 
 /** Limits that are set, as `100 connections, 6 wakes an hour`; "" when none is. */

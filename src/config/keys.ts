@@ -23,6 +23,7 @@
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
+ * - `hostnames`: a space-separated list of names, `*.name` wildcards, or `*`
  * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
  */
 export type KeyKind =
@@ -38,6 +39,7 @@ export type KeyKind =
   | "cost"
   | "ports"
   | "schedule"
+  | "hostnames"
   | "size";
 
 /** One configuration key. */
@@ -351,6 +353,55 @@ export const KEYS: readonly KeyDefinition[] = [
       "does.",
   },
   {
+    name: "HOSTNAMES",
+    kind: "hostnames",
+    default: "",
+    perSection: true,
+    doc: "Names the service answers to, separated by spaces, so that several services can " +
+      "share one LISTEN_ADDRESS and PORT: each connection goes to the service whose name its " +
+      "TLS ClientHello (SNI) or HTTP/1.x Host header carries (TLS is not terminated: the " +
+      "backend gets every byte). *.example.com takes every name under example.com, at any " +
+      "depth; * alone takes the names no other service takes and clients that send none. A " +
+      "name wins over a wildcard, a longer wildcard over a shorter one. Without a * on the " +
+      "port, an unknown name gets 421 over HTTP and a closed connection over TLS. Every " +
+      "service on a shared port must set it, with the same LISTEN_ADDRESS; no name twice. " +
+      "Implies WAKE_ON=data. Blank means the port is the service's own. Not inherited from " +
+      "the global section.",
+  },
+  {
+    name: "WAITING_PAGE",
+    kind: "boolean",
+    default: "no",
+    doc: "Whether a browser waiting for the wake gets a page from sleepingd after " +
+      "WAITING_PAGE_AFTER seconds: a GET or HEAD over plain HTTP that accepts text/html " +
+      "is answered 503 with Retry-After and a page saying which service wakes, for how long " +
+      "so far and how long its wakes usually take; the page reloads itself until the real " +
+      "one comes. After a failed wake, browsers get its error for 30 seconds instead of " +
+      "waking it again. Other clients (APIs, curl, websockets) wait as usual. For HTTP " +
+      "services only (behind a TLS-terminating proxy, or on a trusted network): sleepingd " +
+      "reads each request head first (see HOSTNAME_TIMEOUT), as on a port shared by name. " +
+      "Implies WAKE_ON=data.",
+  },
+  {
+    name: "WAITING_PAGE_AFTER",
+    kind: "seconds",
+    default: "2",
+    doc: "Seconds a browser waits for the wake before it gets the waiting page (WAITING_PAGE).",
+  },
+  {
+    name: "WAITING_PAGE_FILE",
+    kind: "text",
+    default: "",
+    doc: "HTML file of your own for the waiting page, read when the configuration is (at most " +
+      "64 KiB, on a path only root and sleepingd's user can change), with placeholders " +
+      "replaced by their values, HTML-escaped: {{service}}, " +
+      "{{host}}, {{state}} (waking or failed), {{title}}, {{message}}, {{waited}}, " +
+      "{{typical}}, {{progress}} (percent of the typical wake), {{retry}}, {{error}}, and " +
+      "{{nonce}}, which an inline <style> or <script> needs under the page's " +
+      "Content-Security-Policy (nothing may load from elsewhere). Blank means sleepingd's own " +
+      "page, light or dark as the browser prefers.",
+  },
+  {
     name: "MAX_WAKES_PER_HOUR",
     kind: "count",
     default: "",
@@ -389,6 +440,16 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "Connections all services together may hold at once; more are refused at once. " +
       "Blank or 0 means as many as the open file limit allows, two files each (sleepingd " +
       "raises its soft limit to the hard one at start). Global section only.",
+  },
+  {
+    name: "HOSTNAME_TIMEOUT",
+    kind: "seconds",
+    default: "10",
+    globalOnly: true,
+    doc: "Seconds a client of a port shared by name (HOSTNAMES) or of a service with a " +
+      "WAITING_PAGE has to send its TLS ClientHello or HTTP request head, of which sleepingd " +
+      "reads at most 32 KiB to find the name; one that sends less is closed and wakes " +
+      "nothing. Global section only.",
   },
   {
     name: "VARRUN_PATH",

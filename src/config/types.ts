@@ -133,6 +133,21 @@ export interface ServiceConfig {
   minAwakeTime?: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
+  /**
+   * `HOSTNAMES`: the name patterns the service answers to on a port shared by
+   * name (`app.example.com`, `*.example.com`, `*`); `undefined` when the port is its own.
+   */
+  hostnames?: string[];
+  /** `WAITING_PAGE` and its settings: the page browsers get while they wait; `undefined` means off. */
+  waitingPage?: WaitingPageConfig;
+}
+
+/** The waiting page of a service (`WAITING_PAGE=yes`). */
+export interface WaitingPageConfig {
+  /** `WAITING_PAGE_AFTER`: seconds a browser waits before it gets the page. */
+  after: number;
+  /** `WAITING_PAGE_FILE`: the page of one's own, read with the configuration; `undefined`: sleepingd's. */
+  file?: { path: string; text: string };
 }
 
 /** Settings that belong to the daemon as a whole, read from the global section. */
@@ -191,6 +206,11 @@ export interface GlobalConfig {
   maxWakesPerHourTotal?: number;
   /** `MAX_CONNECTIONS_TOTAL`: connections of all services at once; `undefined`: the fd limit's. */
   maxConnectionsTotal?: number;
+  /**
+   * `HOSTNAME_TIMEOUT`: seconds a client of a port routed by name has to send its first bytes.
+   * @default 10
+   */
+  hostnameTimeout: number;
 }
 
 /** A problem found in the configuration. */

@@ -10,7 +10,8 @@
  *   Other values, such as `IDLE_CMD=false` (never idle), are kept as commands.
  * - A command's timeout is its own `*_TIMEOUT`, else `EXEC_CMD_TIMEOUT`; 0 means no limit.
  * - Two active services clash when they share a port and an address (or either listens on
- *   a wildcard address).
+ *   a wildcard address), unless both name their hosts (HOSTNAMES) on the same addresses:
+ *   then the port is shared by name, and no name may be taken twice.
  *
  * One module past 300 lines on purpose: every check here reads the same merged sections
  * and adds to the same list of issues; reading single values lives in `values.ts`.
@@ -19,13 +20,22 @@
  */
 
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
+import { DEFAULT_PATTERN, HostTable } from "./hostnames.ts";
 import type { UserFolders } from "./folders.ts";
 import { suggestKey } from "./key_hints.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
+import { readPageFile } from "./page_file.ts";
 import type { RawEntry } from "./parse.ts";
 import { parsePortMapping, type Protocol } from "./ports.ts";
 import { isTimeZone, parseKeepAwake } from "./schedule.ts";
-import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
+import type {
+  CommandSpec,
+  Config,
+  ConfigIssue,
+  Location,
+  ServiceConfig,
+  WaitingPageConfig,
+} from "./types.ts";
 import { INVALID, parseHostPort, readValue, type Value, whyInvalid } from "./values.ts";
 
 /** Addresses that take every interface, so they clash with any other address. */
@@ -95,6 +105,7 @@ export function validateConfig(
     if (active === false) inactive.push(section.name);
   }
   checkPorts(built, issues);
+  checkHostnames(built, issues);
   checkDependencies(built, issues);
   checkIdleStops(built, issues);
   const logFormat = globalSettings.get("LOG_FORMAT") as string;
@@ -119,6 +130,15 @@ export function validateConfig(
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
+  const hostnameTimeout = globalSettings.get("HOSTNAME_TIMEOUT") as number;
+  if (hostnameTimeout === 0) {
+    issues.error(
+      globalSettings.entry("HOSTNAME_TIMEOUT")!.location,
+      "HOSTNAME_TIMEOUT",
+      'Cannot use "HOSTNAME_TIMEOUT" as it must be more than 0 seconds: current value is ' +
+        `"${globalSettings.entry("HOSTNAME_TIMEOUT")!.value}"`,
+    );
+  }
   const logMaxFilesEntry = globalSettings.entry("LOG_MAX_FILES");
   if (logMaxFilesEntry !== undefined && globalSettings.get("LOG_MAX_FILES") === 0) {
     issues.error(
@@ -163,6 +183,7 @@ export function validateConfig(
       ),
       ...optional("maxWakesPerHourTotal", positive(globalSettings.get("MAX_WAKES_PER_HOUR_TOTAL"))),
       ...optional("maxConnectionsTotal", positive(globalSettings.get("MAX_CONNECTIONS_TOTAL"))),
+      hostnameTimeout,
     },
     services: built.map(({ service }) => service),
     inactive,
@@ -289,6 +310,8 @@ interface Built {
   description: string;
   /** Where DEPENDS_ON was set, when it was. */
   dependsOnAt?: Location;
+  /** Where HOSTNAMES was set, when it was. */
+  hostnamesAt?: Location;
   /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
   idleTimeAt?: RawEntry;
 }
@@ -353,7 +376,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("maxConnections", positive(settings.get("MAX_CONNECTIONS"))),
     ...optional("maxConnectionsPerSource", positive(settings.get("MAX_CONNECTIONS_PER_SOURCE"))),
     holdTimeout: settings.get("HOLD_TIMEOUT") as number,
-    wakeOn: settings.get("WAKE_ON") as "connect" | "data",
+    wakeOn: wakeOn(settings, issues),
     ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
     ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
@@ -373,13 +396,17 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
+    ...optional("hostnames", settings.get("HOSTNAMES") as string[] | undefined),
+    ...optional("waitingPage", waitingPage(settings, issues)),
   };
   checkMorePorts(service, settings, issues);
+  checkUdpByName(service, settings, issues);
   return [{
     service,
     portAt: portEntry!.location,
     description: settings.describe(),
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
+    hostnamesAt: settings.entry("HOSTNAMES")?.location,
     idleTimeAt: settings.entry("IDLE_TIME"),
   }];
 }
@@ -513,12 +540,19 @@ function checkPorts(built: Built[], issues: Issues): void {
   const ports = (service: ServiceConfig) =>
     [{ listen: service.port, protocol: service.protocol }, ...service.morePorts]
       .map(({ listen, protocol }) => `${listen}/${protocol}`);
-  built.forEach(({ service, portAt, description }, index) => {
+  const lacking = new Set<Built>();
+  built.forEach((one, index) => {
+    const { service, portAt, description } = one;
     for (const port of ports(service)) {
       const earlier = built.slice(0, index).find(({ service: other }) =>
         ports(other).includes(port) && overlap(other.listenAddresses, service.listenAddresses)
       );
       if (earlier === undefined) continue;
+      const bothPort = port === `${service.port}/tcp` && port === `${earlier.service.port}/tcp`;
+      if (bothPort && (service.hostnames || earlier.service.hostnames)) {
+        checkSharedPort(earlier, one, lacking, issues);
+        continue;
+      }
       const shown = port === `${service.port}/tcp` ? String(service.port) : port;
       issues.error(
         portAt,
@@ -528,6 +562,134 @@ function checkPorts(built: Built[], issues: Issues): void {
       );
     }
   });
+}
+
+/**
+ * Records an error when two services on one PORT cannot share it by name: one
+ * lacks HOSTNAMES (reported once per service, at its PORT), or they listen on
+ * different addresses.
+ */
+function checkSharedPort(earlier: Built, later: Built, lacking: Set<Built>, issues: Issues) {
+  const port = later.service.port;
+  for (const [one, other] of [[earlier, later], [later, earlier]]) {
+    if (one.service.hostnames || lacking.has(one)) continue;
+    lacking.add(one);
+    issues.error(
+      one.portAt,
+      "PORT",
+      `Cannot share port ${port} between ${one.description} and ${other.description} ` +
+        `(${other.portAt.file}:${other.portAt.line}) as ${one.description} has no HOSTNAMES: ` +
+        "every service of a port shared by name names its hosts (HOSTNAMES=app.example.com, " +
+        "or * for the names no other service takes)",
+    );
+  }
+  if (!earlier.service.hostnames || !later.service.hostnames) return;
+  const [a, b] = [earlier, later].map(({ service }) => service.listenAddresses.join(" "));
+  if (a === b) return;
+  issues.error(
+    later.portAt,
+    "LISTEN_ADDRESS",
+    `Cannot share port ${port} between ${earlier.description} (LISTEN_ADDRESS ${a}) and ` +
+      `${later.description} (LISTEN_ADDRESS ${b}): services sharing a port by name listen on ` +
+      "the same addresses; give them the same LISTEN_ADDRESS",
+  );
+}
+
+/**
+ * Records an error for every name pattern taken twice on one port shared by
+ * name (or twice by one service): which service would get it is not said.
+ */
+function checkHostnames(built: Built[], issues: Issues): void {
+  const tables = new Map<string, HostTable<Built>>();
+  for (const one of built) {
+    const { service, hostnamesAt, description } = one;
+    if (!service.hostnames) continue;
+    const key = `${service.listenAddresses.join(" ")} ${service.port}`;
+    const table = tables.get(key) ?? new HostTable<Built>();
+    tables.set(key, table);
+    const seen = new Set<string>();
+    for (const pattern of service.hostnames) {
+      if (seen.has(pattern)) {
+        issues.error(
+          hostnamesAt!,
+          "HOSTNAMES",
+          `Cannot take "${pattern}" twice for ${description}: HOSTNAMES repeats it`,
+        );
+        continue;
+      }
+      seen.add(pattern);
+      if (table.add(pattern, one)) continue;
+      const owner = table.get(pattern)!;
+      const what = pattern === DEFAULT_PATTERN
+        ? "the names no other service takes (*)"
+        : `"${pattern}"`;
+      issues.error(
+        hostnamesAt!,
+        "HOSTNAMES",
+        `Cannot route ${what} on port ${service.port} to ${description} as ` +
+          `${owner.description} takes it already at ${owner.hostnamesAt!.file}:` +
+          `${owner.hostnamesAt!.line}: each name goes to one service`,
+      );
+    }
+  }
+}
+
+/**
+ * Records an error for HOSTNAMES or WAITING_PAGE with PROTOCOL=udp: both read
+ * what a TCP client sends first.
+ */
+function checkUdpByName(service: ServiceConfig, settings: Settings, issues: Issues): void {
+  if (service.protocol !== "udp") return;
+  for (const key of ["HOSTNAMES", "WAITING_PAGE"]) {
+    const set = key === "HOSTNAMES" ? service.hostnames : service.waitingPage;
+    if (!set) continue;
+    issues.error(
+      settings.entry(key)!.location,
+      key,
+      `Cannot use ${key} with PROTOCOL=udp in ${settings.describe()}: it reads the TLS ` +
+        "ClientHello or HTTP request a TCP client sends first",
+    );
+  }
+}
+
+/**
+ * WAKE_ON, which is `data` on a port routed by name (HOSTNAMES, WAITING_PAGE):
+ * nothing is routed before a client's first bytes. An explicit `connect` there
+ * is ignored with a warning.
+ */
+function wakeOn(settings: Settings, issues: Issues): "connect" | "data" {
+  const configured = settings.get("WAKE_ON") as "connect" | "data";
+  const byName = settings.get("HOSTNAMES") !== undefined || settings.get("WAITING_PAGE") === true;
+  if (!byName) return configured;
+  const entry = settings.entry("WAKE_ON");
+  if (entry !== undefined && configured === "connect") {
+    issues.warn(
+      entry,
+      `Ignoring WAKE_ON=connect for ${settings.describe()}: with HOSTNAMES or WAITING_PAGE a ` +
+        "client's first bytes choose the service, so they wake it (WAKE_ON=data)",
+    );
+  }
+  return "data";
+}
+
+/**
+ * The waiting page's settings when WAITING_PAGE=yes, with WAITING_PAGE_FILE's
+ * text read; records an error naming the key's line when that file cannot be
+ * used.
+ */
+function waitingPage(settings: Settings, issues: Issues): WaitingPageConfig | undefined {
+  if (settings.get("WAITING_PAGE") !== true) return undefined;
+  const after = settings.get("WAITING_PAGE_AFTER") as number;
+  const path = settings.get("WAITING_PAGE_FILE") as string | undefined;
+  if (path === undefined) return { after };
+  const read = readPageFile(path);
+  if ("text" in read) return { after, file: { path, text: read.text } };
+  issues.error(
+    settings.entry("WAITING_PAGE_FILE")!.location,
+    "WAITING_PAGE_FILE",
+    `Cannot use "WAITING_PAGE_FILE" for ${settings.describe()}: ${read.error}`,
+  );
+  return { after };
 }
 
 /** Whether two address lists share an address, counting wildcards as every address. */

@@ -6,6 +6,7 @@
  */
 
 import { parseAddressRule, splitRules } from "./address_rules.ts";
+import { parseHostPattern } from "./hostnames.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 import { parsePortMapping } from "./ports.ts";
 import { parseKeepAwake } from "./schedule.ts";
@@ -112,6 +113,15 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: (text) => explainError(() => parseKeepAwake(text)),
   },
+  hostnames: {
+    rule: () => "names separated by spaces, each a name, *.name or *",
+    read(text) {
+      const patterns = text.trim().split(/\s+/).filter(Boolean);
+      if (patterns.length === 0) return undefined;
+      return badHostname(text) === undefined ? patterns.map(parseHostPattern) : INVALID;
+    },
+    explain: badHostname,
+  },
   size: {
     rule: () => "a size in bytes, or with K, M or G, e.g. 4M",
     read(text) {
@@ -146,6 +156,18 @@ function badPort(text: string): string | undefined {
   for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
     try {
       parsePortMapping(entry);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/** Why the first name of a HOSTNAMES list that is not a name, `*.name` or `*` is not one. */
+function badHostname(text: string): string | undefined {
+  for (const pattern of text.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      parseHostPattern(pattern);
     } catch (error) {
       return (error as Error).message;
     }

@@ -17,6 +17,7 @@ import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
+import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
@@ -112,6 +113,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     connectionBound: await connectionBound(),
     onChange: save,
     onTransition: (service, change) => {
@@ -130,6 +132,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       supervisor.config.global.apiTokenFile !== undefined,
       cluster?.instances,
       warnings,
+      supervisor.sharedPorts,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -161,7 +164,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     save();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services),
+        metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),
         status,
         history: (period, only) =>
           history(

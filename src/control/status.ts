@@ -8,6 +8,7 @@ import type { InstanceInfo } from "../cluster/cluster.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Service } from "../service/service.ts";
+import type { SharedPorts } from "../service/shared_ports.ts";
 import type { State } from "../service/lifecycle.ts";
 import { VERSION } from "../version.ts";
 
@@ -58,6 +59,26 @@ export interface ServiceStatus {
   bytesOut: number;
   /** ISO time of the last connection or byte, or null before any. */
   lastActivity: string | null;
+  /** The names it answers to on a port shared by name (HOSTNAMES); empty when the port is its own. */
+  hostnames: string[];
+  /** Whether browsers get a waiting page while it wakes (WAITING_PAGE). */
+  waitingPage: boolean;
+  /** Waiting pages served, and pages of a failed wake. */
+  pages: { waiting: number; failed: number };
+}
+
+/** A port routed by name, as `status` shows it: which names went to which service. */
+export interface SharedPortStatus {
+  /** Its addresses and port: `[::]:80`. */
+  listen: string;
+  /** Whether its services share it by name (HOSTNAMES); else it is one WAITING_PAGE service's. */
+  byName: boolean;
+  /** Each pattern of each service, with the connections it routed. */
+  routes: { hostname: string; service: string; connections: number }[];
+  /** Connections closed before any service took them, by reason (`unknown_name`, `timeout`...). */
+  unrouted: Record<string, number>;
+  /** Connections whose first bytes are being read now. */
+  reading: number;
 }
 
 /** The daemon as `status` shows it. */
@@ -74,6 +95,8 @@ export interface DaemonStatus {
   actions: boolean;
   /** With ETCD_ENDPOINTS, the instances of the cluster, this one first. */
   instances?: InstanceInfo[];
+  /** The ports routed by name (HOSTNAMES, WAITING_PAGE), when there are any. */
+  sharedPorts?: SharedPortStatus[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
   /**
@@ -109,7 +132,30 @@ function serviceStatus(service: Service): ServiceStatus {
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,
     lastActivity: stats.lastActivity ? new Date(stats.lastActivity).toISOString() : null,
+    hostnames: config.hostnames ?? [],
+    waitingPage: config.waitingPage !== undefined,
+    pages: { waiting: stats.waitingPages, failed: stats.errorPages },
   };
+}
+
+/** What each port routed by name routed, pattern by pattern. */
+function sharedPortStatus(shared: SharedPorts): SharedPortStatus[] {
+  return shared.routers.map((router) => {
+    const routed = shared.counts.routed.get(router.listen);
+    return {
+      listen: router.listen,
+      byName: router.patterns.some(({ service }) => service.config.hostnames !== undefined),
+      routes: router.patterns.flatMap(({ service, patterns }) =>
+        patterns.map((hostname) => ({
+          hostname,
+          service: service.config.name,
+          connections: routed?.get(`${hostname} ${service.config.name}`) ?? 0,
+        }))
+      ),
+      unrouted: Object.fromEntries(shared.counts.unrouted.get(router.listen) ?? []),
+      reading: router.reading,
+    };
+  });
 }
 
 /** A snapshot of the daemon. */
@@ -120,7 +166,9 @@ export function daemonStatus(
   actions = false,
   instances?: InstanceInfo[],
   warnings?: string[],
+  shared?: SharedPorts,
 ): DaemonStatus {
+  const sharedPorts = shared ? sharedPortStatus(shared) : [];
   return {
     pid: Deno.pid,
     version: VERSION,
@@ -128,6 +176,7 @@ export function daemonStatus(
     configFiles,
     actions,
     ...(instances ? { instances } : {}),
+    ...(sharedPorts.length > 0 ? { sharedPorts } : {}),
     services: services.map(serviceStatus),
     ...(warnings ? { warnings } : {}),
   };
@@ -135,8 +184,9 @@ export function daemonStatus(
 
 /**
  * The seed's status lines, `NAME (port N) running`, each followed by the
- * service's state, target, connections, wakes and last activity; then what
- * the daemon warned of at its start or last reload, a `warning: ` line each.
+ * service's state, target, connections, wakes and last activity; then the
+ * ports routed by name, a line each; then what the daemon warned of at its
+ * start or last reload, a `warning: ` line each.
  */
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
@@ -159,6 +209,10 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         ? `kept awake until ${service.keptAwakeUntil}`
         : undefined,
       service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
+      service.hostnames?.length ? `names ${service.hostnames.join(" ")}` : undefined,
+      service.waitingPage
+        ? `waiting page (${service.pages.waiting} served, ${service.pages.failed} of a failed wake)`
+        : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
       udp
         ? `${service.openFlows} UDP flow${service.openFlows === 1 ? "" : "s"}, ` +
@@ -171,7 +225,22 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         : "no activity yet",
     ].filter(Boolean).join(", ");
     return `${service.name} (port ${service.port}) running\n  ${details}`;
-  }).join("\n") + (status.warnings ?? []).map((warning) => `\nwarning: ${warning}`).join("");
+  }).join("\n") + (status.sharedPorts ?? []).map(formatSharedPort).join("") +
+    (status.warnings ?? []).map((warning) => `\nwarning: ${warning}`).join("");
+}
+
+/**
+ * A port routed by name: `port [::]:80 by name: app.example.com -> web (12),
+ * * -> docs (1); unrouted: 3 unknown_name, 1 timeout`, on a line of its own;
+ * or a WAITING_PAGE service's own: `port [::]:8080 reads request heads: * -> web (5)`.
+ */
+function formatSharedPort(port: SharedPortStatus): string {
+  const routes = port.routes
+    .map((route) => `${route.hostname} -> ${route.service} (${route.connections})`)
+    .join(", ");
+  const unrouted = Object.entries(port.unrouted).map(([reason, count]) => `${count} ${reason}`);
+  return `\nport ${port.listen} ${port.byName ? "by name" : "reads request heads"}: ${routes}` +
+    (unrouted.length > 0 ? `; unrouted: ${unrouted.join(", ")}` : "");
 }
 
 /** A duration in the past, in words: "5s ago", "3m 20s ago", "2h 5m ago". */

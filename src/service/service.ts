@@ -50,6 +50,8 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** How long a service's wakes usually take, in seconds, from its history; none by default. */
+  typicalWake?: (service: string) => number | undefined;
 }
 
 /** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
@@ -99,6 +101,10 @@ export class Service {
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** How long the service's wakes usually take, from its history. */
+  readonly #typicalWake: (service: string) => number | undefined;
+  /** The last wake that failed: when, and why. */
+  #lastWakeFailure?: { at: number; message: string };
   readonly #log = log("service");
 
   /**
@@ -166,6 +172,7 @@ export class Service {
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
+    this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
   }
@@ -299,6 +306,16 @@ export class Service {
   /** Epoch milliseconds when the current state was entered. */
   get stateSince(): number {
     return this.#lifecycle.since;
+  }
+
+  /** Seconds the service's wakes usually take, from its history; undefined before any. */
+  typicalWakeSeconds(): number | undefined {
+    return this.#typicalWake(this.#config.name);
+  }
+
+  /** The last wake that failed: when (epoch milliseconds) and why; undefined before any. */
+  get lastWakeFailure(): { at: number; message: string } | undefined {
+    return this.#lastWakeFailure;
   }
 
   /** The backend's target while it is known (awake, or stopping). */
@@ -534,6 +551,7 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
+    this.#lastWakeFailure = { at: Date.now(), message: reason };
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;

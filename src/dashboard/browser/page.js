@@ -27,6 +27,8 @@
  * @property {string} stateSince an ISO time
  * @property {string | null} target the backend, when known
  * @property {number} openConnections
+ * @property {string[]} [hostnames] HOSTNAMES, on a port shared by name
+ * @property {boolean} [waitingPage] whether browsers get a waiting page (WAITING_PAGE)
  */
 
 /**
@@ -494,6 +496,13 @@ function updateRow(row, service) {
     service.openConnections === 1 ? " open connection" : " open connections",
   );
   row.facts.replaceChildren(route, open);
+  // A port shared by name, a waiting page: one line, only when there is one.
+  const byName = make("span", "route");
+  if (service.hostnames?.length) {
+    byName.append("names ", value("hostnames", service.hostnames.join(" ")));
+  }
+  if (service.waitingPage) byName.append(byName.childNodes.length ? " · " : "", "waiting page");
+  if (byName.childNodes.length > 0) row.facts.append(byName);
   row.actions.hidden = !app.status?.actions;
   row.wakeButton.disabled = service.state !== "asleep";
   row.sleepButton.disabled = service.state !== "awake";
