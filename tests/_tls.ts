@@ -1,85 +1,107 @@
 /**
- * Certificates made by `openssl` for a test: an authority, a server
- * certificate for 127.0.0.1 and a client certificate without a Common Name
- * (etcd's HTTP gateway refuses one that has one), in a folder of their own.
+ * TLS for the tests of ports shared by name: ClientHellos built byte by byte
+ * (RFC 8446 4.1.2), split into records as a client may, and self-signed
+ * certificates made by `openssl req`.
  *
  * @module
  */
 
 import { runProgram } from "./_helpers.ts";
 
-/** The files made, each a PEM file. */
-export interface Certificates extends AsyncDisposable {
-  /** The folder holding them. */
-  dir: string;
-  /** The authority that signs the others. */
-  caFile: string;
-  /** The server's certificate (for IP 127.0.0.1) and key. */
-  serverCertFile: string;
-  serverKeyFile: string;
-  /** The client's certificate and key. */
-  clientCertFile: string;
-  clientKeyFile: string;
+/** What a built ClientHello holds. */
+export interface HelloOptions {
+  /** The server_name's host_name; none when undefined. */
+  name?: string;
+  /** Extensions (type, data) before server_name, e.g. to push it past a record's end. */
+  before?: [number, Uint8Array][];
+  /** Extensions after it. */
+  after?: [number, Uint8Array][];
 }
 
-/** Makes an authority, and a server and a client certificate it signs, with `openssl`. */
-export async function makeCertificates(): Promise<Certificates> {
-  const dir = await Deno.makeTempDir({ prefix: "sleepingd-tls-" });
-  const openssl = async (...args: string[]) => {
-    const { code, stderr } = await runProgram("openssl", args, { cwd: dir });
-    if (code !== 0) throw new Error(`openssl ${args[0]} failed: ${stderr}`);
-  };
-  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
+function u16(value: number): number[] {
+  return [value >> 8, value & 0xff];
+}
+
+function extension(type: number, data: Uint8Array | number[]): number[] {
+  return [...u16(type), ...u16(data.length), ...data];
+}
+
+/** A ClientHello handshake message (without its record layer). */
+export function helloMessage(options: HelloOptions = {}): Uint8Array {
+  const extensions: number[] = [];
+  for (const [type, data] of options.before ?? []) extensions.push(...extension(type, data));
+  if (options.name !== undefined) {
+    const name = [...new TextEncoder().encode(options.name)];
+    const entry = [0, ...u16(name.length), ...name];
+    extensions.push(...extension(0, [...u16(entry.length), ...entry]));
+  }
+  for (const [type, data] of options.after ?? []) extensions.push(...extension(type, data));
+  const body = [
+    0x03,
+    0x03,
+    ...new Array(32).fill(7), // random
+    32,
+    ...new Array(32).fill(9), // session id
+    ...u16(4),
+    0x13,
+    0x01,
+    0x13,
+    0x02, // cipher suites
+    1,
+    0, // compression: null
+    ...u16(extensions.length),
+    ...extensions,
+  ];
+  return new Uint8Array([
+    1,
+    body.length >> 16,
+    (body.length >> 8) & 0xff,
+    body.length & 0xff,
+    ...body,
+  ]);
+}
+
+/** `message` in TLS handshake records of at most `size` bytes of payload each. */
+export function inRecords(message: Uint8Array, size = 16_384): Uint8Array {
+  const out: number[] = [];
+  for (let at = 0; at < message.length; at += size) {
+    const part = message.subarray(at, Math.min(at + size, message.length));
+    out.push(0x16, 0x03, 0x01, ...u16(part.length), ...part);
+  }
+  return new Uint8Array(out);
+}
+
+/** A ClientHello as a client sends it: one record. */
+export function clientHello(options: HelloOptions = {}): Uint8Array {
+  return inRecords(helloMessage(options));
+}
+
+/** A self-signed certificate for `name` and its key, as PEM files in `dir`. */
+export async function selfSigned(
+  dir: string,
+  name: string,
+): Promise<{ cert: string; key: string }> {
+  const cert = `${dir}/${name}.crt`;
+  const key = `${dir}/${name}.key`;
+  const { code, stderr } = await runProgram("openssl", [
     "req",
     "-x509",
-    ...key,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
     "-days",
     "2",
     "-subj",
-    "/CN=sleepingd test authority",
-  );
-  const sign = async (name: string, subject: string, extensions: string) => {
-    await Deno.writeTextFile(`${dir}/${name}.ext`, extensions);
-    await openssl("req", ...key, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
-    await openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      "-extfile",
-      `${name}.ext`,
-    );
-  };
-  // etcd's gateway calls its own gRPC server with the server certificate: it needs clientAuth too.
-  await sign(
-    "server",
-    "/CN=etcd",
-    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  await sign("client", "/O=sleepingd", "extendedKeyUsage=clientAuth\n");
-  return {
-    dir,
-    caFile: `${dir}/ca.pem`,
-    serverCertFile: `${dir}/server.pem`,
-    serverKeyFile: `${dir}/server.key`,
-    clientCertFile: `${dir}/client.pem`,
-    clientKeyFile: `${dir}/client.key`,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ]);
+  if (code !== 0) throw new Error(`openssl req failed: ${stderr}`);
+  return { cert, key };
 }

@@ -13,7 +13,7 @@ import { bounded, runCli, waitFor } from "./_helpers.ts";
 import { freePort, listenLocal } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
 import { exchange, openGate } from "./_service.ts";
-import { makeCertificates } from "./_tls.ts";
+import { makeCertificates } from "./_certificates.ts";
 
 const ETCD_AND_OPENSSL = [...ETCD, { binary: "openssl", package: "openssl" }];
 
