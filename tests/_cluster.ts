@@ -42,12 +42,15 @@ export async function instances(etcd: EtcdServer, count: number, options: GroupO
   const proxies = options.proxies ? members.map(() => startEtcdProxy(etcd.url)) : [];
   const daemons: Daemon[] = [];
   const files: string[] = [];
-  for (const [index, { port, http }] of members.entries()) {
+  for (const [index, member] of members.entries()) {
     const file = `${dir}/instance${index}.conf`;
     files.push(file);
-    await Deno.writeTextFile(
-      file,
-      `VARRUN_PATH=${dir}/run${index}
+    // A port found free may be taken by another test before the daemon binds it: then new ones.
+    for (let attempt = 1;; attempt++) {
+      const { port, http } = member;
+      await Deno.writeTextFile(
+        file,
+        `VARRUN_PATH=${dir}/run${index}
 ETCD_ENDPOINTS=${proxies[index]?.url ?? etcd.url}
 CLUSTER_NAME=${cluster}
 METRICS_ADDRESS=127.0.0.1:${http}
@@ -63,8 +66,15 @@ IDLE_CHECK_INTERVAL=0.2
 CLUSTER_TARGETS=127.0.0.1
 ${(options.service ?? "").replaceAll("{backend}", String(backend))}
 `,
-    );
-    daemons.push(await startDaemon(file, { args: options.args }));
+      );
+      try {
+        daemons.push(await startDaemon(file, { args: options.args }));
+        break;
+      } catch (error) {
+        if (attempt === 3 || !/already in use/.test((error as Error).message)) throw error;
+        Object.assign(member, { port: freePort(), http: freePort() });
+      }
+    }
   }
   const status = async (index: number) => {
     const response = await fetch(`http://127.0.0.1:${members[index].http}/api/status`);
@@ -106,6 +116,8 @@ ${(options.service ?? "").replaceAll("{backend}", String(backend))}
     status,
     metric,
     backendPid,
+    /** The port the backend listens on once started. */
+    backendPort: backend,
     /** The etcd key of the service's `rest` (`lock`, `state`). */
     key: (rest: string) => `/sleepingd/${cluster}/services/echo/${rest}`,
     /** Whether every instance says the service is asleep. */
