@@ -42,15 +42,30 @@ export async function instances(etcd: EtcdServer, count: number, options: GroupO
   const proxies = options.proxies ? members.map(() => startEtcdProxy(etcd.url)) : [];
   const daemons: Daemon[] = [];
   const files: string[] = [];
-  for (const [index, member] of members.entries()) {
-    const file = `${dir}/instance${index}.conf`;
-    files.push(file);
-    // A port found free may be taken by another test before the daemon binds it: then new ones.
-    for (let attempt = 1;; attempt++) {
-      const { port, http } = member;
-      await Deno.writeTextFile(
-        file,
-        `VARRUN_PATH=${dir}/run${index}
+  const backendPid = () => {
+    try {
+      return Number(Deno.readTextFileSync(`${dir}/backend/backend.pid`)) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const cleanup = async () => {
+    for (const daemon of daemons) await daemon.stop();
+    for (const proxy of proxies) await proxy.close();
+    const pid = backendPid();
+    if (pid && isAlive(pid)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    for (const [index, member] of members.entries()) {
+      const file = `${dir}/instance${index}.conf`;
+      files.push(file);
+      // A port found free may be taken by another test before the daemon binds it: then new ones.
+      for (let attempt = 1;; attempt++) {
+        const { port, http } = member;
+        await Deno.writeTextFile(
+          file,
+          `VARRUN_PATH=${dir}/run${index}
 ETCD_ENDPOINTS=${proxies[index]?.url ?? etcd.url}
 CLUSTER_NAME=${cluster}
 METRICS_ADDRESS=127.0.0.1:${http}
@@ -66,15 +81,19 @@ IDLE_CHECK_INTERVAL=0.2
 CLUSTER_TARGETS=127.0.0.1
 ${(options.service ?? "").replaceAll("{backend}", String(backend))}
 `,
-      );
-      try {
-        daemons.push(await startDaemon(file, { args: options.args }));
-        break;
-      } catch (error) {
-        if (attempt === 3 || !/already in use/.test((error as Error).message)) throw error;
-        Object.assign(member, { port: freePort(), http: freePort() });
+        );
+        try {
+          daemons.push(await startDaemon(file, { args: options.args }));
+          break;
+        } catch (error) {
+          if (attempt === 3 || !/already in use/.test((error as Error).message)) throw error;
+          Object.assign(member, { port: freePort(), http: freePort() });
+        }
       }
     }
+  } catch (error) {
+    await cleanup();
+    throw error;
   }
   const status = async (index: number) => {
     const response = await fetch(`http://127.0.0.1:${members[index].http}/api/status`);
@@ -91,20 +110,6 @@ ${(options.service ?? "").replaceAll("{backend}", String(backend))}
     } catch {
       return 0;
     }
-  };
-  const backendPid = () => {
-    try {
-      return Number(Deno.readTextFileSync(`${dir}/backend/backend.pid`)) || undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const cleanup = async () => {
-    for (const daemon of daemons) await daemon.stop();
-    for (const proxy of proxies) await proxy.close();
-    const pid = backendPid();
-    if (pid && isAlive(pid)) Deno.kill(pid, "SIGKILL");
-    await Deno.remove(dir, { recursive: true });
   };
   return {
     dir,
