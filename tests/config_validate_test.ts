@@ -703,7 +703,8 @@ Deno.test("buildConfig() reads etcd's TLS files and user, each checked where it 
   );
   assert.deepEqual(
     warningsOf(
-      `ETCD_ENDPOINTS=http://a:2379\nETCD_USER=sd\nETCD_PASSWORD_FILE=${dir.path}/pw\n${WEB}`,
+      `ETCD_ENDPOINTS=http://a:2379\nETCD_USER=sd\nETCD_PASSWORD_FILE=${dir.path}/pw\n${WEB}` +
+        "CHECK_CMD=is-up\n",
     ),
     [
       't.conf:2: ETCD_USER\'s password crosses the network unencrypted to "http://a:2379": use ' +
@@ -731,6 +732,18 @@ Deno.test("buildConfig() reads CLUSTER_TARGETS: addresses and CIDR blocks, each 
   assert.deepEqual(warningsOf(`CLUSTER_TARGETS=10.0.0.5\n${WEB}`), [
     't.conf:1: Ignoring "CLUSTER_TARGETS" as ETCD_ENDPOINTS is not set',
   ]);
+});
+
+Deno.test("buildConfig() warns when several instances cannot trust a backend another one woke", () => {
+  const etcd = "ETCD_ENDPOINTS=http://a:2379\n";
+  assert.deepEqual(warningsOf(`${etcd}${WEB}`), [
+    "t.conf:4: [web] has neither CHECK_CMD nor CLUSTER_TARGETS: a backend another instance woke " +
+    "is not trusted, so this instance runs START_CMD again, which must then succeed on a backend " +
+    "that is already up; set CHECK_CMD, or CLUSTER_TARGETS to the backends' addresses",
+  ]);
+  assert.deepEqual(warningsOf(`${etcd}${WEB}CHECK_CMD=is-up\n`), []);
+  assert.deepEqual(warningsOf(`${etcd}${WEB}CLUSTER_TARGETS=10.0.0.5\n`), []);
+  assert.deepEqual(warningsOf(WEB), []);
 });
 
 Deno.test("buildConfig() reads METRICS_HOSTS, refusing an entry that is not a host name", () => {

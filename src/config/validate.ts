@@ -140,6 +140,7 @@ export function validateConfig(
     endpoints,
     issues,
   );
+  if (endpoints !== undefined) checkClusterTrust(built, issues);
   const hostnameTimeout = globalSettings.get("HOSTNAME_TIMEOUT") as number;
   if (hostnameTimeout === 0) {
     issues.error(
@@ -325,6 +326,8 @@ interface Built {
   hostnamesAt?: Location;
   /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
   idleTimeAt?: RawEntry;
+  /** The entry that sets START_CMD for it, when one does. */
+  startCmdAt?: RawEntry;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -420,6 +423,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
     hostnamesAt: settings.entry("HOSTNAMES")?.location,
     idleTimeAt: settings.entry("IDLE_TIME"),
+    startCmdAt: settings.entry("START_CMD"),
   }];
 }
 
@@ -865,6 +869,24 @@ function checkClusterTargets(
         );
       }
     }
+  }
+}
+
+/**
+ * Warns about a service of several instances that has no way to trust a
+ * backend another instance woke (neither CHECK_CMD nor CLUSTER_TARGETS): each
+ * instance then runs its START_CMD again, which must succeed on a backend that
+ * is already up (docs/ARCHITECTURE.md, "Several instances").
+ */
+function checkClusterTrust(built: Built[], issues: Issues): void {
+  for (const { service, description, startCmdAt } of built) {
+    if (startCmdAt === undefined || service.checkCmd || service.clusterTargets?.length) continue;
+    issues.warn(
+      startCmdAt,
+      `${description} has neither CHECK_CMD nor CLUSTER_TARGETS: a backend another instance ` +
+        "woke is not trusted, so this instance runs START_CMD again, which must then succeed on " +
+        "a backend that is already up; set CHECK_CMD, or CLUSTER_TARGETS to the backends' addresses",
+    );
   }
 }
 
