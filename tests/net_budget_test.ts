@@ -10,17 +10,17 @@ const caps = (limits: ReturnType<typeof planBudget>) =>
 
 Deno.test("planBudget() shares what the limit leaves after the daemon's files and reserve, no kind starving another", () => {
   // systemd's default hard limit, raised to: the reserve is 64 files.
-  const large = planBudget({ fileLimit: 524288, ownFiles: 40, udp: true, http: true });
+  const large = planBudget({ fileLimit: 524288, ownFiles: 40, udp: true, http: 128 });
   assert.equal(large.descriptors, 524288 - 40 - 64);
   assert.deepEqual(caps(large), {
-    tcp: Math.floor((large.descriptors - 16 - 64 - 1024) / 2),
+    tcp: Math.floor((large.descriptors - 16 - 128 - 1024) / 2),
     udp_flow: 1024,
-    http: 64,
+    http: 128,
     control: 16,
   });
   assert.equal(large.heldBytes, 64 * 1024 * 1024);
   // A low limit: the reserve is an eighth of it (16 at least), the shares shrink with it.
-  const low = planBudget({ fileLimit: 128, ownFiles: 30, udp: true, http: true });
+  const low = planBudget({ fileLimit: 128, ownFiles: 30, udp: true, http: 128 });
   assert.equal(low.descriptors, 128 - 30 - 16);
   assert.deepEqual(caps(low), { tcp: 21, udp_flow: 20, http: 10, control: 10 });
   const sum = (limits: typeof low) =>
@@ -99,7 +99,7 @@ Deno.test("Budget: each kind within its cap, all within the descriptor bound; re
 });
 
 Deno.test("Budget: a default share says which key changes it", () => {
-  const budget = new Budget(planBudget({ fileLimit: 128, ownFiles: 30, udp: true, http: true }));
+  const budget = new Budget(planBudget({ fileLimit: 128, ownFiles: 30, udp: true, http: 128 }));
   while (budget.acquire("udp_flow"));
   assert.equal(
     budget.full("udp_flow"),

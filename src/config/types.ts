@@ -36,6 +36,10 @@ export interface ServiceConfig {
   source: Location;
   /** TCP port sleepingd listens on (`PORT`), 1–65535. */
   port: number;
+  /** Where `PORT` is set, for errors about the port; `source` when unknown. */
+  portSource?: Location;
+  /** Where `MORE_PORTS` is set, when it is. */
+  morePortsSource?: Location;
   /**
    * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
    * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6
@@ -65,6 +69,11 @@ export interface ServiceConfig {
   allow: string[];
   /** `DENY`: client addresses and CIDR blocks that may not connect; it wins over `allow`. */
   deny: string[];
+  /**
+   * `CLUSTER_TARGETS`: the targets (addresses or CIDR blocks, with an optional
+   * port) another instance may publish; `undefined` means none.
+   */
+  clusterTargets?: string[];
   /** `MAX_CONNECTIONS`: connections held at once, waiting ones included; `undefined` means no limit. */
   maxConnections?: number;
   /** `MAX_CONNECTIONS_PER_SOURCE`: connections one client address may hold at once. */
@@ -85,6 +94,8 @@ export interface ServiceConfig {
   proxyProtocol?: "v1" | "v2";
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
+  /** `PASS_ENV`: variables of sleepingd's environment that commands run as `user` get too. */
+  passEnv?: string[];
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
   idleTime?: number;
   /** `IDLE_CHECK_INTERVAL`: seconds between idle checks; `undefined` or 0 means no checks. */
@@ -95,6 +106,12 @@ export interface ServiceConfig {
    * @default false
    */
   routePerConnection: boolean;
+  /**
+   * `LOG_CONNECTIONS`: whether each connection's line (when it ends) is logged at info;
+   * otherwise at debug.
+   * @default true
+   */
+  logConnections: boolean;
   /**
    * `PROTOCOL`: the protocol of `port`.
    * @default "tcp"
@@ -121,13 +138,29 @@ export interface ServiceConfig {
   minAwakeTime?: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
+  /**
+   * `HOSTNAMES`: the name patterns the service answers to on a port shared by
+   * name (`app.example.com`, `*.example.com`, `*`); `undefined` when the port is its own.
+   */
+  hostnames?: string[];
+  /** `WAITING_PAGE` and its settings: the page browsers get while they wait; `undefined` means off. */
+  waitingPage?: WaitingPageConfig;
+}
+
+/** The waiting page of a service (`WAITING_PAGE=yes`). */
+export interface WaitingPageConfig {
+  /** `WAITING_PAGE_AFTER`: seconds a browser waits before it gets the page. */
+  after: number;
+  /** `WAITING_PAGE_FILE`: the page of one's own, read with the configuration; `undefined`: sleepingd's. */
+  file?: { path: string; text: string };
 }
 
 /** Settings that belong to the daemon as a whole, read from the global section. */
 export interface GlobalConfig {
   /**
    * `VARRUN_PATH`: folder for the pidfile, state and control socket.
-   * @default "/var/run/sleepingd"
+   * @default "/var/run/sleepingd" (for a user other than root who cannot write it,
+   * `$XDG_RUNTIME_DIR/sleepingd`: see `folders.ts`)
    */
   varrunPath: string;
   /**
@@ -143,10 +176,24 @@ export interface GlobalConfig {
   /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
   logFile?: string;
   /**
+   * `LOG_MAX_SIZE`: bytes past which the log file is rotated; 0 means never.
+   * @default 4 MiB
+   */
+  logMaxSize: number;
+  /**
+   * `LOG_MAX_FILES`: log files kept when it rotates, the one written included, 1 or more.
+   * @default 2
+   */
+  logMaxFiles: number;
+  /**
    * `STATE_PATH`: folder for the event log, which outlives a restart.
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** Where `VARRUN_PATH` is set; undefined when it is left to the default. */
+  varrunPathSource?: Location;
+  /** Where `STATE_PATH` is set; undefined when it is left to the default. */
+  statePathSource?: Location;
   /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
   etcdEndpoints?: string[];
   /**
@@ -154,8 +201,16 @@ export interface GlobalConfig {
    * @default "sleepingd"
    */
   clusterName: string;
+  /** `ETCD_CA_FILE`: PEM file of the authorities that sign etcd's certificate. */
+  etcdCaFile?: string;
+  /** `ETCD_CERT_FILE` and `ETCD_KEY_FILE`: the client certificate shown to etcd, and its key. */
+  etcdClientCert?: { certFile: string; keyFile: string };
+  /** `ETCD_USER` and `ETCD_PASSWORD_FILE`: the etcd user, and the file of its password. */
+  etcdUser?: { name: string; passwordFile: string };
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
+  /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */
+  metricsHosts?: string[];
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */
@@ -166,6 +221,11 @@ export interface GlobalConfig {
   maxUdpFlowsTotal?: number;
   /** `MAX_HELD_BYTES_TOTAL`: bytes kept for clients; `undefined` means the default, 64 MiB. */
   maxHeldBytesTotal?: number;
+  /**
+   * `HOSTNAME_TIMEOUT`: seconds a client of a port routed by name has to send its first bytes.
+   * @default 10
+   */
+  hostnameTimeout: number;
 }
 
 /** A problem found in the configuration. */

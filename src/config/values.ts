@@ -6,6 +6,7 @@
  */
 
 import { parseAddressRule, splitRules } from "./address_rules.ts";
+import { parseHostPattern } from "./hostnames.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 import { parsePortMapping } from "./ports.ts";
 import { parseKeepAwake } from "./schedule.ts";
@@ -38,6 +39,10 @@ const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
 const INTEGER = /^\d+$/;
 const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const COST = /^(\d+(?:\.\d*)?|\.\d+)(?:\s+(\S{1,12}))?$/;
+const SIZE = /^(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMG])(?:i?B)?|B)?$/i;
+
+/** Bytes in one unit of a `size` value. */
+const SIZE_UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** How each kind of key reads its values. */
 export const READERS: Record<KeyKind, Reader> = {
@@ -108,11 +113,29 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: (text) => explainError(() => parseKeepAwake(text)),
   },
+  hostnames: {
+    rule: () => "names separated by spaces, each a name, *.name or *",
+    read(text) {
+      const patterns = text.trim().split(/\s+/).filter(Boolean);
+      if (patterns.length === 0) return undefined;
+      return badHostname(text) === undefined ? patterns.map(parseHostPattern) : INVALID;
+    },
+    explain: badHostname,
+  },
+  size: {
+    rule: () => "a size in bytes, or with K, M or G, e.g. 4M",
+    read(text) {
+      const match = SIZE.exec(text.trim());
+      if (text.trim() === "") return undefined;
+      if (!match) return INVALID;
+      return Math.floor(Number(match[1]) * (SIZE_UNITS[match[2]?.toUpperCase()] ?? 1));
+    },
+  },
   bytes: {
     rule: () => "a size, more than 0, in bytes or with K, M or G, e.g. 64M",
-    read(text) {
-      if (text.trim() === "") return undefined;
-      return parseBytes(text) ?? INVALID;
+    read(text, key) {
+      const size = READERS.size.read(text, key);
+      return size === 0 ? INVALID : size;
     },
   },
   choice: {
@@ -124,17 +147,6 @@ export const READERS: Record<KeyKind, Reader> = {
     },
   },
 };
-
-const SIZE = /^(\d+)\s*(?:([kmg])(?:i?b)?|b)?$/i;
-const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
-
-/** `64M`, `64 MiB`, `512k`, `1048576` as bytes (units are powers of 1024); undefined otherwise. */
-function parseBytes(text: string): number | undefined {
-  const match = SIZE.exec(text.trim());
-  if (!match) return undefined;
-  const bytes = Number(match[1]) * (match[2] ? UNITS[match[2].toLowerCase()] : 1);
-  return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : undefined;
-}
 
 /** The message `read` throws, or undefined when it does not. */
 function explainError(read: () => unknown): string | undefined {
@@ -151,6 +163,18 @@ function badPort(text: string): string | undefined {
   for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
     try {
       parsePortMapping(entry);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/** Why the first name of a HOSTNAMES list that is not a name, `*.name` or `*` is not one. */
+function badHostname(text: string): string | undefined {
+  for (const pattern of text.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      parseHostPattern(pattern);
     } catch (error) {
       return (error as Error).message;
     }

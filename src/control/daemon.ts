@@ -8,18 +8,25 @@
 
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { log } from "../log.ts";
+import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
+import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
 import { raiseFileLimit } from "../process/file_limit.ts";
+import { keepInheritedFilesFromCommands } from "../process/inherited_files.ts";
 import { Budget } from "../net/budget.ts";
-import { Supervisor } from "../service/supervisor.ts";
+import { HttpSlots, MAX_HTTP_CONNECTIONS } from "../net/http_slots.ts";
+import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
+import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
+import { readEtcdAccess } from "../cluster/access.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
+import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { Metrics } from "./metrics.ts";
@@ -27,6 +34,7 @@ import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
+import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { type DaemonStatus, daemonStatus } from "./status.ts";
 
@@ -36,14 +44,26 @@ const RESTART_ONLY = [
   { name: "STATE_PATH", field: "statePath" },
   { name: "LOG_FORMAT", field: "logFormat" },
   { name: "LOG_FILE", field: "logFile" },
+  { name: "LOG_MAX_SIZE", field: "logMaxSize" },
+  { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
+  // The instance joined its cluster at start: it stays in it until it restarts.
+  { name: "ETCD_ENDPOINTS", field: "etcdEndpoints" },
+  { name: "CLUSTER_NAME", field: "clusterName" },
+  { name: "ETCD_CA_FILE", field: "etcdCaFile" },
+  { name: "ETCD_CERT_FILE or ETCD_KEY_FILE", field: "etcdClientCert" },
+  { name: "ETCD_USER or ETCD_PASSWORD_FILE", field: "etcdUser" },
 ] as const;
 
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
 
-/** Signals that ask the daemon to shut down gracefully. */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+/**
+ * Signals that ask the daemon to shut down gracefully: SIGQUIT (Ctrl-\, and
+ * a graceful stop for nginx) and SIGPWR (lxc-stop's) too, which would
+ * otherwise end it at once, its backends left awake.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGQUIT", "SIGPWR"] as const;
 
 /**
  * Set by `sleepingd start` for the daemon it spawns: the control socket is
@@ -58,15 +78,27 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
  * @returns the exit code: 0 after a graceful shutdown, 1 when none can run
  * or a second signal cut the shutdown short
  * @throws {Error} when a service cannot listen or VARRUN_PATH cannot be
- * claimed (another daemon runs there, or `start` needs it and it is not writable)
+ * claimed (another daemon runs there, or `start` needs it and it is not writable),
+ * when VARRUN_PATH or STATE_PATH could be changed by another user, or when
+ * API_TOKEN_FILE is set and holds no usable token
  */
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
+  // What the start warns of, for `sleepingd start` to show; then what the last reload did.
+  const startWarnings = gatherWarningsFromNow();
+  let warnings: string[] | undefined;
   logWarnings(config);
+  const inherited = keepInheritedFilesFromCommands();
+  if (!inherited.done) {
+    logger.warn("cannot keep the files sleepingd inherited open from its commands: {how}", {
+      how: inherited.how,
+    });
+  }
   if (config.services.length === 0) {
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;
   }
+  if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
@@ -74,20 +106,29 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     if (saving) saveServices(dir, supervisor);
   };
   const notifier = new Notifier();
+  const { statePath, statePathSource } = config.global;
+  requireTrustedFolder(statePath, "STATE_PATH");
   const events = new EventLog({
-    folder: config.global.statePath,
+    folder: statePath,
+    ...(statePathSource ? { folderSource: `${statePathSource.file}:${statePathSource.line}` } : {}),
     states: () => states(supervisor),
   });
   const { etcdEndpoints, clusterName } = config.global;
   const cluster: Cluster | undefined = etcdEndpoints
-    ? new Cluster(etcdEndpoints, clusterName, (): readonly Service[] => supervisor.services)
+    ? new Cluster({
+      endpoints: etcdEndpoints,
+      name: clusterName,
+      access: await readEtcdAccess(config.global),
+      services: (): readonly Service[] => supervisor.services,
+    })
     : undefined;
   const budget = new Budget();
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     budget,
     fileLimit: await fileLimit(),
-    http: config.global.metricsAddress ? true : undefined,
+    http: config.global.metricsAddress ? MAX_HTTP_CONNECTIONS : undefined,
     onChange: save,
     onTransition: (service, change) => {
       events.append(changeEvent(service.config.name, change));
@@ -104,6 +145,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       supervisor.config.files,
       supervisor.config.global.apiTokenFile !== undefined,
       cluster?.instances,
+      warnings,
+      supervisor.sharedPorts,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -119,21 +162,27 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     supervisor,
     status,
     requestStop: () => stop.resolve("sleepingd stop"),
-    reloaded: () => daemonEvent("reloaded"),
+    reloaded: (reloadWarnings) => {
+      warnings = reloadWarnings;
+      daemonEvent("reloaded");
+    },
   });
   const saved = control ? readSavedState(dir) : undefined;
   saving = control !== undefined;
   let http: { shutdown(): Promise<void> } | undefined;
   try {
-    supervisor.listen();
-    await cluster?.start();
+    await supervisor.listen();
     daemonEvent("started");
     // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.
+    // Recovery comes first of all, so that no client wakes a service it has to clean up, even
+    // while etcd is slow to answer the join.
     recover(supervisor.services, saved).then(() => supervisor.startSchedules());
     save();
+    await cluster?.start();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services, budget),
+        metrics: () =>
+          metrics.render(supervisor.services, { shared: supervisor.sharedPorts, budget }),
         status,
         history: (period, only) =>
           history(
@@ -146,7 +195,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         subscribe: (listener) => events.subscribe(listener),
         act: (request, by) => runAction(supervisor, request, by),
         tokenFile: () => supervisor.config.global.apiTokenFile,
-      });
+        allowedHosts: () => supervisor.config.global.metricsHosts ?? [],
+      }, new HttpSlots(undefined, budget));
     }
     // Now that everything listens, the budget is what the file limit leaves after it.
     supervisor.planBudget();
@@ -167,11 +217,17 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   const onHangup = () =>
-    reload(configFiles, supervisor).then((result) => result.ok && daemonEvent("reloaded"));
+    reload(configFiles, supervisor).then((result) => {
+      if (!result.ok) return;
+      warnings = result.warnings;
+      daemonEvent("reloaded");
+    });
   Deno.addSignalListener("SIGHUP", onHangup);
+  const stopOtherSignals = handleOtherSignals();
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
+  warnings = startWarnings();
   const reason = await stop.promise;
   stopReturningMemory();
   stopping = true;
@@ -188,14 +244,29 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   events.close();
   await http?.shutdown();
   await notifier.settled(EVENTS_AT_EXIT_MS);
-  control?.close();
+  await control?.close(); // after the last answer (`sleepingd stop`'s) is written whole
   saving = false;
   removeSavedState(dir);
   releaseRunDir(dir);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   Deno.removeSignalListener("SIGHUP", onHangup);
+  stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/**
+ * Reads API_TOKEN_FILE once at start, so that a missing file or a token too
+ * short to resist guessing stops the daemon before it serves; warns when other
+ * users may read it.
+ *
+ * @throws {TokenFileError} naming the file and the fix
+ */
+async function checkTokenFile(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  await readToken(file);
+  const exposed = exposure(file);
+  if (exposed) log("daemon").warn("{message}", { message: exposed });
 }
 
 /** Each service's state, by name. */
@@ -244,14 +315,18 @@ function openControl(
     supervisor: Supervisor;
     status: () => DaemonStatus;
     requestStop: () => void;
-    reloaded: () => void;
+    /** Told of each reload that succeeded, with what it warned of. */
+    reloaded: (warnings: string[]) => void;
   },
-): { close(): void } | undefined {
+): { close(): Promise<void> } | undefined {
   const { budget, configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
   } catch (error) {
-    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
+    if (
+      Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError ||
+      error instanceof UntrustedPathError
+    ) {
       throw error;
     }
     log("daemon").warn(
@@ -276,17 +351,49 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
-    if (result.ok) reloaded();
-    return result.ok ? { ok: true, status: status(), message: result.message } : result;
+    if (!result.ok) return result;
+    reloaded(result.warnings);
+    return {
+      ok: true,
+      status: status(),
+      message: result.message,
+      reload: result.summary,
+      warnings: result.warnings,
+    };
   });
   return { close };
 }
 
-/** Re-reads the configuration files and applies them; a broken configuration changes nothing. */
+/**
+ * Re-reads the configuration files and applies them; a broken configuration
+ * changes nothing. Either way it says what it warned of: the warnings it
+ * logged, or those found beside the errors.
+ */
 async function reload(
   configFiles: string[],
   supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
+): Promise<
+  { ok: true; message: string; summary: ReloadSummary; warnings: string[] } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
+  const { result, warnings } = await gatherWarnings(() => applyReload(configFiles, supervisor));
+  return result.ok ? { ...result, warnings } : result;
+}
+
+/** {@linkcode reload} without gathering its warnings. */
+async function applyReload(
+  configFiles: string[],
+  supervisor: Supervisor,
+): Promise<
+  { ok: true; message: string; summary: ReloadSummary } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
@@ -300,15 +407,25 @@ async function reload(
     }
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
-      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+      .map((kind) => `${kind}: ${nameList(summary[kind])}`);
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
-    return { ok: true, message };
+    return { ok: true, message, summary };
   } catch (error) {
     const message = (error as Error).message;
     logger.error("reload refused, the running configuration stays: {error}", { error: message });
-    return { ok: false, error: message };
+    const warnings = error instanceof InvalidConfigError ? error.warnings.map(formatIssue) : [];
+    return { ok: false, error: message, warnings };
   }
+}
+
+/** Names a reload's message lists one by one; more are counted ("1,000 services"). */
+const NAMES_LISTED = 10;
+
+/** `a, b, c`, or past {@linkcode NAMES_LISTED} names, `1,000 services`. */
+function nameList(names: string[]): string {
+  if (names.length <= NAMES_LISTED) return names.join(", ");
+  return `${names.length.toLocaleString("en-US")} services`;
 }
 
 function logWarnings(config: Config) {

@@ -78,8 +78,6 @@ export const DEFAULT_HELD_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_UDP_FLOWS = 1024;
 /** Clients of the control socket at once, at most. */
 const CONTROL_CLIENTS = 16;
-/** Connections to the HTTP server at once, at most, until its own cap is passed in. */
-const HTTP_CONNECTIONS = 64;
 /** Descriptors kept for the daemon itself (commands, log, state files, reloads), at most. */
 const MAX_RESERVE = 64;
 /** ...and at least, under a very low limit. */
@@ -113,14 +111,14 @@ export interface BudgetPlanInput {
   /** Whether a service has a UDP port: otherwise flows get no share. */
   udp: boolean;
   /** The HTTP server's cap on its connections, when it runs (METRICS_ADDRESS). */
-  http?: number | true;
+  http?: number;
 }
 
 /**
  * The bounds for an open file limit and a configuration. After the files the
  * daemon holds and a reserve (an eighth of the limit, 16 to 64 files), the
  * rest is shared out so that no kind can starve another: the control socket
- * up to 16 clients, the HTTP server its cap (64 by default), UDP flows a
+ * up to 16 clients, the HTTP server up to its own cap, UDP flows a
  * quarter of the rest up to 1024 when a service has a UDP port, TCP
  * connections what is left, two descriptors each. A key sets its kind's cap
  * instead; the descriptor bound still holds over all kinds.
@@ -131,9 +129,7 @@ export function planBudget(input: BudgetPlanInput): BudgetLimits {
   const descriptors = Math.max(0, fileLimit - input.ownFiles - reserve);
   const share = (most: number, part: number) => Math.min(most, Math.floor(descriptors * part));
   const control = share(CONTROL_CLIENTS, 1 / 8);
-  const http = input.http === undefined
-    ? 0
-    : share(input.http === true ? HTTP_CONNECTIONS : input.http, 1 / 8);
+  const http = input.http === undefined ? 0 : share(input.http, 1 / 8);
   const udpFlows = input.udpFlows ?? (input.udp ? share(DEFAULT_UDP_FLOWS, 1 / 4) : 0);
   const left = descriptors - control - http - Math.min(udpFlows, share(Infinity, 1 / 4));
   const connections = input.connections ?? Math.max(0, Math.floor(left / KINDS.tcp.files));
@@ -143,7 +139,7 @@ export function planBudget(input: BudgetPlanInput): BudgetLimits {
     caps: {
       tcp: { count: connections, configured: input.connections !== undefined },
       udp_flow: { count: udpFlows, configured: input.udpFlows !== undefined },
-      http: { count: http, configured: typeof input.http === "number" },
+      http: { count: http, configured: false },
       control: { count: control, configured: false },
     },
     heldBytes: input.heldBytes ?? DEFAULT_HELD_BYTES,

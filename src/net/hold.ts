@@ -8,7 +8,9 @@
  * last block, so that what is kept is what was sent: a client that sends one
  * byte per packet keeps one byte per byte. A block is 1 KiB, or four times
  * the one before when one read filled that one whole (a client sending in
- * bulk), up to 64 KiB in all. Every block counts in the budget's held bytes
+ * bulk), up to 64 KiB in all; the bytes read before the hold (the first
+ * bytes of a port routed by name) are a block of their own, of their exact
+ * size. Every block counts in the budget's held bytes
  * until it has been forwarded or the hold ends (docs/ARCHITECTURE.md,
  * "Admission and holding").
  *
@@ -52,19 +54,31 @@ export class ClientHold implements Stream {
   readonly #gone = Promise.withResolvers<string>();
 
   /**
-   * Holds `conn`, its first block counted in `budget`; undefined when the
-   * budget's held bytes have no room for it (the caller refuses the client).
+   * Holds `conn`, after `first` (bytes read from it already: the first
+   * bytes of a port routed by name, kept as a block of their own), its first
+   * block counted in `budget`; undefined when the budget's held bytes have no
+   * room for it (the caller refuses the client).
    */
-  static open(conn: Deno.Conn, budget: Budget): ClientHold | undefined {
-    if (!budget.hold("tcp_held", FIRST_BLOCK)) return undefined;
-    return new ClientHold(conn, budget);
+  static open(conn: Deno.Conn, budget: Budget, first?: Uint8Array): ClientHold | undefined {
+    // An exact copy of a part of a larger buffer, so that what is kept is what is counted.
+    const data = first === undefined || first.length === 0
+      ? new Uint8Array(FIRST_BLOCK)
+      : first.byteLength === first.buffer.byteLength
+      ? first
+      : first.slice();
+    if (!budget.hold("tcp_held", data.length)) return undefined;
+    return new ClientHold(conn, budget, data, first !== undefined && first.length > 0);
   }
 
-  private constructor(conn: Deno.Conn, budget: Budget) {
+  private constructor(conn: Deno.Conn, budget: Budget, data: Uint8Array, sent: boolean) {
     this.#conn = conn;
     this.#budget = budget;
-    this.#made = FIRST_BLOCK;
-    this.#blocks.push({ data: new Uint8Array(FIRST_BLOCK), filled: 0, taken: 0 });
+    this.#made = data.length;
+    this.#blocks.push({ data, filled: sent ? data.length : 0, taken: 0 });
+    if (sent) {
+      this.#sent = true;
+      this.#data.resolve();
+    }
     this.#readAhead();
   }
 

@@ -20,8 +20,8 @@ const CLIENTS_AT_LEAST = 16;
 export interface PlanOptions {
   /** The open file limit in force; undefined when unknown (only the keys bound then). */
   fileLimit?: number;
-  /** The HTTP server's cap on its connections when it runs, or `true` for the default share. */
-  http?: number | true;
+  /** The HTTP server's cap on its connections, when it runs (METRICS_ADDRESS). */
+  http?: number;
   /** Log the plan (debug) and what is wrong with it (warn). */
   say: boolean;
 }

@@ -12,11 +12,13 @@ import { formatAddr, formatTarget, type Target } from "../net/address.ts";
 import { connectOnce, connectWhenReady } from "../net/connect.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
-import type { RunCommand } from "./commands.ts";
+import { loggedAlready, type RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
-import { ALONE, type Coordinator } from "./coordinator.ts";
+import { type Coordinator, NO_CLAIM, type Outcome, type TrustTarget } from "./coordinator.ts";
+import { trustPublished } from "./published_target.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
+import { type Waiting, WakeProgress } from "./wake_progress.ts";
 
 const logger = log("service");
 
@@ -72,6 +74,8 @@ export interface RouteContext {
    * @throws {Error} naming the one that did not wake, and why
    */
   wakeDependencies(signal: AbortSignal): Promise<void>;
+  /** Who waits for the service's wake now: clients held, datagrams queued. */
+  waiting(): Waiting;
 }
 
 /** Finds the backend connection for each client of one service. */
@@ -94,6 +98,12 @@ export interface Router {
    * @throws {NoBackendError} saying why there is none
    */
   target(cause: string, client?: Deno.NetAddr, signal?: AbortSignal): Promise<Target>;
+
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  progress(): string | undefined;
 }
 
 /** The router for a configuration. */
@@ -122,6 +132,9 @@ function beginWake(context: RouteContext, reason: string): boolean {
  * @throws {WakeError} saying which dependency did not wake, or why the wake failed
  */
 async function wakeAfterDependencies(context: RouteContext, request: WakeRequest) {
+  if (request.config.dependsOn.length > 0) {
+    request.observer?.step({ step: "dependencies", since: Date.now() });
+  }
   try {
     await context.wakeDependencies(request.signal);
   } catch (error) {
@@ -144,6 +157,10 @@ class SharedWake implements Router {
   readonly #context: RouteContext;
   /** A CHECK_CMD under way to tell whether the backend is gone, shared by the clients asking. */
   #checking?: Promise<boolean | undefined>;
+  /** The target last found gone, until a wake succeeds: never taken from another instance again. */
+  #dead?: Target;
+  /** The progress of the wake under way, if one is. */
+  #progress?: WakeProgress;
 
   /** Creates the router for a service. */
   constructor(context: RouteContext) {
@@ -177,6 +194,11 @@ class SharedWake implements Router {
         await this.#waitForWake(client, cause, !port, signal, tries);
       }
     }
+  }
+
+  /** What the wake under way waits for. */
+  progress(): string | undefined {
+    return this.#progress?.describe();
   }
 
   /** Returns the target once awake, waking the backend as needed. */
@@ -254,15 +276,18 @@ class SharedWake implements Router {
     const name = config().name;
     const runWake = async () => {
       // Another instance may run this wake, or have run it: then only its target is needed.
-      const claim = coordinator === ALONE
-        ? { run: true as const }
-        : await coordinator.claimWake(name, signal).catch(() => ({ run: true as const }));
-      if ("target" in claim) {
-        const reason = `${formatTarget(claim.target)} awake, woken by ${claim.by}`;
-        life.transition("starting", { to: "awake", target: claim.target, reason });
+      const answer = await coordinator.claimWake(name, signal, this.#trust)
+        .catch(() => ({ run: true as const, claim: NO_CLAIM }));
+      if ("target" in answer) {
+        const reason = `${formatTarget(answer.target)} awake, woken by ${answer.by}`;
+        life.transition("starting", { to: "awake", target: answer.target, reason });
         return;
       }
       let woken;
+      let failure: unknown;
+      const progress = new WakeProgress(config, this.#context.waiting);
+      this.#progress = progress;
+      const stopLogging = progress.logEvery(name);
       try {
         woken = await wakeAfterDependencies(this.#context, {
           config: config(),
@@ -270,22 +295,39 @@ class SharedWake implements Router {
           signal,
           client,
           knownTarget: life.lastTarget,
+          observer: progress,
         });
       } catch (error) {
-        coordinator.wakeEnded(name, undefined);
-        logger.error("[{service}] cannot wake: {reason}", {
-          service: name,
-          reason: (error as Error).message,
-        });
-        return abandonWake(error as WakeError);
+        failure = error;
+      } finally {
+        stopLogging();
+        this.#progress = undefined;
+      }
+      if (!woken) {
+        if (!loggedAlready(failure)) {
+          logger.error("[{service}] cannot wake: {reason}", {
+            service: name,
+            reason: (failure as Error).message,
+          });
+        }
+        // STOP_CMD cleans up under the claim: no other instance wakes it meanwhile.
+        let outcome: Outcome | undefined;
+        try {
+          await abandonWake(failure as WakeError);
+          if ((failure as WakeError).startRan && config().stopCmd) outcome = { state: "asleep" };
+        } finally {
+          answer.claim.end(outcome);
+        }
+        return;
       }
       const { target, conn: proof } = woken;
       const conn = keepSpare ? proof : undefined;
       if (!keepSpare && proof) closeQuietly(proof);
       const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
       const reason = `${formatTarget(target)} ${proof ? "accepted" : "ready"} after ${seconds}s`;
+      this.#dead = undefined;
       life.transition("starting", { to: "awake", target, conn, reason });
-      coordinator.wakeEnded(name, target);
+      answer.claim.end({ state: "awake", target });
     };
     runWake().catch((error) => {
       logger.fatal("[{service}] the wake left the life cycle broken: {error}", {
@@ -324,10 +366,23 @@ class SharedWake implements Router {
     }
     const gone = `${address} is gone: ${message}`;
     if (life.state === "awake" && life.target === target) {
+      this.#dead = target;
       life.transition("awake", { to: "asleep", reason: gone });
+      this.#context.coordinator.gone(config().name, target);
     }
     return gone;
   }
+
+  /**
+   * Whether a target another instance published may be used: never the one
+   * found gone here; else as {@linkcode trustPublished} decides.
+   */
+  readonly #trust: TrustTarget = async (target, by) => {
+    const { config, run, signal, life } = this.#context;
+    const dead = this.#dead;
+    if (dead && dead.hostname === target.hostname && dead.port === target.port) return undefined;
+    return await trustPublished(config(), target, by, { run, signal, known: life.lastTarget });
+  };
 }
 
 /**
@@ -339,10 +394,17 @@ class PerConnection implements Router {
   readonly #context: RouteContext;
   /** Routes under way; the last one to fail while `starting` cleans up. */
   #pending = 0;
+  /** The progress of each route under way, oldest first. */
+  readonly #routes = new Set<WakeProgress>();
 
   /** Creates the router for a service. */
   constructor(context: RouteContext) {
     this.#context = context;
+  }
+
+  /** What the oldest route under way waits for. */
+  progress(): string | undefined {
+    return this.#routes.values().next().value?.describe();
   }
 
   /** Never: validation refuses PROTOCOL=udp and MORE_PORTS with ROUTE_PER_CONNECTION. */
@@ -359,12 +421,16 @@ class PerConnection implements Router {
     signal.throwIfAborted();
     beginWake(this.#context, `connection from ${formatAddr(client)}`);
     this.#pending++;
+    const progress = new WakeProgress(config, () => ({ clients: 1, datagrams: 0 }));
+    this.#routes.add(progress);
+    const stopLogging = progress.logEvery(config().name);
     try {
       const woken = await wakeAfterDependencies(this.#context, {
         config: config(),
         run,
         signal,
         client,
+        observer: progress,
       });
       if (life.state === "starting") {
         const reason = `${formatTarget(woken.target)} accepted`;
@@ -374,7 +440,7 @@ class PerConnection implements Router {
     } catch (error) {
       const failure = error as WakeError;
       const gaveUp = options.signal?.aborted; // the client left, or waited HOLD_TIMEOUT
-      if (!gaveUp) {
+      if (!gaveUp && !loggedAlready(error)) {
         logger.error("[{service}] cannot route {client}: {reason}", {
           service: config().name,
           client: formatAddr(client),
@@ -387,6 +453,8 @@ class PerConnection implements Router {
       throw gaveUp ? options.signal!.reason : new NoBackendError(failure.message, { cause: error });
     } finally {
       this.#pending--;
+      stopLogging();
+      this.#routes.delete(progress);
     }
   }
 }

@@ -20,12 +20,14 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
-import { ALONE, type Coordinator } from "./coordinator.ts";
+import { sleep } from "../timers.ts";
+import { ALONE, type Claim, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
@@ -33,7 +35,11 @@ import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
+import { trustPublished } from "./published_target.ts";
 import { type Backend, checkBackend, type WakeError } from "./wake.ts";
+
+/** Milliseconds between two claims to clean up after a crash while etcd cannot say. */
+const CLAIM_RETRY_MS = 1_000;
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
 export type CloseReason = "shutdown" | "removed";
@@ -52,14 +58,18 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** How long a service's wakes usually take, in seconds, from its history; none by default. */
+  typicalWake?: (service: string) => number | undefined;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
+/** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
 export interface RunningStart {
   /** The pid, which is also the process group's id. */
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
   startTime: number;
+  /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
+  runId?: string;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -97,10 +107,16 @@ export class Service {
   readonly #services: () => readonly Service[];
   /** The other instances in front of the same backends. */
   readonly #coordinator: Coordinator;
+  /** The last refusal of a stop logged, so that one repeated at every idle check is logged once. */
+  #lastRefusal?: string;
   /** The KEEP_AWAKE windows, when there are any. */
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** How long the service's wakes usually take, from its history. */
+  readonly #typicalWake: (service: string) => number | undefined;
+  /** The last wake that failed: when, and why. */
+  #lastWakeFailure?: { at: number; message: string };
   readonly #log = log("service");
 
   /**
@@ -125,7 +141,9 @@ export class Service {
       othersBusy: () => this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
-      stop: (verdict) => this.stop("idle", verdict.reason),
+      stop: async (verdict) => {
+        await this.stop("idle", verdict.reason); // refused: the next check asks again
+      },
     });
     this.#lifecycle = new Lifecycle({
       name: config.name,
@@ -162,9 +180,14 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
+    this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
   }
@@ -287,9 +310,27 @@ export class Service {
     this.#keptAwakeUntil = until;
   }
 
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
+  }
+
   /** Epoch milliseconds when the current state was entered. */
   get stateSince(): number {
     return this.#lifecycle.since;
+  }
+
+  /** Seconds the service's wakes usually take, from its history; undefined before any. */
+  typicalWakeSeconds(): number | undefined {
+    return this.#typicalWake(this.#config.name);
+  }
+
+  /** The last wake that failed: when (epoch milliseconds) and why; undefined before any. */
+  get lastWakeFailure(): { at: number; message: string } | undefined {
+    return this.#lastWakeFailure;
   }
 
   /** The backend's target while it is known (awake, or stopping). */
@@ -335,7 +376,32 @@ export class Service {
       return;
     }
     await endLeftover();
+    // With other instances, STOP_CMD runs under the claim, unless another is waking or stopping it.
+    const claim = await this.#claimStopAfterCrash();
+    if (typeof claim === "string") {
+      life.transition("stopping", { to: "asleep", reason: claim });
+      return;
+    }
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
+    claim.end({ state: "asleep" });
+  }
+
+  /**
+   * The claim to clean up after a crash: asked again each second while etcd
+   * cannot say (no stop on a guess), until the service closes.
+   *
+   * @returns the claim, or why there is none (another instance is waking or stopping it)
+   */
+  async #claimStopAfterCrash(): Promise<Claim | string> {
+    while (true) {
+      const answer = await this.#coordinator.claimStop(this.#config.name, "after_crash");
+      if ("claim" in answer) return answer.claim;
+      this.#logRefusal("cleaning up after the crash", answer.refusal);
+      if (!answer.unreachable || this.#closing.signal.aborted) {
+        return `no STOP_CMD: ${answer.refusal}`;
+      }
+      await sleep(CLAIM_RETRY_MS, this.#closing.signal).catch(() => {});
+    }
   }
 
   /** The idle monitor, for tests that ask it directly. */
@@ -376,7 +442,17 @@ export class Service {
     this.stats.openConnections++;
     this.stats.totalConnections++;
     this.stats.lastActivity = Date.now();
+    this.#sayIfFirst();
     return undefined;
+  }
+
+  /**
+   * Tells the other instances at once when the first client comes: an idle
+   * stop may be under way elsewhere, asking whether this instance is busy.
+   */
+  #sayIfFirst() {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open === 1) this.#coordinator.firstClient(this.#config.name);
   }
 
   /** Records that a client {@linkcode admit} let in is closed. */
@@ -404,6 +480,7 @@ export class Service {
     if (refusal) return refusal;
     this.stats.openFlows++;
     this.stats.totalFlows++;
+    this.#sayIfFirst();
     return undefined;
   }
 
@@ -464,29 +541,58 @@ export class Service {
    *
    * @param reason why, for metrics
    * @param detail why, for the log
+   * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
    */
-  async stop(reason: StopReason, detail: string = reason): Promise<void> {
+  async stop(reason: StopReason, detail: string = reason): Promise<string | undefined> {
     const life = this.#lifecycle;
-    const name = this.#config.name;
+    let claim: Claim | undefined;
     // Alone, nothing to ask: the stop begins at once, as it always did.
     if (life.state === "awake" && this.#coordinator !== ALONE) {
-      const refusal = await this.#coordinator.claimStop(name, reason);
-      if (refusal) {
-        this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
-          service: name,
-          reason: detail,
-          refusal,
-        });
-        return;
+      const answer = await this.#coordinator.claimStop(this.#config.name, reason);
+      if ("refusal" in answer) {
+        this.#logRefusal(detail, answer.refusal);
+        return answer.refusal;
+      }
+      claim = answer.claim;
+      const busy = reason === "idle" ? await this.#busySinceAsked() : undefined;
+      if (busy) {
+        claim.end();
+        this.#logRefusal(detail, busy);
+        return busy;
       }
     }
+    this.#lastRefusal = undefined;
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
-      this.#coordinator.stopEnded(name, false);
+      claim?.end();
       while (life.state === "stopping") await life.changed();
-      return;
+      return undefined;
     }
-    life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
-    this.#coordinator.stopEnded(name, true);
+    const done = await this.#runStopCmd();
+    life.transition("stopping", { to: "asleep", reason: done });
+    claim?.end({ state: "asleep" });
+    return undefined;
+  }
+
+  /**
+   * Why an idle stop claimed may not go on after all: a client came here, or
+   * another instance published one, while the lock was being taken (asking
+   * once more narrows the time a client elsewhere goes unseen to one publication).
+   */
+  async #busySinceAsked(): Promise<string | undefined> {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
+    return await this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0);
+  }
+
+  /** Logs why a stop may not happen now, once in a row for the same refusal (each idle check asks). */
+  #logRefusal(detail: string, refusal: string) {
+    if (refusal === this.#lastRefusal) return;
+    this.#lastRefusal = refusal;
+    this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
+      service: this.#config.name,
+      reason: detail,
+      refusal,
+    });
   }
 
   /**
@@ -495,7 +601,26 @@ export class Service {
    */
   stoppedElsewhere(by: string): void {
     if (this.stats.openConnections > 0 || this.stats.openFlows > 0) return;
-    this.#lifecycle.tryTransition("awake", { to: "asleep", reason: `stopped by ${by}` });
+    this.#lifecycle.tryTransition("awake", {
+      to: "asleep",
+      reason: `stopped by ${by}`,
+      stopReason: "elsewhere",
+    });
+  }
+
+  /**
+   * Takes in that another instance woke the backend at `target`: awake here
+   * too, if the service is asleep and trusts the target (see
+   * {@linkcode trustPublished}), so that its idle checks see to the stop.
+   */
+  async followWake(target: Target, by: string): Promise<void> {
+    if (this.state !== "asleep") return;
+    const trusted = await trustPublished(this.#config, target, by, {
+      run: this.#runCommand,
+      signal: this.#closing.signal,
+      known: this.#lifecycle.lastTarget,
+    });
+    if (trusted) this.adopt(trusted, `awake, woken by ${by}`);
   }
 
   /**
@@ -525,6 +650,7 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
+    this.#lastWakeFailure = { at: Date.now(), message: reason };
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;
@@ -551,10 +677,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }
@@ -565,10 +693,12 @@ export class Service {
   /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
     if (action === "start") {
+      const runId = crypto.randomUUID();
       context = {
         ...context,
+        runId,
         onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
+          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0, runId };
           this.#onChange();
         },
       };

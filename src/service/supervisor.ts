@@ -10,11 +10,12 @@ import { log } from "../log.ts";
 import { formatAddr } from "../net/address.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
-import { listenAll } from "../net/listen.ts";
+import { listenAll, listenAllWhenFreed } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
 import { Budget, formatBytes } from "../net/budget.ts";
 import { enlargeReceiveBuffers } from "../process/socket_buffer.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
+import type { FirstBytes } from "../net/first_bytes.ts";
 import { planBudgetFor } from "./budget_plan.ts";
 import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
@@ -23,8 +24,10 @@ import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
-import { planReload, type ReloadSummary } from "./reload_plan.ts";
+import { planReload, type ReloadPlan, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
+import { routedByName } from "./name_router.ts";
+import { type PreparedPorts, SharedPorts } from "./shared_ports.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
 
@@ -74,22 +77,27 @@ export class Supervisor {
   /** The open file limit the budget is planned within; undefined when unknown. */
   readonly #fileLimit?: number;
   /** The HTTP server's cap on its connections, when it runs. */
-  readonly #http?: number | true;
+  readonly #http?: number;
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
   /** The other instances in front of the same backends, when there are. */
   readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
+  /** How long a service's wakes usually take, from its history. */
+  readonly #typicalWake?: (service: string) => number | undefined;
+  /** The ports routed by name (HOSTNAMES, WAITING_PAGE): their listeners and routers. */
+  readonly #shared: SharedPorts;
   readonly #log = log("supervisor");
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
    * `recorder` receives the events metrics count; `budget` is what the
    * daemon holds for clients, planned within `fileLimit` (unknown: only the
-   * keys bound it) with a share for the HTTP server when `http` says it runs;
-   * `onChange` is told when any service's state changes, `onTransition` of
-   * each change of state.
+   * keys bound it) with a share for the HTTP server when `http` (its cap on
+   * connections) says it runs; `onChange` is told when any service's state
+   * changes, `onTransition` of each change of state; `typicalWake` says how
+   * long a service's wakes usually take (for its waiting page).
    */
   constructor(
     config: Config,
@@ -97,10 +105,11 @@ export class Supervisor {
     options: {
       budget?: Budget;
       fileLimit?: number;
-      http?: number | true;
+      http?: number;
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
+      typicalWake?: (service: string) => number | undefined;
     } = {},
   ) {
     this.#config = config;
@@ -111,6 +120,12 @@ export class Supervisor {
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
+    this.#typicalWake = options.typicalWake;
+    this.#shared = new SharedPorts({
+      serve: (service, client, first) => this.#track(service, client, undefined, first, true),
+      budget: this.#budget,
+      timeout: () => this.#config.global.hostnameTimeout,
+    });
     this.#totalWakes = new WakeBudget(
       "MAX_WAKES_PER_HOUR_TOTAL",
       () => this.#config.global.maxWakesPerHourTotal,
@@ -151,6 +166,7 @@ export class Supervisor {
       onTransition: this.#onTransition,
       services: () => this.#services,
       coordinator: this.#coordinator,
+      typicalWake: this.#typicalWake,
     });
   }
 
@@ -162,6 +178,11 @@ export class Supervisor {
   /** The configuration in force. */
   get config(): Config {
     return this.#config;
+  }
+
+  /** The ports routed by name, with what they routed. */
+  get sharedPorts(): SharedPorts {
+    return this.#shared;
   }
 
   /**
@@ -186,6 +207,9 @@ export class Supervisor {
    * Stops a service's backend now, if it is awake, and ends its keep-awake:
    * its open connections first get up to SHUTDOWN_GRACE to finish (closed
    * after), or are closed at once with `force`.
+   *
+   * @throws {Error} when a needer keeps it awake, or another instance (or
+   * etcd's silence) keeps it from stopping now
    */
   async sleep(service: Service, force: boolean): Promise<void> {
     const needers = service.neededBy();
@@ -204,7 +228,11 @@ export class Supervisor {
     } else {
       await this.#finishConnections(open, why, () => {});
     }
-    await service.stop("requested", force ? "asked to sleep at once" : "asked to sleep");
+    const refusal = await service.stop(
+      "requested",
+      force ? "asked to sleep at once" : "asked to sleep",
+    );
+    if (refusal) throw new Error(`${service.config.name} is not asleep: ${refusal}`);
   }
 
   /**
@@ -213,10 +241,11 @@ export class Supervisor {
    * @throws {Error} naming the service's file:line, the address and the
    * reason when one cannot listen; listeners already opened are closed again
    */
-  listen(): void {
+  async listen(): Promise<void> {
     const opened = new Map<Service, Opened>();
     try {
-      for (const service of this.#services) opened.set(service, listenFor(service.config));
+      for (const service of this.#services) opened.set(service, await listenFor(service.config));
+      await this.#shared.listen(this.#config.services, this.#services);
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -272,10 +301,20 @@ export class Supervisor {
     return this.#connectionEvents;
   }
 
-  /** Registers an accepted connection and handles it until it is closed. */
-  #track(service: Service, client: Deno.TcpConn, port: PortMapping | undefined) {
+  /**
+   * Registers an accepted connection and handles it until it is closed;
+   * `first` is what a port routed by name read of it; `counted`, that its
+   * router took its `tcp` in the budget already, which passes to it.
+   */
+  #track(
+    service: Service,
+    client: Deno.TcpConn,
+    port: PortMapping | undefined,
+    first?: FirstBytes,
+    counted = false,
+  ) {
     const entry: Connection = { client, service, done: Promise.resolve() };
-    const taken = this.#budget.acquire("tcp");
+    const taken = counted || this.#budget.acquire("tcp");
     this.#connectionEvents++;
     // serveConnection() resolves with undefined; anything else is an error of sleepingd's own.
     const forget = (error?: unknown) => {
@@ -293,7 +332,7 @@ export class Supervisor {
     const refusal = taken
       ? undefined
       : { reason: "max_connections_total" as const, message: this.#budget.full("tcp") };
-    entry.done = serveConnection(service, client, refusal, port).then(forget, forget);
+    entry.done = serveConnection(service, client, refusal, port, first).then(forget, forget);
     this.#connections.add(entry);
   }
 
@@ -330,8 +369,10 @@ export class Supervisor {
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
     const fresh = new Map(config.services.map((service) => [service.name, service]));
     const opened = new Map<string, Opened>();
+    let shared: PreparedPorts;
     try {
-      for (const name of plan.listenBefore) opened.set(name, listenFor(fresh.get(name)!));
+      for (const name of plan.listenBefore) opened.set(name, await listenFor(fresh.get(name)!));
+      shared = await this.#shared.prepare(config.services, releasedPorts(plan, old));
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -358,11 +399,13 @@ export class Supervisor {
     this.#plan(true);
     const byName = new Map(this.#services.map((service) => [service.config.name, service]));
     for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
+    released.push(this.#shared.swap(shared, this.#services));
     await Promise.all(released);
+    await this.#shared.listenAfter(shared, config.services, this.#services);
     for (const name of plan.listenAfter) {
       const service = byName.get(name)!;
       try {
-        this.#serveAll(service, listenFor(service.config));
+        this.#serveAll(service, await listenFor(service.config, true));
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -388,6 +431,7 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown(): Promise<void> {
+    const sharedClosed = this.#shared.close();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
     this.#relays.clear();
@@ -395,7 +439,11 @@ export class Supervisor {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
     await this.#closeInOrder();
-    await Promise.all([...this.#drains, ...[...this.#connections].map((entry) => entry.done)]);
+    await Promise.all([
+      sharedClosed,
+      ...this.#drains,
+      ...[...this.#connections].map((entry) => entry.done),
+    ]);
   }
 
   /**
@@ -455,17 +503,25 @@ interface Opened {
 
 /**
  * Opens a service's listeners and UDP sockets: PORT's, then MORE_PORTS'.
+ * `freed`: a reload has just closed the listeners that held its TCP ports,
+ * which may stay busy a moment.
  *
- * @throws {Error} naming the service's file:line, the address and the reason;
- * what was opened before the failure is closed again
+ * @throws {Error} naming the file:line of PORT (or MORE_PORTS), the address
+ * and the reason; what was opened before the failure is closed again
  */
-function listenFor(config: ServiceConfig): Opened {
+async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> {
   const opened: Opened = { tcp: [], udp: [] };
+  let where = config.portSource ?? config.source;
   try {
     for (const [index, mapping] of listenPorts(config).entries()) {
+      if (index === 0 && routedByName(config)) continue; // its port's router listens (SharedPorts)
+      if (index > 0) where = config.morePortsSource ?? where;
       const port = index === 0 ? undefined : mapping;
       if (mapping.protocol === "tcp") {
-        for (const listener of listenAll(config.listenAddresses, mapping.listen)) {
+        const listeners = freed
+          ? await listenAllWhenFreed(config.listenAddresses, mapping.listen)
+          : listenAll(config.listenAddresses, mapping.listen);
+        for (const listener of listeners) {
           opened.tcp.push({ listener, port });
         }
       } else {
@@ -477,9 +533,25 @@ function listenFor(config: ServiceConfig): Opened {
     return opened;
   } catch (error) {
     closeOpened(opened);
-    const where = `${config.source.file}:${config.source.line}`;
-    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
+    const at = `${where.file}:${where.line}`;
+    throw new Error(`${at}: [${config.name}] ${(error as Error).message}`);
   }
+}
+
+/**
+ * The TCP ports the services' own listeners give up in a reload: those of
+ * removed services and of services that move (PORT only when it was their own).
+ */
+function releasedPorts(plan: ReloadPlan, old: Map<string, Service>): Set<number> {
+  const freed = new Set<number>();
+  for (const name of [...plan.removed, ...plan.relisten]) {
+    const config = old.get(name)!.config;
+    for (const [index, mapping] of listenPorts(config).entries()) {
+      if (index === 0 && routedByName(config)) continue;
+      if (mapping.protocol === "tcp") freed.add(mapping.listen);
+    }
+  }
+  return freed;
 }
 
 function closeOpened(opened: Opened) {
