@@ -121,8 +121,16 @@ Deno.test("Budget: held bytes within MAX_HELD_BYTES_TOTAL, by kind; what does no
   assert.ok(budget.hold("udp_sending", 1024));
   assert.equal(budget.heldFull(), "MAX_HELD_BYTES_TOTAL (4 KiB) is held for clients already");
   budget.free("udp_queued", 2048);
-  assert.deepEqual(budget.usage().held, { tcp_held: 1024, udp_queued: 0, udp_sending: 1024 });
-  assert.equal(budget.usage().heldRefused, 2048);
+  assert.ok(budget.hold("tcp_first_bytes", 2048));
+  assert.ok(!budget.hold("tcp_first_bytes", 1));
+  budget.free("tcp_first_bytes", 2048);
+  assert.deepEqual(budget.usage().held, {
+    tcp_held: 1024,
+    tcp_first_bytes: 0,
+    udp_queued: 0,
+    udp_sending: 1024,
+  });
+  assert.equal(budget.usage().heldRefused, 2049);
 });
 
 Deno.test("formatBytes() writes sizes as people read them", () => {

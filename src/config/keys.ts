@@ -461,10 +461,11 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     globalOnly: true,
     doc: "Memory all services together may keep for clients, e.g. 64M: the bytes of clients " +
-      "held while a backend wakes, and UDP datagrams waiting for a wake or for their socket, " +
-      "each counted by the memory that keeps it. Past it, a client that would be held is " +
-      "refused, a held client is read no further (the kernel keeps the rest; nothing is " +
-      "lost) and a datagram is dropped and counted. Blank means 64M. Global section only.",
+      "held while a backend wakes or read on a port shared by name to find their name, and UDP " +
+      "datagrams waiting for a wake or for their socket, each counted by the memory that keeps " +
+      "it. Past it, a client that would be held or read is refused, a held client is read no " +
+      "further (the kernel keeps the rest; nothing is lost) and a datagram is dropped and " +
+      "counted. Blank means 64M. Global section only.",
   },
   {
     name: "HOSTNAME_TIMEOUT",

@@ -302,8 +302,9 @@ function renderBudget(out: string[], budget: Budget) {
     "sleepingd_held_bytes",
     "gauge",
     "Memory kept for clients now, by what: tcp_held (bytes of clients held while a backend " +
-      "wakes), udp_queued (datagrams waiting for a wake), udp_sending (datagrams waiting for " +
-      "their socket).",
+      "wakes), tcp_first_bytes (the buffers reading the first bytes of connections to ports " +
+      "shared by name), udp_queued (datagrams waiting for a wake), udp_sending (datagrams " +
+      "waiting for their socket).",
   );
   for (const what of HELD_KINDS) {
     out.push(`sleepingd_held_bytes${labels({ what })} ${usage.held[what]}`);
@@ -347,7 +348,7 @@ function renderRoutes(
     "counter",
     "Connections of a port shared by name closed before any service took them, by reason " +
       "(unknown_name, no_name, not_tls_or_http, malformed, too_long, timeout, client_left, " +
-      "max_connections_total).",
+      "max_connections_total, held_bytes).",
   );
   for (const [listen, counts] of shared.counts.unrouted) {
     for (const [reason, value] of counts) {

@@ -38,11 +38,20 @@ export type DescriptorKind = keyof typeof KINDS;
 /** Every kind, in the order metrics list them. */
 export const DESCRIPTOR_KINDS = Object.keys(KINDS) as DescriptorKind[];
 
-/** What holds bytes for clients, counted in MAX_HELD_BYTES_TOTAL. */
-export type HeldKind = "tcp_held" | "udp_queued" | "udp_sending";
+/**
+ * What holds bytes for clients, counted in MAX_HELD_BYTES_TOTAL: held TCP
+ * clients, the first bytes read on a port shared by name, datagrams waiting
+ * for a wake or for their socket.
+ */
+export type HeldKind = "tcp_held" | "tcp_first_bytes" | "udp_queued" | "udp_sending";
 
 /** Every kind of held bytes, in the order metrics list them. */
-export const HELD_KINDS: readonly HeldKind[] = ["tcp_held", "udp_queued", "udp_sending"];
+export const HELD_KINDS: readonly HeldKind[] = [
+  "tcp_held",
+  "tcp_first_bytes",
+  "udp_queued",
+  "udp_sending",
+];
 
 /** The bounds of a budget. */
 export interface BudgetLimits {
@@ -155,7 +164,12 @@ export class Budget {
   #descriptors = 0;
   readonly #open: Record<DescriptorKind, number> = { tcp: 0, udp_flow: 0, http: 0, control: 0 };
   readonly #refused: Record<DescriptorKind, number> = { tcp: 0, udp_flow: 0, http: 0, control: 0 };
-  readonly #held: Record<HeldKind, number> = { tcp_held: 0, udp_queued: 0, udp_sending: 0 };
+  readonly #held: Record<HeldKind, number> = {
+    tcp_held: 0,
+    tcp_first_bytes: 0,
+    udp_queued: 0,
+    udp_sending: 0,
+  };
   #heldTotal = 0;
   #heldRefused = 0;
 

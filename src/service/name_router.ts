@@ -33,6 +33,7 @@ const logger = log("router");
  * - `timeout`: not enough within HOSTNAME_TIMEOUT (whatever `*` says)
  * - `client_left`: it closed or broke the connection before saying enough
  * - `max_connections_total`: sleepingd held as many connections as it may (the budget's `tcp`)
+ * - `held_bytes`: MAX_HELD_BYTES_TOTAL had no room for the buffer reading its first bytes
  */
 export type UnroutedReason =
   | "unknown_name"
@@ -42,7 +43,8 @@ export type UnroutedReason =
   | "too_long"
   | "timeout"
   | "client_left"
-  | "max_connections_total";
+  | "max_connections_total"
+  | "held_bytes";
 
 /** Whether a service's PORT is routed by name: it names its hosts, or has a waiting page. */
 export function routedByName(config: ServiceConfig): boolean {
@@ -107,7 +109,11 @@ export interface RouterContext {
    * it: the `tcp` the router took for it in the budget passes to it.
    */
   serve(service: Service, client: Deno.TcpConn, first?: FirstBytes): void;
-  /** Where each connection counts, from the accept on: a `tcp` (MAX_CONNECTIONS_TOTAL). */
+  /**
+   * Where each connection counts, from the accept on: a `tcp`
+   * (MAX_CONNECTIONS_TOTAL), and the buffer reading its first bytes
+   * (MAX_HELD_BYTES_TOTAL) until they are read.
+   */
   budget: Budget;
   /** HOSTNAME_TIMEOUT, in seconds. */
   timeout(): number;
@@ -214,8 +220,15 @@ export class NameRouter {
 
   /** Reads the name of `client` and serves or closes it; whether a service took it. */
   async #route(client: Deno.TcpConn, peer: string): Promise<boolean> {
+    const { budget } = this.#context;
+    let held = 0;
     const first = await readFirstBytes(client, {
       timeoutMs: this.#context.timeout() * 1000,
+      room: (bytes) => {
+        if (!budget.hold("tcp_first_bytes", bytes)) return false;
+        held += bytes;
+        return true;
+      },
       onUndecided: (bytes) =>
         logger.trace("[{listen}] {peer}: {bytes} bytes read, no name yet", {
           listen: this.listen,
@@ -223,6 +236,8 @@ export class NameRouter {
           bytes,
         }),
     });
+    // What the service keeps of them, it counts itself (the hold's first block).
+    budget.free("tcp_first_bytes", held);
     this.#doneReading(client);
     if (this.#closed) {
       closeQuietly(client);
@@ -276,6 +291,8 @@ export class NameRouter {
         };
       case "closed":
         return { reason: "client_left", why: outcome.reason };
+      case "no-room":
+        return { reason: "held_bytes", why: this.#context.budget.heldFull() };
       case "other":
         return refuse("not_tls_or_http", `neither TLS nor HTTP/1.x: ${outcome.reason}`);
       case "malformed":
