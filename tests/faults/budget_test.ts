@@ -1,7 +1,8 @@
 /**
  * The budget under attack, against the real daemon: a UDP flood from many
  * source ports under a low `ulimit -n` (TCP, the control socket and the HTTP
- * side keep working), a held client that sends one byte per packet (its
+ * side keep working), an HTTP flood past the budget's share for HTTP (TCP
+ * clients keep being served), a held client that sends one byte per packet (its
  * memory counted as kept), the held-bytes bound, and the UDP wake queue's
  * memory. Each measures what it claims: RSS from /proc, descriptors from
  * /proc/PID/fd.
@@ -10,7 +11,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { type Daemon, startDaemon } from "../_daemon.ts";
 import { bounded, runCli, waitFor } from "../_helpers.ts";
-import { freePort, isAlive, readAll, readExactly } from "../_net.ts";
+import { freePort, isAlive, readAll, readExactly, text, writeAll } from "../_net.ts";
 import { exchange, openGate, waitForGate } from "../_service.ts";
 import { closeQuietly, echoListener, mib, ownBackend, rssBytes } from "./_faults.ts";
 
@@ -149,6 +150,113 @@ START_CMD='echo "127.0.0.1 ${tcpBackend.port}"'
     for (const socket of flood) closeQuietly(socket);
     closeQuietly(player.socket);
     closeQuietly(udpBackend.socket);
+    if (daemon) assert.equal(await daemon.stop(), 0, daemon.lines.join("\n"));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * The value of the Prometheus sample that starts with `prefix`, read on an
+ * HTTP connection of its own that is closed once answered (a pooled one
+ * would stay open, and count).
+ */
+async function sample(http: number, prefix: string): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: http });
+  try {
+    const request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    await writeAll(conn, new TextEncoder().encode(request));
+    const answer = text(await bounded(readAll(conn), "the metrics"));
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    const line = answer.split("\n").find((one) => one.startsWith(prefix));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+  } finally {
+    conn.close();
+  }
+}
+
+/** Low enough that the budget's share for HTTP is below the server's own caps. */
+const HTTP_FD_LIMIT = 256;
+/** Live streams the flood asks for, one after the other. */
+const HTTP_FLOOD = 100;
+
+Deno.test("an HTTP flood under ulimit -n 256: past the budget's share for HTTP, connections are closed at once and counted, while TCP clients are all served", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-http-flood-" });
+  using backend = echoListener();
+  const [tcpPort, http] = [freePort(), freePort()];
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir}/run
+METRICS_ADDRESS=127.0.0.1:${http}
+SHUTDOWN_GRACE=1
+[shell]
+PORT=${tcpPort}
+LISTEN_ADDRESS=127.0.0.1
+START_CMD='echo "127.0.0.1 ${backend.port}"'
+`,
+  );
+  let daemon: Daemon | undefined;
+  const streams: Deno.TcpConn[] = [];
+  const clients: Deno.TcpConn[] = [];
+  try {
+    daemon = await startDaemon(file, { fdLimit: HTTP_FD_LIMIT });
+    const share = await sample(http, `sleepingd_budget_limit{kind="http"}`);
+    const tcpShare = await sample(http, `sleepingd_budget_limit{kind="tcp"}`);
+    // Below the HTTP server's own caps (128 connections, 32 of them streams): the budget refuses.
+    assert.ok(share > 0 && share < 32, `a share of ${share} HTTP connections`);
+
+    // Live streams stay open: one after the other, each is answered, or closed at once unanswered.
+    let closed = 0;
+    for (let n = 0; n < HTTP_FLOOD; n++) {
+      const conn = await bounded(
+        Deno.connect({ hostname: "127.0.0.1", port: http }),
+        "an HTTP connection",
+      );
+      const request = "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+      await writeAll(conn, new TextEncoder().encode(request)).catch(() => {});
+      const buffer = new Uint8Array(4096);
+      const got = await bounded(conn.read(buffer).catch(() => null), "an answer or the close");
+      if (got === null) {
+        closed++;
+        conn.close();
+      } else {
+        assert.match(text(buffer.subarray(0, got)), /^HTTP\/1\.1 200 OK\r\n/);
+        streams.push(conn);
+      }
+    }
+    assert.equal(streams.length, share, "as many streams as the budget's share");
+    assert.equal(closed, HTTP_FLOOD - share);
+    await daemon.waitForLine(
+      /refusing HTTP connections on 127\.0\.0\.1:\d+: sleepingd holds \d+ HTTP connections already, their share of the open file limit \(256\)/,
+    );
+
+    // Meanwhile the service takes more clients at once than HTTP's whole share, each served.
+    const count = Math.min(tcpShare, share + 20);
+    for (let n = 0; n < count; n++) {
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port: tcpPort }));
+    }
+    const echoes = await bounded(
+      Promise.all(clients.map(async (client, n) => {
+        await writeAll(client, new TextEncoder().encode(`client ${n}`));
+        await client.closeWrite();
+        return text(await readAll(client));
+      })),
+      "every TCP client's echo",
+    );
+    assert.deepEqual(echoes, clients.map((_, n) => `client ${n}`));
+    const status = await runCli(["-f", file, "status"]);
+    assert.equal(status.code, 0, status.stderr);
+
+    // The streams gone, HTTP is served again; every refusal was counted.
+    for (const conn of streams.splice(0)) conn.close();
+    await daemon.waitForLine(/taking HTTP connections again after refusing \d+ in/);
+    assert.equal(
+      await sample(http, `sleepingd_budget_refused_total{kind="http"}`),
+      HTTP_FLOOD - share,
+    );
+    assert.ok(isAlive(daemon.pid));
+  } finally {
+    for (const conn of [...streams, ...clients]) closeQuietly(conn);
     if (daemon) assert.equal(await daemon.stop(), 0, daemon.lines.join("\n"));
     await Deno.remove(dir, { recursive: true });
   }
