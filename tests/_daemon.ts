@@ -29,6 +29,8 @@ export interface DaemonOptions {
   fdLimit?: number;
   /** Runs it with this soft limit of file descriptors only (`ulimit -Sn`): it may raise it. */
   softFdLimit?: number;
+  /** Runs it in this network namespace (`ip netns exec NETNS`), as a test host of tests/_netns.ts. */
+  netns?: string;
 }
 
 /**
@@ -53,9 +55,12 @@ export async function startDaemon(
     : options.softFdLimit !== undefined
     ? `-Sn ${options.softFdLimit}`
     : undefined;
-  const [program, ...args] = ulimit === undefined
+  const wrapped = ulimit === undefined
     ? argv
     : ["bash", "-c", `ulimit ${ulimit} && exec "$@"`, "bash", ...argv];
+  const [program, ...args] = options.netns === undefined
+    ? wrapped
+    : ["ip", "netns", "exec", options.netns, ...wrapped];
   const child = new Deno.Command(program, {
     args,
     cwd: REPO,

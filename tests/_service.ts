@@ -35,6 +35,8 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     udpFlowTimeout: 60,
     keepAwake: [],
     dependsOn: [],
+    forward: "proxy",
+    masquerade: "auto",
     ...overrides,
   };
 }

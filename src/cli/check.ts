@@ -11,6 +11,9 @@ import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
+import { ConfigError, InvalidConfigError } from "../config/config_error.ts";
+import { describeHostSettings, kernelPathErrors, kernelPathWarnings } from "../kernel/checks.ts";
+import { tableName } from "../kernel/rules.ts";
 
 /** A key's default, for the keys `check` shows only when they are set otherwise. */
 function defaultOf(name: string): number {
@@ -31,6 +34,11 @@ active service with its port and commands, and the inactive ones.
 Warnings (e.g. an unknown key) go to stderr and do not change the exit code;
 errors go to stderr, each as FILE:LINE: message, and the exit code is 1.
 
+With FORWARD=kernel it also checks this host, at the FORWARD line: Linux,
+root or CAP_NET_ADMIN, nft and conntrack (errors when missing); IPv4
+forwarding and other tables' forward chains that drop (warnings). It shows
+the host-wide settings the kernel path reads and never changes.
+
 Examples:
   sleepingd check
   sleepingd -f sleepingd.conf -f local.conf check`,
@@ -38,6 +46,12 @@ Examples:
     // A broken configuration throws: main prints each error with its file:line and exits 1.
     const config = await loadConfig(options.configFiles);
     for (const warning of config.warnings) printWarning(warning);
+    const kernelErrors = kernelPathErrors(config);
+    if (kernelErrors.length > 0) {
+      throw new InvalidConfigError(kernelErrors.map((issue) => new ConfigError(issue)));
+    }
+    const table = tableName(config.global.varrunPath);
+    for (const warning of await kernelPathWarnings(config, table)) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
@@ -47,7 +61,9 @@ Examples:
 function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
-    : config.services.flatMap(describeService);
+    : config.services.flatMap((service) =>
+      describeService(service, tableName(config.global.varrunPath))
+    );
   const limits = describeLimits([
     [config.global.maxConnectionsTotal, "connections"],
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
@@ -82,7 +98,7 @@ function describeDaemon(config: Config): string[] {
   return lines;
 }
 
-function describeService(service: ServiceConfig): string[] {
+function describeService(service: ServiceConfig, table: string): string[] {
   const lines = [`${service.name} (port ${service.port})`];
   const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
   if (service.listenAddresses.join(" ") !== "::") {
@@ -107,6 +123,13 @@ function describeService(service: ServiceConfig): string[] {
   }
   if (service.routePerConnection) detail("route", "per connection");
   if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
+  if (service.forward === "kernel") {
+    detail(
+      "forward",
+      `by the kernel while awake (MASQUERADE=${service.masquerade}; loopback clients through ` +
+        `sleepingd), nftables table inet ${table}; ${describeHostSettings()}`,
+    );
+  }
   if (service.allow.length > 0) detail("allow", service.allow.join(" "));
   if (service.deny.length > 0) detail("deny", service.deny.join(" "));
   const limits = describeLimits([

@@ -19,12 +19,14 @@ import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
+import { checkKernelPath, openKernelTable } from "./kernel.ts";
 import { serveControl } from "./server.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { type DaemonStatus, daemonStatus } from "./status.ts";
@@ -70,6 +72,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     return 1;
   }
   const metrics = new Metrics();
+  // Before anything listens: no rule of a daemon killed before this one may outlive it.
+  const kernel = await openKernelTable(config);
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
   const save = () => {
@@ -86,6 +90,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    kernel,
     connectionBound: await connectionBound(),
     onChange: save,
     onTransition: (service, change) => {
@@ -147,6 +152,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       });
     }
   } catch (error) {
+    await closeKernelTable(kernel);
     control?.close();
     events.close();
     releaseRunDir(dir);
@@ -175,10 +181,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
   if (forced) {
     logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
+    await closeKernelTable(kernel);
     events.close();
     releaseRunDir(dir);
     return 1;
   }
+  await closeKernelTable(kernel);
   await cluster?.leave();
   daemonEvent("stopped");
   events.close();
@@ -192,6 +200,18 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   Deno.removeSignalListener("SIGHUP", onHangup);
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/** Removes the daemon's nftables table, saying so when it cannot. */
+async function closeKernelTable(kernel: KernelForwarder | undefined): Promise<void> {
+  try {
+    await kernel?.close();
+  } catch (error) {
+    log("daemon").error("cannot remove the nftables table {table}: {error}", {
+      table: kernel!.table,
+      error: (error as Error).message,
+    });
+  }
 }
 
 /** Each service's state, by name. */
@@ -286,6 +306,7 @@ async function reload(
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
+    await checkKernelPath(config);
     const before = supervisor.config.global;
     const summary = await supervisor.reload(config);
     logWarnings(config);

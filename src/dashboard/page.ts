@@ -494,7 +494,16 @@ function updateRow(row, service) {
   const open = make("span");
   open.append(value("open", String(service.openConnections)),
     service.openConnections === 1 ? " open connection" : " open connections");
-  row.facts.replaceChildren(route, open);
+  const facts = [route, open];
+  if (service.kernel) { // FORWARD=kernel: which path carries new connections now
+    const path = make("span", "path");
+    path.dataset.path = service.path;
+    path.title = service.pathNote ?? "";
+    path.append(service.path === "kernel" ? "kernel path, " : "proxy path now, ",
+      value("kernel-open", String(service.kernel.openConnections)), " open through the kernel");
+    facts.push(path);
+  }
+  row.facts.replaceChildren(...facts);
   row.actions.hidden = !app.status?.actions;
   row.wakeButton.disabled = service.state !== "asleep";
   row.sleepButton.disabled = service.state !== "awake";

@@ -42,6 +42,11 @@ export interface IdleInputs {
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
   stop(verdict: IdleVerdict): Promise<void>;
+  /**
+   * The last word before an idle stop (the kernel path withdraws its rules and
+   * counts again): why the service stays awake after all, or undefined.
+   */
+  beforeStop?(): Promise<string | undefined>;
 }
 
 /** Checks one service's idleness while it is awake. */
@@ -133,8 +138,15 @@ export class IdleMonitor {
       const verdict = await this.shouldSleep(signal);
       signal.throwIfAborted();
       if (verdict.outcome === "sleep") {
-        await this.#inputs.stop(verdict);
-        return;
+        const late = await this.#inputs.beforeStop?.();
+        signal.throwIfAborted();
+        if (late === undefined) {
+          await this.#inputs.stop(verdict);
+          return;
+        }
+        verdict.outcome = "busy";
+        verdict.reason = late;
+        this.#idleCmdSince = undefined;
       }
       // Busy is worth a line at -v; the count towards IDLE_TIME only at --debug.
       if (verdict.outcome === "busy") {

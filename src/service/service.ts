@@ -32,6 +32,7 @@ import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
+import { KernelPath, type KernelShared, type PathStatus } from "./kernel_path.ts";
 import { type Backend, checkBackend, type WakeError } from "./wake.ts";
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
@@ -49,6 +50,8 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** The daemon's nftables table, for FORWARD=kernel; without it every service proxies. */
+  kernel?: KernelShared;
 }
 
 /** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
@@ -96,6 +99,8 @@ export class Service {
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** FORWARD=kernel: the kernel forwards while awake; there when the daemon has a table. */
+  readonly #kernel?: KernelPath;
   readonly #log = log("service");
 
   /**
@@ -112,7 +117,7 @@ export class Service {
     this.#wakes = new WakeBudget("MAX_WAKES_PER_HOUR", () => this.#config.maxWakesPerHour);
     this.#idle = new IdleMonitor({
       config: () => this.#config,
-      openConnections: () => this.stats.openConnections,
+      openConnections: () => this.stats.openConnections + this.stats.kernelConnections,
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
       keptAwake: () => this.keptAwake(),
@@ -120,6 +125,7 @@ export class Service {
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: (verdict) => this.stop("idle", verdict.reason),
+      beforeStop: () => this.#kernel?.beforeIdleStop() ?? Promise.resolve(undefined),
     });
     this.#lifecycle = new Lifecycle({
       name: config.name,
@@ -127,6 +133,7 @@ export class Service {
       stats: this.stats,
       idle: this.#idle,
       onChange: (change) => {
+        this.#kernel?.changed(change);
         this.#onChange();
         shared.onTransition?.(this, change);
       },
@@ -161,6 +168,29 @@ export class Service {
     this.#coordinator = shared.coordinator ?? ALONE;
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
+    if (shared.kernel) {
+      this.#kernel = new KernelPath({
+        shared: shared.kernel,
+        config: () => this.#config,
+        life: this.#lifecycle,
+        stats: this.stats,
+        recorder,
+        check: async (target) => {
+          const found = await checkBackend(
+            this.#config,
+            this.#runCommand,
+            this.#closing.signal,
+            target,
+          );
+          return found === undefined ? undefined : found !== null;
+        },
+      });
+    }
+  }
+
+  /** Which path carries the service's new connections now (FORWARD), and why. */
+  get path(): PathStatus {
+    return this.#kernel?.status ?? { path: "proxy", note: "" };
   }
 
   /** The service's configuration. */
@@ -215,10 +245,13 @@ export class Service {
    */
   awakeBecause(): string | undefined {
     if (this.state !== "awake") return undefined;
-    const { openConnections, openFlows, lastActivity } = this.stats;
+    const { openConnections, openFlows, lastActivity, kernelConnections } = this.stats;
     const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
     const reasons = [
       openConnections ? plural(openConnections, "connection") : undefined,
+      kernelConnections
+        ? `${plural(kernelConnections, "connection")} through the kernel`
+        : undefined,
       openFlows ? plural(openFlows, "UDP flow") : undefined,
       this.keptAwake(),
     ];
@@ -354,6 +387,7 @@ export class Service {
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
     if (this.#lifecycle.state === "awake") this.#idle.start();
+    this.#kernel?.reconfigure();
   }
 
   /**
@@ -362,7 +396,8 @@ export class Service {
    * counting the refusal. Pair a client let in with {@linkcode connectionClosed}.
    */
   admit(client: Deno.NetAddr): Refusal | undefined {
-    const refusal = this.#admission.admit(client, this.stats.openConnections);
+    const open = this.stats.openConnections + this.stats.kernelConnections;
+    const refusal = this.#admission.admit(client, open);
     if (refusal) {
       this.refused(refusal.reason);
       return refusal;
@@ -434,7 +469,12 @@ export class Service {
    * @throws {NoBackendError} when the backend cannot be woken or reached
    */
   openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined> {
-    return this.#router.open(client, options);
+    const opened = this.#router.open(client, options);
+    if (!this.#kernel?.waitsForProof) return opened;
+    return opened.then((backend) => {
+      if (backend) this.#kernel?.proven();
+      return backend;
+    });
   }
 
   /**
@@ -479,6 +519,7 @@ export class Service {
       while (life.state === "stopping") await life.changed();
       return;
     }
+    await this.#kernel?.settled(); // no rule left pointing at a backend about to stop
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
     this.#coordinator.stopEnded(name, true);
   }
@@ -488,7 +529,8 @@ export class Service {
    * without STOP_CMD, if no connection of this instance is open.
    */
   stoppedElsewhere(by: string): void {
-    if (this.stats.openConnections > 0 || this.stats.openFlows > 0) return;
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    if (openConnections > 0 || openFlows > 0 || kernelConnections > 0) return;
     this.#lifecycle.tryTransition("awake", { to: "asleep", reason: `stopped by ${by}` });
   }
 
@@ -501,6 +543,14 @@ export class Service {
     this.cancelWakes(reason);
     await this.#lifecycle.settled();
     await this.stop(reason, closeDetail(reason));
+  }
+
+  /**
+   * Stops the kernel from forwarding new connections (the service is removed,
+   * or sleepingd shuts down, and its listeners close); those it forwards go on.
+   */
+  stopForwarding(): void {
+    this.#kernel?.stopForwarding();
   }
 
   /**

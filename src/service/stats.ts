@@ -34,6 +34,16 @@ export interface ServiceStats {
   queuedBytes: number;
   /** Epoch milliseconds of the last connection or byte forwarded; 0 before any. */
   lastActivity: number;
+  /** FORWARD=kernel: TCP connections the kernel forwards now (set up, not closing). */
+  kernelConnections: number;
+  /** FORWARD=kernel: TCP connections the kernel forwarded since the daemon started. */
+  kernelConnectionsTotal: number;
+  /** FORWARD=kernel: UDP flows the kernel forwarded since the daemon started. */
+  kernelFlowsTotal: number;
+  /** FORWARD=kernel: bytes of the packets from clients the kernel forwarded, headers included. */
+  kernelBytesIn: number;
+  /** FORWARD=kernel: bytes of the packets from the backend the kernel forwarded, headers included. */
+  kernelBytesOut: number;
 }
 
 /** Counters all at zero, for a new service. */
@@ -53,5 +63,10 @@ export function newStats(): ServiceStats {
     queuedDatagrams: 0,
     queuedBytes: 0,
     lastActivity: 0,
+    kernelConnections: 0,
+    kernelConnectionsTotal: 0,
+    kernelFlowsTotal: 0,
+    kernelBytesIn: 0,
+    kernelBytesOut: 0,
   };
 }

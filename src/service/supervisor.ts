@@ -22,6 +22,7 @@ import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
 
@@ -68,6 +69,8 @@ export class Supervisor {
   readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
+  /** The daemon's nftables table, for the services with FORWARD=kernel. */
+  readonly #kernel?: KernelForwarder;
   readonly #log = log("supervisor");
 
   /**
@@ -85,6 +88,7 @@ export class Supervisor {
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
+      kernel?: KernelForwarder;
     } = {},
   ) {
     this.#config = config;
@@ -93,6 +97,7 @@ export class Supervisor {
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
+    this.#kernel = options.kernel;
     this.#totalWakes = new WakeBudget(
       "MAX_WAKES_PER_HOUR_TOTAL",
       () => this.#config.global.maxWakesPerHourTotal,
@@ -107,6 +112,8 @@ export class Supervisor {
       onTransition: this.#onTransition,
       services: () => this.#services,
       coordinator: this.#coordinator,
+      kernel: this.#kernel &&
+        { forwarder: this.#kernel, shutdownGrace: () => this.#config.global.shutdownGrace },
     });
   }
 
@@ -294,6 +301,7 @@ export class Supervisor {
     const released = plan.relisten.map((name) => this.#stopListening(old.get(name)!));
     for (const name of plan.removed) {
       const service = old.get(name)!;
+      service.stopForwarding();
       released.push(this.#stopListening(service));
       const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
       this.#drains.add(drain);
@@ -341,6 +349,7 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown(): Promise<void> {
+    for (const service of this.#services) service.stopForwarding();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
     this.#relays.clear();
