@@ -580,3 +580,89 @@ function runCliWithout(cap: string, args: string[]) {
     stderr: new TextDecoder().decode(stderr),
   }));
 }
+
+netnsTest(
+  "FORWARD=kernel: MASQUERADE=yes makes the backend see the host's address on the kernel path too",
+  NGINX,
+  async (topology) => {
+    await using setup = await setUp(topology, (dir) => WEB(dir, topology, "MASQUERADE=yes\n"));
+    await okCurl(topology, "client", URL);
+    await setup.daemon.waitForLine(
+      /\[web\] the kernel forwards new connections .*masqueraded \(MASQUERADE=yes\)/,
+    );
+    for (let i = 0; i < 3; i++) await okCurl(topology, "client", URL);
+    await waitFor(
+      "the rule's counters to count 3 connections",
+      async () => (await setup.status()).kernel!.totalConnections === 3,
+    );
+    assert.deepEqual(setup.lines("access.log"), Array(4).fill(ADDRESSES.hostBackend));
+  },
+);
+
+netnsTest(
+  "FORWARD=kernel: with IPv4 forwarding off, check warns and each wake stays on the proxy path, saying why; sleepingd never turns it on",
+  NGINX,
+  async (topology) => {
+    await topology.run("host", "sysctl", ["-qw", "net.ipv4.ip_forward=0"]);
+    await using setup = await setUp(topology, (dir) => WEB(dir, topology));
+    const check = await setup.cli("check");
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(
+      check.stderr,
+      new RegExp(
+        `sleepingd: warning: ${setup.file}:6: FORWARD=kernel in \\[web\\]: net\\.ipv4\\.ip_forward ` +
+          "is 0: a backend on another host stays on the proxy path",
+      ),
+    );
+    assert.match(check.stdout, /net\.ipv4\.ip_forward=0/);
+    await okCurl(topology, "client", URL);
+    await setup.daemon.waitForLine(
+      /\[web\] stays on the proxy path for this wake: the backend 10\.201\.2\.2 is on another host and net\.ipv4\.ip_forward is 0 \(sleepingd never changes it\)/,
+    );
+    await okCurl(topology, "client", URL);
+    const status = await setup.status();
+    assert.equal(status.path, "proxy");
+    assert.match(status.pathNote!, /net\.ipv4\.ip_forward is 0/);
+    assert.equal(status.totalConnections, 2);
+    assert.deepEqual(await setup.forwarded(), []);
+    assert.equal(
+      (await topology.run("host", "sysctl", ["-n", "net.ipv4.ip_forward"])).stdout.trim(),
+      "0",
+    );
+  },
+);
+
+netnsTest(
+  "FORWARD=kernel: check names another table's forward chain that drops, and the rule it suggests lets the kernel's connections through",
+  NGINX,
+  async (topology) => {
+    await using setup = await setUp(topology, (dir) => WEB(dir, topology));
+    const firewall =
+      "table ip filter {\n  chain FORWARD {\n    type filter hook forward priority filter; " +
+      "policy drop;\n  }\n}\n";
+    const loaded = await topology.run("host", "bash", ["-c", `nft -f - <<'EOF'\n${firewall}EOF`]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const check = await setup.cli("check");
+    const warning = check.stderr.split("\n").find((line) =>
+      line.includes("table ip filter, chain FORWARD")
+    );
+    assert.ok(warning, check.stderr);
+    assert.match(
+      warning,
+      new RegExp(`^sleepingd: warning: ${setup.file}:6: FORWARD=kernel in \\[web\\]: `),
+    );
+    assert.match(warning, /has policy drop: a drop in any table wins over sleepingd's accept/);
+    // The wake goes through sleepingd (its own connection to the backend is not forwarded)...
+    await okCurl(topology, "client", URL);
+    await setup.daemon.waitForLine(/\[web\] the kernel forwards new connections/);
+    // ...but the kernel's connections are dropped by the other table, until its rule is added.
+    const dropped = await curlFrom(topology, "client", URL, "--max-time", "1");
+    assert.notEqual(dropped.code, 0);
+    const rule = /e\.g\. (nft insert rule .*)$/.exec(warning)![1];
+    const added = await topology.run("host", "bash", ["-c", rule]);
+    assert.equal(added.code, 0, added.stderr);
+    await okCurl(topology, "client", URL);
+    const again = await setup.cli("check");
+    assert.doesNotMatch(again.stderr, /chain FORWARD/);
+  },
+);

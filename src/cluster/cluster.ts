@@ -196,8 +196,8 @@ export class Cluster implements Coordinator {
       const instance = JSON.stringify({ since: this.#since });
       await this.#etcd.put(`${this.#prefix}instances/${this.id}`, instance, lease);
       for (const service of this.#services()) {
-        const { openConnections, openFlows, lastActivity } = service.stats;
-        const busy: Busy = { open: openConnections + openFlows, lastActivity };
+        const { openConnections, openFlows, kernelConnections, lastActivity } = service.stats;
+        const busy: Busy = { open: openConnections + openFlows + kernelConnections, lastActivity };
         await this.#etcd.put(
           this.#key(service.config.name, `busy/${this.id}`),
           JSON.stringify(busy),
