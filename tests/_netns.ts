@@ -6,6 +6,7 @@
  *
  * ```
  *  client 10.201.1.2 (+ .3) ── 10.201.1.1  host  10.201.2.1 ── 10.201.2.2 backend
+ *  client fd00:201:1::2     ── fd00:201:1::1    fd00:201:2::1 ── fd00:201:2::2
  * ```
  *
  * @module
@@ -26,6 +27,14 @@ export const ADDRESSES = {
   hostBackend: "10.201.2.1",
   /** The backend's address. */
   backend: "10.201.2.2",
+  /** The client's IPv6 address. */
+  client6: "fd00:201:1::2",
+  /** The host's IPv6 address on the client's network. */
+  host6: "fd00:201:1::1",
+  /** The host's IPv6 address on the backend's network. */
+  hostBackend6: "fd00:201:2::1",
+  /** The backend's IPv6 address. */
+  backend6: "fd00:201:2::2",
 } as const;
 
 /** Which host a program runs on. */
@@ -96,18 +105,27 @@ export async function makeTopology(): Promise<Topology> {
     await ip("link", "add", `${id}hb`, "type", "veth", "peer", "name", `${id}bh`);
     await ip("link", "set", `${id}hb`, "netns", ns.host);
     await ip("link", "set", `${id}bh`, "netns", ns.backend);
-    const up = async (side: Side, device: string, addresses: string[], via?: string) => {
+    const up = async (side: Side, device: string, addresses: string[], via: string[] = []) => {
       for (const address of addresses) {
-        await ip("-n", ns[side], "addr", "add", `${address}/24`, "dev", device);
+        // nodad: an IPv6 address is usable at once, without duplicate address detection.
+        const [prefix, flags] = address.includes(":") ? [64, ["nodad"]] : [24, []];
+        await ip("-n", ns[side], "addr", "add", `${address}/${prefix}`, "dev", device, ...flags);
       }
       await ip("-n", ns[side], "link", "set", device, "up");
-      if (via) await ip("-n", ns[side], "route", "add", "default", "via", via);
+      for (const gateway of via) {
+        await ip("-n", ns[side], "route", "add", "default", "via", gateway);
+      }
     };
-    await up("client", `${id}ch`, [ADDRESSES.client, ADDRESSES.client2], ADDRESSES.host);
-    await up("host", `${id}hc`, [ADDRESSES.host]);
-    await up("host", `${id}hb`, [ADDRESSES.hostBackend]);
-    await up("backend", `${id}bh`, [ADDRESSES.backend], ADDRESSES.hostBackend);
+    const { client, client2, client6, host, host6, hostBackend, hostBackend6 } = ADDRESSES;
+    await up("client", `${id}ch`, [client, client2, client6], [host, host6]);
+    await up("host", `${id}hc`, [host, host6]);
+    await up("host", `${id}hb`, [hostBackend, hostBackend6]);
+    await up("backend", `${id}bh`, [ADDRESSES.backend, ADDRESSES.backend6], [
+      hostBackend,
+      hostBackend6,
+    ]);
     await ip("netns", "exec", ns.host, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    await ip("netns", "exec", ns.host, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
   } catch (error) {
     await dispose();
     throw error;

@@ -35,8 +35,13 @@ interface Setup extends AsyncDisposable {
   lines(name: string): string[];
 }
 
-/** nginx on the backend, logging each client's address to DIR/access.log. */
-function nginxCommands(dir: string, topology: Topology): { start: string; stop: string } {
+/** nginx on the backend (at `address`), logging each client's address to DIR/access.log. */
+function nginxCommands(
+  dir: string,
+  topology: Topology,
+  address: string = ADDRESSES.backend,
+): { start: string; stop: string } {
+  const listen = address.includes(":") ? `[${address}]` : address;
   Deno.writeTextFileSync(
     `${dir}/nginx.conf`,
     `pid ${dir}/nginx.pid;
@@ -50,7 +55,7 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  server { listen ${ADDRESSES.backend}:80; location / { return 200 "hello\\n"; } }
+  server { listen ${listen}:80; location / { return 200 "hello\\n"; } }
 }
 `,
   );
@@ -58,7 +63,7 @@ http {
   return {
     start:
       `echo start >> '${dir}/starts'; ${inBackend} nginx -c '${dir}/nginx.conf' -e '${dir}/nginx.err' ` +
-      `&& echo ${ADDRESSES.backend} 80`,
+      `&& echo ${address} 80`,
     stop: stopPidfile(dir, "nginx.pid"),
   };
 }
@@ -168,8 +173,8 @@ async function holdConnection(
   };
 }
 
-const WEB = (dir: string, topology: Topology, extra = "") => {
-  const nginx = nginxCommands(dir, topology);
+const WEB = (dir: string, topology: Topology, extra = "", backend: string = ADDRESSES.backend) => {
+  const nginx = nginxCommands(dir, topology, backend);
   return `[web]
 PORT=8080
 FORWARD=kernel
@@ -664,5 +669,36 @@ netnsTest(
     await okCurl(topology, "client", URL);
     const again = await setup.cli("check");
     assert.doesNotMatch(again.stderr, /chain FORWARD/);
+  },
+);
+
+netnsTest(
+  "FORWARD=kernel with an IPv6 backend: IPv6 clients go through the kernel with their own address, IPv4 clients through sleepingd",
+  NGINX,
+  async (topology) => {
+    await using setup = await setUp(topology, (dir) => WEB(dir, topology, "", ADDRESSES.backend6));
+    const url6 = `http://[${ADDRESSES.host6}]:8080/`;
+    await okCurl(topology, "client", url6);
+    await setup.daemon.waitForLine(
+      /\[web\] the kernel forwards new connections \(8080->80\/tcp\) to \[fd00:201:2::2\]:80/,
+    );
+    for (let i = 0; i < 3; i++) await okCurl(topology, "client", url6);
+    await waitFor(
+      "the rule's counters to count 3 connections",
+      async () => (await setup.status()).kernel!.totalConnections === 3,
+    );
+    await okCurl(topology, "client", URL); // IPv4: the kernel cannot translate it to IPv6
+    const status = await setup.status();
+    assert.equal(status.totalConnections, 2);
+    assert.deepEqual(setup.lines("access.log"), [
+      ADDRESSES.hostBackend6,
+      ...Array(3).fill(ADDRESSES.client6),
+      ADDRESSES.hostBackend6,
+    ]);
+    assert.ok(
+      setup.daemon.lines.some((line) =>
+        line.endsWith("(proxied: a client the kernel does not forward)")
+      ),
+    );
   },
 );
