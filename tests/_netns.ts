@@ -27,6 +27,8 @@ export const ADDRESSES = {
   hostBackend: "10.201.2.1",
   /** The backend's address. */
   backend: "10.201.2.2",
+  /** The backend's second address, for clients that must not share the first one's connections. */
+  backend2: "10.201.2.3",
   /** The client's IPv6 address. */
   client6: "fd00:201:1::2",
   /** The host's IPv6 address on the client's network. */
@@ -120,10 +122,8 @@ export async function makeTopology(): Promise<Topology> {
     await up("client", `${id}ch`, [client, client2, client6], [host, host6]);
     await up("host", `${id}hc`, [host, host6]);
     await up("host", `${id}hb`, [hostBackend, hostBackend6]);
-    await up("backend", `${id}bh`, [ADDRESSES.backend, ADDRESSES.backend6], [
-      hostBackend,
-      hostBackend6,
-    ]);
+    const backends = [ADDRESSES.backend, ADDRESSES.backend2, ADDRESSES.backend6];
+    await up("backend", `${id}bh`, backends, [hostBackend, hostBackend6]);
     await ip("netns", "exec", ns.host, "sysctl", "-qw", "net.ipv4.ip_forward=1");
     await ip("netns", "exec", ns.host, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
   } catch (error) {

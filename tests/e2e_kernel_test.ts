@@ -702,3 +702,27 @@ netnsTest(
     );
   },
 );
+
+netnsTest(
+  "FORWARD=kernel: a table flushed from outside (a firewall reload) leaves clients to sleepingd until its next reading puts the rules back",
+  NGINX,
+  async (topology) => {
+    await using setup = await setUp(topology, (dir) => WEB(dir, topology));
+    await okCurl(topology, "client", URL);
+    await setup.daemon.waitForLine(/\[web\] the kernel forwards new connections/);
+    const flushed = await topology.run("host", "nft", ["flush", "ruleset"]);
+    assert.equal(flushed.code, 0, flushed.stderr);
+    await okCurl(topology, "client", URL);
+    assert.equal((await setup.status()).totalConnections, 2, "sleepingd served it meanwhile");
+    await setup.daemon.waitForLine(
+      /the table sleepingd_[0-9a-f]+ was removed by something else: putting it back/,
+    );
+    await waitFor("the rules back", async () => (await setup.forwarded()).includes("tcp . 8080"));
+    await okCurl(topology, "client", URL);
+    await waitFor(
+      "the kernel to forward again",
+      async () => (await setup.status()).kernel!.totalConnections >= 1,
+    );
+    assert.equal((await setup.status()).totalConnections, 2);
+  },
+);

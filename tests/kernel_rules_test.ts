@@ -110,13 +110,12 @@ Deno.test("installScript() refuses past the limits with ct count, and counts the
     .filter((line) => line.startsWith("add rule inet t svc_00a1 "))
     .map((line) => line.slice("add rule inet t svc_00a1 ".length));
   assert.deepEqual(svc, [
-    "ct direction reply ct state established tcp flags rst ct status ! assured ct original proto-dst 8080 counter name gone_00a1",
+    "tcp flags rst ct direction reply ct state established ct status ! assured ct original proto-dst 8080 counter name gone_00a1",
     "ct state new meta l4proto tcp add @max_00a1_100 { ct mark ct count over 100 } counter name max_00a1 reject with tcp reset",
     "ct state new meta l4proto udp add @max_00a1_100 { ct mark ct count over 100 } counter name udp_refused_00a1 drop",
     "ct state new meta nfproto ipv4 meta l4proto tcp add @source4_00a1_4 { ip saddr ct count over 4 } counter name source_00a1 reject with tcp reset",
     "ct state new meta nfproto ipv4 meta l4proto udp add @source4_00a1_4 { ip saddr ct count over 4 } counter name udp_refused_00a1 drop",
-    "ct direction original counter name in_00a1",
-    "ct direction reply counter name out_00a1",
+    'counter name ct direction map { original : "in_00a1", reply : "out_00a1" }',
   ]);
 });
 

@@ -1,7 +1,7 @@
 /**
  * The daemon's nftables table and what watches it: services' rules put in
  * and taken out one transaction at a time, and, while any service has rules,
- * a reading every second of their counters and of conntrack
+ * readings of their counters every second and of conntrack every 5 s
  * (docs/ARCHITECTURE.md, "Kernel path").
  *
  * @module
@@ -25,17 +25,23 @@ import {
   withdrawScript,
 } from "./rules.ts";
 
-/** How often the counters and conntrack are read while a service has rules. */
+/** How often the counters are read while a service has rules. */
 const READ_INTERVAL_MS = 1000;
+/**
+ * Every how many readings conntrack is read too: each of its listings walks
+ * every tracked connection in the kernel (tens of thousands under load), so
+ * open connections are counted every 5 s, and at once when a stop asks.
+ */
+const CONNTRACK_EVERY = 5;
 
 /** What one reading found for one service. */
 export interface Reading {
   /** Each counter's totals since its rules were put in. */
   counters: Record<CounterKind, Count>;
-  /** Its TCP connections that are set up and not closing. */
-  established: Flow[];
-  /** Its TCP connections whose first packet got no answer yet. */
-  unanswered: Flow[];
+  /** Its TCP connections that are set up and not closing; undefined when conntrack was not read. */
+  established?: Flow[];
+  /** Its TCP connections whose first packet got no answer yet; undefined as `established`. */
+  unanswered?: Flow[];
 }
 
 /** Told of each reading of a service's rules. */
@@ -108,7 +114,12 @@ export class KernelForwarder {
         this.#created = true;
       }
       const before = this.#entries.get(rules.id);
-      await applyScript(installScript(this.table, rules, before?.rules));
+      try {
+        await applyScript(installScript(this.table, rules, before?.rules));
+      } catch (error) {
+        if (!await this.#recreateIfGone()) throw error;
+        await applyScript(installScript(this.table, rules, before?.rules));
+      }
       this.#entries.set(rules.id, { rules, forwarding: true, listener });
       this.#startReading();
     });
@@ -147,7 +158,7 @@ export class KernelForwarder {
       const entry = this.#entries.get(id);
       if (!entry) return;
       this.#entries.delete(id);
-      if (this.#created) await applyScript(removeScript(this.table, entry.rules));
+      if (this.#created) await this.#removeOrDropTable(entry.rules);
       if (entry.rules.ports.some((port) => port.protocol === "udp")) {
         await forgetUdpFlows(entry.rules.mark);
       }
@@ -155,13 +166,21 @@ export class KernelForwarder {
     });
   }
 
-  /** Reads now, telling every service's listener; the reading of `id`, if it has rules. */
+  /**
+   * Reads the counters and conntrack now, telling every service's listener;
+   * the reading of `id`, if it has rules.
+   */
   readNow(id?: number): Promise<Reading | undefined> {
-    return this.#enqueue(async () => {
-      const readings = await this.#read();
-      for (const [entryId, reading] of readings) this.#entries.get(entryId)?.listener(reading);
-      return id === undefined ? undefined : readings.get(id);
-    });
+    return this.#enqueue(() => this.#readAndTell(true)).then((readings) =>
+      id === undefined ? undefined : readings.get(id)
+    );
+  }
+
+  /** One reading (of conntrack too with `connections`), told to every service's listener. */
+  async #readAndTell(connections: boolean): Promise<Map<number, Reading>> {
+    const readings = await this.#read(connections);
+    for (const [id, reading] of readings) this.#entries.get(id)?.listener(reading);
+    return readings;
   }
 
   /** Deletes the table (at shutdown) and stops reading; nothing is put in afterwards. */
@@ -173,6 +192,28 @@ export class KernelForwarder {
       await applyScript(dropTableScript(this.table));
       this.#created = false;
     });
+  }
+
+  /**
+   * Takes a service's rules out; when nft fails to, the whole table goes
+   * rather than a rule that would outlive its backend: every service falls
+   * back to sleepingd's listeners until the next reading puts the others back.
+   */
+  async #removeOrDropTable(rules: ServiceRules) {
+    try {
+      await applyScript(removeScript(this.table, rules));
+    } catch (error) {
+      this.#log.error(
+        "cannot take the rules of [{service}] out ({error}): removing the table {table}",
+        {
+          service: rules.name,
+          error: (error as Error).message,
+          table: this.table,
+        },
+      );
+      await applyScript(dropTableScript(this.table));
+      this.#created = false;
+    }
   }
 
   /** Runs `step` after every change asked before it. */
@@ -196,10 +237,11 @@ export class KernelForwarder {
 
   async #readEverySecond(signal: AbortSignal) {
     let failing = false;
-    while (true) {
+    for (let count = 0;; count++) {
       await sleep(READ_INTERVAL_MS, signal);
       try {
-        await this.readNow();
+        const connections = count % CONNTRACK_EVERY === 0;
+        await this.#enqueue(() => this.#readAndTell(connections));
         if (failing) this.#log.info("reading the kernel path's counters works again");
         failing = false;
       } catch (error) {
@@ -210,7 +252,7 @@ export class KernelForwarder {
           });
         }
         failing = true;
-        await this.#recreateIfGone();
+        await this.#enqueue(() => this.#recreateIfGone()).catch(() => {});
       }
     }
   }
@@ -218,38 +260,40 @@ export class KernelForwarder {
   /**
    * Puts the table and every service's rules back when the table is gone
    * (`nft flush ruleset`, a firewall reload): meanwhile new connections reached
-   * sleepingd's own listeners, which served them.
+   * sleepingd's own listeners, which served them. Call it from a queued step.
+   *
+   * @returns whether it made the table again
    */
-  #recreateIfGone(): Promise<void> {
-    return this.#enqueue(async () => {
-      try {
-        await readCounters(this.table);
-        return;
-      } catch {
-        // gone, or nft does not answer: try to make it again
-      }
-      if (this.#closed || this.#entries.size === 0) return;
-      this.#log.warn(
-        "the table {table} was removed by something else: putting the rules of {count} " +
-          "service(s) back",
-        { table: this.table, count: this.#entries.size },
-      );
-      await applyScript(tableScript(this.table, this.#comment));
-      for (const entry of this.#entries.values()) {
-        await applyScript(installScript(this.table, entry.rules));
-        if (!entry.forwarding) await applyScript(withdrawScript(this.table, entry.rules));
-      }
-    }).catch(() => {});
+  async #recreateIfGone(): Promise<boolean> {
+    try {
+      await readCounters(this.table);
+      return false;
+    } catch {
+      // gone, or nft does not answer: try to make it again
+    }
+    if (this.#closed) return false;
+    this.#log.warn(
+      "the table {table} was removed by something else: putting it back with the rules of " +
+        "{count} service(s)",
+      { table: this.table, count: this.#entries.size },
+    );
+    await applyScript(tableScript(this.table, this.#comment));
+    this.#created = true;
+    for (const entry of this.#entries.values()) {
+      await applyScript(installScript(this.table, entry.rules));
+      if (!entry.forwarding) await applyScript(withdrawScript(this.table, entry.rules));
+    }
+    return true;
   }
 
-  /** One reading of the counters and of conntrack, by service id. */
-  async #read(): Promise<Map<number, Reading>> {
+  /** One reading of the counters (and of conntrack, with `connections`), by service id. */
+  async #read(connections: boolean): Promise<Map<number, Reading>> {
     const readings = new Map<number, Reading>();
     if (this.#entries.size === 0) return readings;
     const [counts, established, unanswered] = await Promise.all([
       readCounters(this.table),
-      listConnections(this.tag, "ESTABLISHED"),
-      listConnections(this.tag, "SYN_SENT"),
+      connections ? listConnections(this.tag, "ESTABLISHED") : undefined,
+      connections ? listConnections(this.tag, "SYN_SENT") : undefined,
     ]);
     for (const [id, entry] of this.#entries) {
       const counters = Object.fromEntries(
@@ -260,8 +304,8 @@ export class KernelForwarder {
       const mark = entry.rules.mark;
       readings.set(id, {
         counters,
-        established: established.filter((flow) => flow.mark === mark),
-        unanswered: unanswered.filter((flow) => flow.mark === mark && flow.unreplied),
+        established: established?.filter((flow) => flow.mark === mark),
+        unanswered: unanswered?.filter((flow) => flow.mark === mark && flow.unreplied),
       });
     }
     return readings;

@@ -130,7 +130,7 @@ table ${FAMILY} ${table} {
   }
   chain input {
     type filter hook input priority filter; policy accept;
-    iifname "lo" return
+    iif "lo" return
     ct mark vmap @marks
   }
   chain output {
@@ -284,9 +284,10 @@ function serviceRules(rules: ServiceRules): string[] {
   const out: string[] = [];
   const count = (kind: CounterKind) => `counter name ${counterName(kind, rules.id)}`;
   if (rules.probePort !== undefined) {
-    // Established: the backend's own reset. Our own rejects are "related" and are not counted.
+    // The reset first: most packets stop there. Established: the backend's own reset; our own
+    // rejects are "related" and are not counted.
     out.push(
-      `ct direction reply ct state established tcp flags rst ct status ! assured ` +
+      `tcp flags rst ct direction reply ct state established ct status ! assured ` +
         `ct original proto-dst ${rules.probePort} ${count("gone")}`,
     );
   }
@@ -303,7 +304,10 @@ function serviceRules(rules: ServiceRules): string[] {
     );
     out.push(`ct state new ${family}meta l4proto udp ${over} ${count("udp_refused")} drop`);
   }
-  out.push(`ct direction original ${count("in")}`, `ct direction reply ${count("out")}`);
+  // One rule for both directions: every packet of every connection passes here.
+  const inName = counterName("in", rules.id);
+  const outName = counterName("out", rules.id);
+  out.push(`counter name ct direction map { original : "${inName}", reply : "${outName}" }`);
   return out;
 }
 

@@ -10,6 +10,7 @@
  */
 
 import type { ServiceConfig } from "../config/types.ts";
+import type { Flow } from "../kernel/conntrack.ts";
 import type { KernelForwarder, Reading } from "../kernel/forwarder.ts";
 import type { Count } from "../kernel/nft.ts";
 import { planRules } from "../kernel/plan.ts";
@@ -77,7 +78,9 @@ export class KernelPath {
   #began?: { at: number; connections: number; bytesIn: number; bytesOut: number };
   /** When each unanswered connection was first seen, by conntrack id. */
   #unanswered = new Map<string, number>();
+  /** Said once a wake: connections go unanswered and no CHECK_CMD can tell. */
   #warnedUnanswered = false;
+  /** When CHECK_CMD last ran for unanswered connections, and whether it runs now. */
   #lastCheck = 0;
   #checking = false;
   /** An adopted backend waits for a client's own connection to prove it up. */
@@ -96,6 +99,7 @@ export class KernelPath {
   /** Takes in a change of state: awake puts the rules in, leaving awake takes them out. */
   changed(change: Change): void {
     if (change.to === "awake") {
+      if (this.#parts.config().forward !== "kernel") return;
       // Adopted (after a crash, or from another instance): no proof yet that it runs. Rules
       // to a dead backend would refuse clients; a client's own connection proves it first.
       if (change.from === "asleep" && this.#parts.config().protocol === "tcp") {
@@ -172,7 +176,7 @@ export class KernelPath {
       this.#carrying = false;
       this.#note = "stopping: new connections reach sleepingd";
       const reading = await forwarder.readNow(this.#rules.id);
-      const open = reading?.established.length ?? 0;
+      const open = reading?.established?.length ?? 0;
       if (open === 0 && this.#movedAt < startedAt) return;
       busy = open > 0
         ? `${open} connection${open === 1 ? "" : "s"} through the kernel`
@@ -257,13 +261,17 @@ export class KernelPath {
     const { shared, config, stats } = this.#parts;
     const name = config().name;
     this.#carrying = false;
-    if (reason !== "idle" && reason !== "gone") {
-      await shared.forwarder.withdraw(rules.id);
-      await this.#drain(rules.id, name);
+    try {
+      if (reason !== "idle" && reason !== "gone") {
+        await shared.forwarder.withdraw(rules.id);
+        await this.#drain(rules.id, name);
+      }
+      await shared.forwarder.readNow(rules.id);
+    } finally {
+      // Whatever failed before, the rules go.
+      this.#rules = undefined;
+      await shared.forwarder.remove(rules.id);
     }
-    await shared.forwarder.readNow(rules.id).catch(() => undefined);
-    this.#rules = undefined;
-    await shared.forwarder.remove(rules.id);
     stats.kernelConnections = 0;
     this.#note = `on the proxy path since ${why}`;
     const began = this.#began ?? { at: Date.now(), connections: 0, bytesIn: 0, bytesOut: 0 };
@@ -288,7 +296,7 @@ export class KernelPath {
     let said = false;
     while (true) {
       const reading = await this.#parts.shared.forwarder.readNow(id);
-      const open = reading?.established.length ?? 0;
+      const open = reading?.established?.length ?? 0;
       if (open === 0) return;
       if (Date.now() >= deadline) {
         this.#log.warn(
@@ -334,7 +342,7 @@ export class KernelPath {
     stats.kernelBytesOut += bytesOut;
     stats.kernelConnectionsTotal += Math.max(0, newConnections - refusedMax - refusedSource);
     stats.kernelFlowsTotal += added("udp", "packets");
-    const open = reading.established.length;
+    const open = reading.established?.length ?? stats.kernelConnections;
     if (bytesIn + bytesOut > 0 || newConnections > 0 || open !== stats.kernelConnections) {
       stats.lastActivity = now;
       if (bytesIn + bytesOut > 0) this.#movedAt = now;
@@ -345,7 +353,7 @@ export class KernelPath {
       this.#gone(`it refused a connection the kernel forwarded to ${this.#targetText()}`);
       return;
     }
-    this.#watchUnanswered(reading, now);
+    if (reading.unanswered) this.#watchUnanswered(reading.unanswered, now);
   }
 
   /** Counts the kernel's refusals as sleepingd counts its own, with one line for them. */
@@ -372,9 +380,9 @@ export class KernelPath {
    * CHECK_CMD, it says whether the backend is gone; without, the service
    * stays awake (as on the proxy path, only a refusal says gone), said once a wake.
    */
-  #watchUnanswered(reading: Reading, now: number) {
+  #watchUnanswered(unanswered: Flow[], now: number) {
     const seen = new Map<string, number>();
-    for (const flow of reading.unanswered) seen.set(flow.id, this.#unanswered.get(flow.id) ?? now);
+    for (const flow of unanswered) seen.set(flow.id, this.#unanswered.get(flow.id) ?? now);
     this.#unanswered = seen;
     const timeoutMs = this.#parts.config().connectTimeout * 1000;
     const stale = [...seen.values()].some((first) => now - first >= timeoutMs);
