@@ -57,7 +57,8 @@ export async function serveConnection(
     return;
   }
   const opened = Date.now();
-  const carriedBy = service.path.path;
+  // FORWARD=kernel only: which path carried new connections when this one came.
+  const carriedBy = service.config.forward === "kernel" ? service.path.path : "proxy";
   try {
     let source: Stream;
     let backend: Backend;
