@@ -31,6 +31,10 @@ export interface DaemonOptions {
   softFdLimit?: number;
   /** Runs it in this network namespace (`ip netns exec NETNS`), as a test host of tests/_netns.ts. */
   netns?: string;
+  /** Shell lines run before the daemon, in the shell that becomes it, e.g. `exec 7<FILE`. */
+  prelude?: string;
+  /** Deno's arguments that run the program, e.g. a bundle's (default: `run -A src/main.ts`). */
+  program?: string[];
 }
 
 /**
@@ -48,16 +52,18 @@ export async function startDaemon(
   await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\nSTATE_PATH=${runDir}/state\n`);
   const argv = [
     Deno.execPath(),
-    ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+    ...(options.program ?? ["run", "-A", MAIN]),
+    ...["-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
   ];
   const ulimit = options.fdLimit !== undefined
-    ? `-n ${options.fdLimit}`
+    ? `ulimit -n ${options.fdLimit}`
     : options.softFdLimit !== undefined
-    ? `-Sn ${options.softFdLimit}`
+    ? `ulimit -Sn ${options.softFdLimit}`
     : undefined;
-  const wrapped = ulimit === undefined
+  const prelude = [ulimit, options.prelude].filter(Boolean).join(" && ");
+  const wrapped = prelude === ""
     ? argv
-    : ["bash", "-c", `ulimit ${ulimit} && exec "$@"`, "bash", ...argv];
+    : ["bash", "-c", `${prelude} && exec "$@"`, "bash", ...argv];
   const [program, ...args] = options.netns === undefined
     ? wrapped
     : ["ip", "netns", "exec", options.netns, ...wrapped];

@@ -90,3 +90,22 @@ Deno.test("kernelPathErrors() names what is missing at each FORWARD=kernel servi
   ]);
   assert.deepEqual(kernelPathErrors(build(WEB), missing), []);
 });
+
+Deno.test("FORWARD=kernel refuses HOSTNAMES and WAITING_PAGE at their line: sleepingd reads those ports' first bytes", () => {
+  assert.deepEqual(
+    errorsOf(
+      `${WEB}FORWARD=kernel\nHOSTNAMES=app.example.com\n[page]\nPORT=81\nSTART_CMD=go\n` +
+        "FORWARD=kernel\nWAITING_PAGE=yes\n",
+    ),
+    [
+      "t.conf:5: Cannot use HOSTNAMES with FORWARD=kernel in [web]: sleepingd reads each " +
+      "connection's first bytes on a port it routes by name or with a waiting page, and the " +
+      "kernel path would take that port's connections from it; set FORWARD=proxy or remove " +
+      "HOSTNAMES",
+      "t.conf:10: Cannot use WAITING_PAGE with FORWARD=kernel in [page]: sleepingd reads each " +
+      "connection's first bytes on a port it routes by name or with a waiting page, and the " +
+      "kernel path would take that port's connections from it; set FORWARD=proxy or remove " +
+      "WAITING_PAGE",
+    ],
+  );
+});

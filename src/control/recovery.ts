@@ -8,7 +8,7 @@
 
 import { log } from "../log.ts";
 import { formatTarget, type Target } from "../net/address.ts";
-import { readProcStat } from "../process/proc_stat.ts";
+import { readEnvironVariable, readProcStat } from "../process/proc_stat.ts";
 import { terminateGroup } from "../process/process_group.ts";
 import type { RunningStart, Service } from "../service/service.ts";
 import type { SavedState } from "./state_file.ts";
@@ -70,10 +70,28 @@ async function recoverService(
   }
 }
 
-/** Ends the process group of a leftover START_CMD, if that very process still runs. */
+/**
+ * Ends the process group of a leftover START_CMD, if that very process still
+ * runs: the same pid, start time and run id (`SLEEPINGD_RUN_ID` in the
+ * environment it started with), so that a pid reused, or a state file that
+ * names another process, never ends anyone else's.
+ */
 async function endLeftover(name: string, leftover: RunningStart): Promise<void> {
   const stat = readProcStat(leftover.pid);
   if (stat === undefined || stat.startTime !== leftover.startTime) return; // gone, or pid reused
+  const runId = readEnvironVariable(leftover.pid, "SLEEPINGD_RUN_ID");
+  if (leftover.runId === undefined || runId !== leftover.runId) {
+    log("recovery").warn(
+      "[{service}] left pid {pid} alone: it is not the START_CMD the last daemon ran (its " +
+        "SLEEPINGD_RUN_ID {differs})",
+      {
+        service: name,
+        pid: leftover.pid,
+        differs: leftover.runId === undefined ? "was not saved" : "differs",
+      },
+    );
+    return;
+  }
   log("recovery").warn("[{service}] ending START_CMD (pid {pid}) left by the last daemon", {
     service: name,
     pid: leftover.pid,

@@ -19,6 +19,7 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
@@ -52,14 +53,18 @@ export interface ServiceShared {
   coordinator?: Coordinator;
   /** The daemon's nftables table, for FORWARD=kernel; without it every service proxies. */
   kernel?: KernelShared;
+  /** How long a service's wakes usually take, in seconds, from its history; none by default. */
+  typicalWake?: (service: string) => number | undefined;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
+/** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
 export interface RunningStart {
   /** The pid, which is also the process group's id. */
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
   startTime: number;
+  /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
+  runId?: string;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -101,6 +106,10 @@ export class Service {
   #scheduling?: AbortController;
   /** FORWARD=kernel: the kernel forwards while awake; there when the daemon has a table. */
   readonly #kernel?: KernelPath;
+  /** How long the service's wakes usually take, from its history. */
+  readonly #typicalWake: (service: string) => number | undefined;
+  /** The last wake that failed: when, and why. */
+  #lastWakeFailure?: { at: number; message: string };
   readonly #log = log("service");
 
   /**
@@ -163,9 +172,14 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
+    this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
     if (shared.kernel) {
@@ -314,9 +328,27 @@ export class Service {
     this.#keptAwakeUntil = until;
   }
 
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
+  }
+
   /** Epoch milliseconds when the current state was entered. */
   get stateSince(): number {
     return this.#lifecycle.since;
+  }
+
+  /** Seconds the service's wakes usually take, from its history; undefined before any. */
+  typicalWakeSeconds(): number | undefined {
+    return this.#typicalWake(this.#config.name);
+  }
+
+  /** The last wake that failed: when (epoch milliseconds) and why; undefined before any. */
+  get lastWakeFailure(): { at: number; message: string } | undefined {
+    return this.#lastWakeFailure;
   }
 
   /** The backend's target while it is known (awake, or stopping). */
@@ -569,6 +601,7 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
+    this.#lastWakeFailure = { at: Date.now(), message: reason };
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;
@@ -595,10 +628,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }
@@ -609,10 +644,12 @@ export class Service {
   /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
     if (action === "start") {
+      const runId = crypto.randomUUID();
       context = {
         ...context,
+        runId,
         onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
+          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0, runId };
           this.#onChange();
         },
       };

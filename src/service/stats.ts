@@ -44,6 +44,10 @@ export interface ServiceStats {
   kernelBytesIn: number;
   /** FORWARD=kernel: bytes of the packets from the backend the kernel forwarded, headers included. */
   kernelBytesOut: number;
+  /** Waiting pages served to browsers (WAITING_PAGE) while the service woke. */
+  waitingPages: number;
+  /** Pages served to browsers saying why the wake failed. */
+  errorPages: number;
 }
 
 /** Counters all at zero, for a new service. */
@@ -68,5 +72,7 @@ export function newStats(): ServiceStats {
     kernelFlowsTotal: 0,
     kernelBytesIn: 0,
     kernelBytesOut: 0,
+    waitingPages: 0,
+    errorPages: 0,
   };
 }
