@@ -288,6 +288,10 @@ netnsTest(
     await using setup = await setUp(topology, (dir) => WEB(dir, topology));
     await okCurl(topology, "client", URL);
     await setup.daemon.waitForLine(/\[web\] the kernel forwards new connections/);
+    const refused = await setup.cli("cleanup");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /a daemon runs in .* \(pid \d+\): its table is its own/);
+    assert.deepEqual(await setup.forwarded(), ["tcp . 8080"]);
     Deno.kill(setup.daemon.pid, "SIGKILL");
     await setup.daemon.stop();
     assert.deepEqual(await setup.forwarded(), ["tcp . 8080"], "what a killed daemon leaves");
