@@ -68,9 +68,7 @@ Examples:
 function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
-    : config.services.flatMap((service) =>
-      describeService(service, tableName(config.global.varrunPath))
-    );
+    : config.services.flatMap((service) => describeService(service, config.global));
   const limits = describeLimits([
     [config.global.maxConnectionsTotal, "connections"],
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
@@ -99,6 +97,16 @@ function describeDaemon(config: Config): string[] {
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
+    const { etcdCaFile, etcdClientCert, etcdUser } = config.global;
+    if (etcdCaFile) lines.push(`  etcd's certificate: signed by an authority of ${etcdCaFile}`);
+    if (etcdClientCert) {
+      lines.push(
+        `  client certificate: ${etcdClientCert.certFile} (key ${etcdClientCert.keyFile})`,
+      );
+    }
+    if (etcdUser) {
+      lines.push(`  etcd user: ${etcdUser.name} (password in ${etcdUser.passwordFile})`);
+    }
   }
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
@@ -148,7 +156,8 @@ function formatSize(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-function describeService(service: ServiceConfig, table: string): string[] {
+function describeService(service: ServiceConfig, global: Config["global"]): string[] {
+  const table = tableName(global.varrunPath);
   const lines = [`${service.name} (port ${service.port})`];
   const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
   if (service.listenAddresses.join(" ") !== "::") {
@@ -223,11 +232,19 @@ function describeService(service: ServiceConfig, table: string): string[] {
     const passed = service.passEnv ? `, with ${service.passEnv.join(" ")} passed on` : "";
     detail("user", `${service.user} (a clean environment${passed})`);
   }
+  if (global.etcdEndpoints) detail("published targets", describeTrust(service));
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);
   }
   return lines;
+}
+
+/** Which target another instance publishes this one may use. */
+function describeTrust(service: ServiceConfig): string {
+  if (service.checkCmd) return "used when CHECK_CMD confirms them";
+  if (service.clusterTargets) return `used when in ${service.clusterTargets.join(" ")}`;
+  return "not used (no CHECK_CMD nor CLUSTER_TARGETS): each instance runs START_CMD";
 }
 
 /**

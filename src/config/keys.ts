@@ -579,6 +579,62 @@ export const KEYS: readonly KeyDefinition[] = [
       "same name share their services (by section name). Global section only.",
   },
   {
+    name: "ETCD_CA_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the certificate authorities that sign etcd's certificate, for " +
+      "https:// endpoints, trusted beside the system's. Blank means the system's only. " +
+      "Global section only.",
+  },
+  {
+    name: "ETCD_CERT_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the client certificate sleepingd shows etcd (for etcd's " +
+      "--client-cert-auth), with ETCD_KEY_FILE. Through etcd's HTTP gateway, which sleepingd " +
+      "uses, a certificate cannot name the user: leave its Common Name empty (etcd refuses " +
+      "one that has one) and, with etcd authentication on, set ETCD_USER. Blank means none. " +
+      "Global section only.",
+  },
+  {
+    name: "ETCD_KEY_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the private key of ETCD_CERT_FILE. Keep it readable by sleepingd's user " +
+      "only. Global section only.",
+  },
+  {
+    name: "ETCD_USER",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "The etcd user sleepingd acts as when etcd has authentication on, with " +
+      "ETCD_PASSWORD_FILE; it needs read and write on /sleepingd/CLUSTER_NAME/. Blank means " +
+      "none. Global section only.",
+  },
+  {
+    name: "ETCD_PASSWORD_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "File holding ETCD_USER's password (its first line). Keep it readable by " +
+      "sleepingd's user only. Global section only.",
+  },
+  {
+    name: "CLUSTER_TARGETS",
+    kind: "addresses",
+    default: "",
+    doc: "With ETCD_ENDPOINTS and no CHECK_CMD: the backend addresses another instance may " +
+      "publish for the service, each an IP address or CIDR block with an optional port " +
+      "(10.0.0.5:5432 10.0.1.0/24 [2001:db8::5]:22). A published target is used only if " +
+      "this instance's own wake gave it, CHECK_CMD confirms it, or it is in this list; " +
+      "otherwise this instance runs START_CMD itself (one instance at a time). Blank means " +
+      "none.",
+  },
+  {
     name: "METRICS_ADDRESS",
     kind: "text",
     default: "",

@@ -69,6 +69,11 @@ export interface ServiceConfig {
   allow: string[];
   /** `DENY`: client addresses and CIDR blocks that may not connect; it wins over `allow`. */
   deny: string[];
+  /**
+   * `CLUSTER_TARGETS`: the targets (addresses or CIDR blocks, with an optional
+   * port) another instance may publish; `undefined` means none.
+   */
+  clusterTargets?: string[];
   /** `MAX_CONNECTIONS`: connections held at once, waiting ones included; `undefined` means no limit. */
   maxConnections?: number;
   /** `MAX_CONNECTIONS_PER_SOURCE`: connections one client address may hold at once. */
@@ -210,6 +215,12 @@ export interface GlobalConfig {
    * @default "sleepingd"
    */
   clusterName: string;
+  /** `ETCD_CA_FILE`: PEM file of the authorities that sign etcd's certificate. */
+  etcdCaFile?: string;
+  /** `ETCD_CERT_FILE` and `ETCD_KEY_FILE`: the client certificate shown to etcd, and its key. */
+  etcdClientCert?: { certFile: string; keyFile: string };
+  /** `ETCD_USER` and `ETCD_PASSWORD_FILE`: the etcd user, and the file of its password. */
+  etcdUser?: { name: string; passwordFile: string };
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
   /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */

@@ -20,6 +20,7 @@ import { history } from "../history/timeline.ts";
 import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
+import { readEtcdAccess } from "../cluster/access.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
 import type { KernelForwarder } from "../kernel/forwarder.ts";
@@ -46,6 +47,12 @@ const RESTART_ONLY = [
   { name: "LOG_MAX_SIZE", field: "logMaxSize" },
   { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
+  // The instance joined its cluster at start: it stays in it until it restarts.
+  { name: "ETCD_ENDPOINTS", field: "etcdEndpoints" },
+  { name: "CLUSTER_NAME", field: "clusterName" },
+  { name: "ETCD_CA_FILE", field: "etcdCaFile" },
+  { name: "ETCD_CERT_FILE or ETCD_KEY_FILE", field: "etcdClientCert" },
+  { name: "ETCD_USER or ETCD_PASSWORD_FILE", field: "etcdUser" },
 ] as const;
 
 /** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
@@ -113,7 +120,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   });
   const { etcdEndpoints, clusterName } = config.global;
   const cluster: Cluster | undefined = etcdEndpoints
-    ? new Cluster(etcdEndpoints, clusterName, (): readonly Service[] => supervisor.services)
+    ? new Cluster({
+      endpoints: etcdEndpoints,
+      name: clusterName,
+      access: await readEtcdAccess(config.global),
+      services: (): readonly Service[] => supervisor.services,
+    })
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
@@ -162,11 +174,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   let http: { shutdown(): Promise<void> } | undefined;
   try {
     await supervisor.listen();
-    await cluster?.start();
     daemonEvent("started");
     // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.
+    // Recovery comes first of all, so that no client wakes a service it has to clean up, even
+    // while etcd is slow to answer the join.
     recover(supervisor.services, saved).then(() => supervisor.startSchedules());
     save();
+    await cluster?.start();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
         metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),

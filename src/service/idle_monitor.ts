@@ -131,18 +131,40 @@ export class IdleMonitor {
     return { outcome: "busy", reason };
   }
 
+  /**
+   * Checks every `intervalMs` until `signal` is aborted (the service left
+   * awake). A stop that was refused (another instance said no) or a check
+   * that failed ends nothing: the next check asks again.
+   */
   async #watch(intervalMs: number, signal: AbortSignal) {
     const service = this.#inputs.config().name;
     while (true) {
       await sleep(intervalMs, signal);
-      const verdict = await this.shouldSleep(signal);
+      let verdict;
+      try {
+        verdict = await this.shouldSleep(signal);
+      } catch (error) {
+        signal.throwIfAborted();
+        this.#log.error("[{service}] idle check failed, trying again: {error}", {
+          service,
+          error: (error as Error).message,
+        });
+        continue;
+      }
       signal.throwIfAborted();
       if (verdict.outcome === "sleep") {
+        // The kernel path's last word: a connection it opened meanwhile keeps the service awake.
         const late = await this.#inputs.beforeStop?.();
         signal.throwIfAborted();
         if (late === undefined) {
-          await this.#inputs.stop(verdict);
-          return;
+          // Once stopped, the service is no longer awake, which aborts `signal`.
+          await this.#inputs.stop(verdict).catch((error) => {
+            this.#log.error("[{service}] idle stop failed, trying again: {error}", {
+              service,
+              error: (error as Error).message,
+            });
+          });
+          continue;
         }
         verdict.outcome = "busy";
         verdict.reason = late;

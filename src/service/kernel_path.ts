@@ -70,6 +70,8 @@ export class KernelPath {
   /** Whether new connections reach the backend through the kernel now. */
   #carrying = false;
   #note = "asleep: the next connection wakes it through sleepingd";
+  /** How the kernel reaches the backend, while the rules are in: the note when it forwards. */
+  #howNote = "";
   /** The counters at the last reading, for what each reading adds. */
   #last?: Record<CounterKind, Count>;
   /** When bytes last moved through the kernel. */
@@ -160,6 +162,17 @@ export class KernelPath {
     });
   }
 
+  /** Lets the kernel forward new connections again after an idle stop that did not happen. */
+  resume(): void {
+    this.#step(async () => {
+      const { life, shared } = this.#parts;
+      if (!this.#rules || this.#carrying || life.state !== "awake") return;
+      await shared.forwarder.restore(this.#rules.id);
+      this.#carrying = true;
+      this.#note = this.#howNote;
+    });
+  }
+
   /**
    * The last word before an idle stop: new connections stop going through
    * the kernel, and the kernel's connections are counted again; when some
@@ -183,7 +196,7 @@ export class KernelPath {
         : "traffic through the kernel";
       await forwarder.restore(this.#rules.id);
       this.#carrying = true;
-      this.#note = "";
+      this.#note = this.#howNote;
     }).then(() => busy);
   }
 
@@ -227,7 +240,7 @@ export class KernelPath {
     const fresh = this.#rules === undefined;
     this.#rules = plan.rules;
     this.#carrying = true;
-    this.#note = `to ${formatTarget(target)}, ${plan.how}`;
+    this.#note = this.#howNote = `to ${formatTarget(target)}, ${plan.how}`;
     if (!fresh) return;
     this.#last = undefined;
     this.#unanswered.clear();

@@ -25,7 +25,8 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
-import { ALONE, type Coordinator } from "./coordinator.ts";
+import { sleep } from "../timers.ts";
+import { ALONE, type Claim, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
@@ -34,7 +35,11 @@ import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admis
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
 import { KernelPath, type KernelShared, type PathStatus } from "./kernel_path.ts";
+import { trustPublished } from "./published_target.ts";
 import { type Backend, checkBackend, type WakeError } from "./wake.ts";
+
+/** Milliseconds between two claims to clean up after a crash while etcd cannot say. */
+const CLAIM_RETRY_MS = 1_000;
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
 export type CloseReason = "shutdown" | "removed";
@@ -100,6 +105,8 @@ export class Service {
   readonly #services: () => readonly Service[];
   /** The other instances in front of the same backends. */
   readonly #coordinator: Coordinator;
+  /** The last refusal of a stop logged, so that one repeated at every idle check is logged once. */
+  #lastRefusal?: string;
   /** The KEEP_AWAKE windows, when there are any. */
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
@@ -133,7 +140,11 @@ export class Service {
       othersBusy: () => this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
-      stop: (verdict) => this.stop("idle", verdict.reason),
+      stop: async (verdict) => {
+        await this.stop("idle", verdict.reason); // refused: the next check asks again
+        // Refused while the kernel path had withdrawn for it: the kernel forwards again.
+        if (this.state === "awake") this.#kernel?.resume();
+      },
       beforeStop: () => this.#kernel?.beforeIdleStop() ?? Promise.resolve(undefined),
     });
     this.#lifecycle = new Lifecycle({
@@ -394,7 +405,32 @@ export class Service {
       return;
     }
     await endLeftover();
+    // With other instances, STOP_CMD runs under the claim, unless another is waking or stopping it.
+    const claim = await this.#claimStopAfterCrash();
+    if (typeof claim === "string") {
+      life.transition("stopping", { to: "asleep", reason: claim });
+      return;
+    }
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
+    claim.end({ state: "asleep" });
+  }
+
+  /**
+   * The claim to clean up after a crash: asked again each second while etcd
+   * cannot say (no stop on a guess), until the service closes.
+   *
+   * @returns the claim, or why there is none (another instance is waking or stopping it)
+   */
+  async #claimStopAfterCrash(): Promise<Claim | string> {
+    while (true) {
+      const answer = await this.#coordinator.claimStop(this.#config.name, "after_crash");
+      if ("claim" in answer) return answer.claim;
+      this.#logRefusal("cleaning up after the crash", answer.refusal);
+      if (!answer.unreachable || this.#closing.signal.aborted) {
+        return `no STOP_CMD: ${answer.refusal}`;
+      }
+      await sleep(CLAIM_RETRY_MS, this.#closing.signal).catch(() => {});
+    }
   }
 
   /** The idle monitor, for tests that ask it directly. */
@@ -437,7 +473,17 @@ export class Service {
     this.stats.openConnections++;
     this.stats.totalConnections++;
     this.stats.lastActivity = Date.now();
+    this.#sayIfFirst();
     return undefined;
+  }
+
+  /**
+   * Tells the other instances at once when the first client comes: an idle
+   * stop may be under way elsewhere, asking whether this instance is busy.
+   */
+  #sayIfFirst() {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open === 1) this.#coordinator.firstClient(this.#config.name);
   }
 
   /** Records that a client {@linkcode admit} let in is closed. */
@@ -465,6 +511,7 @@ export class Service {
     if (refusal) return refusal;
     this.stats.openFlows++;
     this.stats.totalFlows++;
+    this.#sayIfFirst();
     return undefined;
   }
 
@@ -530,30 +577,60 @@ export class Service {
    *
    * @param reason why, for metrics
    * @param detail why, for the log
+   * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
    */
-  async stop(reason: StopReason, detail: string = reason): Promise<void> {
+  async stop(reason: StopReason, detail: string = reason): Promise<string | undefined> {
     const life = this.#lifecycle;
-    const name = this.#config.name;
+    let claim: Claim | undefined;
     // Alone, nothing to ask: the stop begins at once, as it always did.
     if (life.state === "awake" && this.#coordinator !== ALONE) {
-      const refusal = await this.#coordinator.claimStop(name, reason);
-      if (refusal) {
-        this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
-          service: name,
-          reason: detail,
-          refusal,
-        });
-        return;
+      const answer = await this.#coordinator.claimStop(this.#config.name, reason);
+      if ("refusal" in answer) {
+        this.#logRefusal(detail, answer.refusal);
+        return answer.refusal;
+      }
+      claim = answer.claim;
+      const busy = reason === "idle" ? await this.#busySinceAsked() : undefined;
+      if (busy) {
+        claim.end();
+        this.#logRefusal(detail, busy);
+        return busy;
       }
     }
+    this.#lastRefusal = undefined;
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
-      this.#coordinator.stopEnded(name, false);
+      claim?.end();
       while (life.state === "stopping") await life.changed();
-      return;
+      return undefined;
     }
     await this.#kernel?.settled(); // no rule left pointing at a backend about to stop
-    life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
-    this.#coordinator.stopEnded(name, true);
+    const done = await this.#runStopCmd();
+    life.transition("stopping", { to: "asleep", reason: done });
+    claim?.end({ state: "asleep" });
+    return undefined;
+  }
+
+  /**
+   * Why an idle stop claimed may not go on after all: a client came here, or
+   * another instance published one, while the lock was being taken (asking
+   * once more narrows the time a client elsewhere goes unseen to one publication).
+   */
+  async #busySinceAsked(): Promise<string | undefined> {
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    const open = openConnections + openFlows + kernelConnections;
+    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
+    return await this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0);
+  }
+
+  /** Logs why a stop may not happen now, once in a row for the same refusal (each idle check asks). */
+  #logRefusal(detail: string, refusal: string) {
+    if (refusal === this.#lastRefusal) return;
+    this.#lastRefusal = refusal;
+    this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
+      service: this.#config.name,
+      reason: detail,
+      refusal,
+    });
   }
 
   /**
@@ -563,7 +640,26 @@ export class Service {
   stoppedElsewhere(by: string): void {
     const { openConnections, openFlows, kernelConnections } = this.stats;
     if (openConnections > 0 || openFlows > 0 || kernelConnections > 0) return;
-    this.#lifecycle.tryTransition("awake", { to: "asleep", reason: `stopped by ${by}` });
+    this.#lifecycle.tryTransition("awake", {
+      to: "asleep",
+      reason: `stopped by ${by}`,
+      stopReason: "elsewhere",
+    });
+  }
+
+  /**
+   * Takes in that another instance woke the backend at `target`: awake here
+   * too, if the service is asleep and trusts the target (see
+   * {@linkcode trustPublished}), so that its idle checks see to the stop.
+   */
+  async followWake(target: Target, by: string): Promise<void> {
+    if (this.state !== "asleep") return;
+    const trusted = await trustPublished(this.#config, target, by, {
+      run: this.#runCommand,
+      signal: this.#closing.signal,
+      known: this.#lifecycle.lastTarget,
+    });
+    if (trusted) this.adopt(trusted, `awake, woken by ${by}`);
   }
 
   /**

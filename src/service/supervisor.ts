@@ -170,6 +170,9 @@ export class Supervisor {
    * Stops a service's backend now, if it is awake, and ends its keep-awake:
    * its open connections first get up to SHUTDOWN_GRACE to finish (closed
    * after), or are closed at once with `force`.
+   *
+   * @throws {Error} when a needer keeps it awake, or another instance (or
+   * etcd's silence) keeps it from stopping now
    */
   async sleep(service: Service, force: boolean): Promise<void> {
     const needers = service.neededBy();
@@ -188,7 +191,11 @@ export class Supervisor {
     } else {
       await this.#finishConnections(open, why, () => {});
     }
-    await service.stop("requested", force ? "asked to sleep at once" : "asked to sleep");
+    const refusal = await service.stop(
+      "requested",
+      force ? "asked to sleep at once" : "asked to sleep",
+    );
+    if (refusal) throw new Error(`${service.config.name} is not asleep: ${refusal}`);
   }
 
   /**
