@@ -31,6 +31,8 @@ export const ADDRESSES = {
   backend2: "10.201.2.3",
   /** The client's IPv6 address. */
   client6: "fd00:201:1::2",
+  /** Another IPv6 address of the client, in the same /64. */
+  client6b: "fd00:201:1::3",
   /** The host's IPv6 address on the client's network. */
   host6: "fd00:201:1::1",
   /** The host's IPv6 address on the backend's network. */
@@ -118,8 +120,9 @@ export async function makeTopology(): Promise<Topology> {
         await ip("-n", ns[side], "route", "add", "default", "via", gateway);
       }
     };
-    const { client, client2, client6, host, host6, hostBackend, hostBackend6 } = ADDRESSES;
-    await up("client", `${id}ch`, [client, client2, client6], [host, host6]);
+    const { client, client2, client6, client6b, host, host6, hostBackend, hostBackend6 } =
+      ADDRESSES;
+    await up("client", `${id}ch`, [client, client2, client6, client6b], [host, host6]);
     await up("host", `${id}hc`, [host, host6]);
     await up("host", `${id}hb`, [hostBackend, hostBackend6]);
     const backends = [ADDRESSES.backend, ADDRESSES.backend2, ADDRESSES.backend6];

@@ -161,7 +161,8 @@ async function holdConnection(
   side: "client" | "host" = "client",
 ) {
   const { hostname, port } = new globalThis.URL(url);
-  const child = topology.spawn(side, "socat", ["-", `TCP:${hostname}:${port},bind=${from}`]);
+  const bind = from.includes(":") ? `[${from}]` : from;
+  const child = topology.spawn(side, "socat", ["-", `TCP:${hostname}:${port},bind=${bind}`]);
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"));
   return {
@@ -728,5 +729,34 @@ netnsTest(
       async () => (await setup.status()).kernel!.totalConnections >= 1,
     );
     assert.equal((await setup.status()).totalConnections, 2);
+  },
+);
+
+netnsTest(
+  "FORWARD=kernel: MAX_CONNECTIONS_PER_SOURCE counts an IPv6 client by its /64 on the kernel path",
+  [...NGINX, SOCAT],
+  async (topology) => {
+    await using setup = await setUp(
+      topology,
+      (dir) => WEB(dir, topology, "MAX_CONNECTIONS_PER_SOURCE=2\n", ADDRESSES.backend6),
+    );
+    const url6 = `http://[${ADDRESSES.host6}]:8080/`;
+    await okCurl(topology, "client", url6);
+    await setup.daemon.waitForLine(/\[web\] the kernel forwards new connections/);
+    const held = [
+      await holdConnection(topology, url6, ADDRESSES.client6),
+      await holdConnection(topology, url6, ADDRESSES.client6b),
+    ];
+    await waitFor(
+      "2 connections through the kernel",
+      async () => (await setup.status()).kernel!.openConnections === 2,
+    );
+    // A third address of the same /64 is the same source.
+    const third = await curlFrom(topology, "client", url6, "--interface", ADDRESSES.client6);
+    assert.equal(third.code, 7, `refused at connect: ${third.stderr}`);
+    await setup.daemon.waitForLine(
+      /\[web\] the kernel refused 1 connection\(s\): 1 at MAX_CONNECTIONS_PER_SOURCE \(2\)/,
+    );
+    for (const connection of held) await connection.close();
   },
 );

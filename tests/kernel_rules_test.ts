@@ -372,3 +372,11 @@ Deno.test("planRules() says why a wake stays on the proxy path", () => {
     { protocol: "udp", listen: 5353, backend: 53 },
   ]);
 });
+
+Deno.test("MAX_CONNECTIONS_PER_SOURCE on the kernel path counts an IPv6 client by its /64, as the proxy path does", () => {
+  const script = installScript("t", { ...RULES, target: "fd00::2" });
+  assert.match(
+    script,
+    /meta nfproto ipv6 meta l4proto tcp add @source6_00a1_4 \{ ip6 saddr and ffff:ffff:ffff:ffff:: ct count over 4 \}/,
+  );
+});

@@ -292,9 +292,12 @@ function serviceRules(rules: ServiceRules): string[] {
     );
   }
   for (const limit of limitSets(rules)) {
+    // An IPv6 client counts by its /64, as on the proxy path (one host may use any address of it).
     const key = limit.type === "mark"
       ? "ct mark"
-      : `${limit.type === "ipv4_addr" ? "ip" : "ip6"} saddr`;
+      : limit.type === "ipv4_addr"
+      ? "ip saddr"
+      : "ip6 saddr and ffff:ffff:ffff:ffff::";
     const family = limit.type === "mark"
       ? ""
       : `meta nfproto ${limit.type === "ipv4_addr" ? "ipv4" : "ipv6"} `;
