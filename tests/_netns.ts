@@ -110,9 +110,12 @@ export async function makeTopology(): Promise<Topology> {
     await ip("link", "set", `${id}hb`, "netns", ns.host);
     await ip("link", "set", `${id}bh`, "netns", ns.backend);
     const up = async (side: Side, device: string, addresses: string[], via: string[] = []) => {
+      let v6 = 0;
       for (const address of addresses) {
-        // nodad: an IPv6 address is usable at once, without duplicate address detection.
-        const [prefix, flags] = address.includes(":") ? [64, ["nodad"]] : [24, []];
+        // nodad: an IPv6 address is usable at once, without duplicate address detection; one
+        // after the first is deprecated (preferred_lft 0), so that only a client that binds it uses it.
+        const later = address.includes(":") && v6++ > 0 ? ["preferred_lft", "0"] : [];
+        const [prefix, flags] = address.includes(":") ? [64, ["nodad", ...later]] : [24, []];
         await ip("-n", ns[side], "addr", "add", `${address}/${prefix}`, "dev", device, ...flags);
       }
       await ip("-n", ns[side], "link", "set", device, "up");
