@@ -16,6 +16,9 @@ import { portGroups } from "../service/name_router.ts";
 import { formatTarget } from "../net/address.ts";
 import { formatBytes } from "../net/budget.ts";
 import type { Command } from "./options.ts";
+import { ConfigError, InvalidConfigError } from "../config/config_error.ts";
+import { describeHostSettings, kernelPathErrors, kernelPathWarnings } from "../kernel/checks.ts";
+import { tableName } from "../kernel/rules.ts";
 
 /** A key's default, for the keys `check` shows only when they are set otherwise. */
 function defaultOf(name: string): number {
@@ -38,6 +41,11 @@ the key it likely means), an IDLE_TIME that stops nothing, and a VARRUN_PATH
 or STATE_PATH that this user cannot write. Errors go to stderr, each as
 FILE:LINE: message, and the exit code is 1.
 
+With FORWARD=kernel it also checks this host, at the FORWARD line: Linux,
+root or CAP_NET_ADMIN, nft and conntrack (errors when missing); IPv4
+forwarding and other tables' forward chains that drop (warnings). It shows
+the host-wide settings the kernel path reads and never changes.
+
 Examples:
   sleepingd check
   sleepingd -f sleepingd.conf -f local.conf check`,
@@ -46,6 +54,12 @@ Examples:
     const config = await loadConfig(options.configFiles);
     for (const warning of config.warnings) printWarning(warning);
     for (const warning of folderWarnings(config.global)) printWarning(warning);
+    const kernelErrors = kernelPathErrors(config);
+    if (kernelErrors.length > 0) {
+      throw new InvalidConfigError(kernelErrors.map((issue) => new ConfigError(issue)));
+    }
+    const table = tableName(config.global.varrunPath);
+    for (const warning of await kernelPathWarnings(config, table)) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
@@ -150,6 +164,7 @@ function formatSize(bytes: number): string {
 }
 
 function describeService(service: ServiceConfig, global: Config["global"]): string[] {
+  const table = tableName(global.varrunPath);
   const lines = [`${service.name} (port ${service.port})`];
   const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
   if (service.listenAddresses.join(" ") !== "::") {
@@ -175,6 +190,13 @@ function describeService(service: ServiceConfig, global: Config["global"]): stri
   if (service.routePerConnection) detail("route", "per connection");
   if (!service.logConnections) detail("log", "each connection at the debug level only");
   if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
+  if (service.forward === "kernel") {
+    detail(
+      "forward",
+      `by the kernel while awake (MASQUERADE=${service.masquerade}; loopback clients through ` +
+        `sleepingd), nftables table inet ${table}; ${describeHostSettings()}`,
+    );
+  }
   if (service.allow.length > 0) detail("allow", service.allow.join(" "));
   if (service.deny.length > 0) detail("deny", service.deny.join(" "));
   const limits = describeLimits([

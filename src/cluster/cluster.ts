@@ -245,8 +245,9 @@ export class Cluster implements Coordinator {
 
   /** What this instance publishes of a service. */
   #busy(service: Service): string {
-    const { openConnections, openFlows, lastActivity } = service.stats;
-    const busy: Busy = { open: openConnections + openFlows, lastActivity, state: service.state };
+    const { openConnections, openFlows, kernelConnections, lastActivity } = service.stats;
+    const open = openConnections + openFlows + kernelConnections;
+    const busy: Busy = { open, lastActivity, state: service.state };
     return JSON.stringify(busy);
   }
 

@@ -420,6 +420,30 @@ export const KEYS: readonly KeyDefinition[] = [
       "proxy_protocol; haproxy: accept-proxy). Blank means off.",
   },
   {
+    name: "FORWARD",
+    kind: "choice",
+    default: "proxy",
+    choices: ["proxy", "kernel"],
+    doc: "Who carries the connections of an awake service: proxy (sleepingd copies the bytes) " +
+      "or kernel (Linux only: while the service is awake, rules in sleepingd's own nftables " +
+      "table forward new connections and datagrams from other hosts and from this host's own " +
+      "addresses straight to the backend, and sleepingd only watches them through conntrack " +
+      "and counters; loopback clients stay on the proxy). Asleep, starting or stopping, " +
+      "sleepingd holds and wakes as with proxy. kernel needs root or CAP_NET_ADMIN, nft " +
+      "(nftables) and conntrack; it does not take PROXY_PROTOCOL, ROUTE_PER_CONNECTION, " +
+      "HOSTNAMES or WAITING_PAGE.",
+  },
+  {
+    name: "MASQUERADE",
+    kind: "choice",
+    default: "auto",
+    choices: ["auto", "yes", "no"],
+    doc: "With FORWARD=kernel: whether the backend sees this host's address (yes) or the " +
+      "client's own (no), which needs the backend's replies to come back through this host. " +
+      "auto: no when the backend is on a network this host is directly attached to (a VM or " +
+      "container bridge, where this host is normally the backend's gateway), else yes.",
+  },
+  {
     name: "COST_PER_HOUR",
     kind: "cost",
     default: "",

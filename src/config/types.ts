@@ -139,6 +139,20 @@ export interface ServiceConfig {
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
   /**
+   * `FORWARD`: who carries an awake service's connections, sleepingd (`proxy`) or the
+   * kernel's nftables rules (`kernel`).
+   * @default "proxy"
+   */
+  forward: "proxy" | "kernel";
+  /** Where FORWARD was set, when it was: the line `check` names for what the kernel path needs. */
+  forwardSource?: Location;
+  /**
+   * `MASQUERADE`: with FORWARD=kernel, whether the backend sees this host's address (`yes`),
+   * the client's (`no`), or `auto` (no when the backend's network is directly attached).
+   * @default "auto"
+   */
+  masquerade: "auto" | "yes" | "no";
+  /**
    * `HOSTNAMES`: the name patterns the service answers to on a port shared by
    * name (`app.example.com`, `*.example.com`, `*`); `undefined` when the port is its own.
    */

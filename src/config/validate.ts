@@ -416,11 +416,15 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
+    forward: settings.get("FORWARD") as "proxy" | "kernel",
+    ...optional("forwardSource", settings.entry("FORWARD")?.location),
+    masquerade: settings.get("MASQUERADE") as "auto" | "yes" | "no",
     ...optional("hostnames", settings.get("HOSTNAMES") as string[] | undefined),
     ...optional("waitingPage", waitingPage(settings, issues)),
   };
   checkMorePorts(service, settings, issues);
   checkUdpByName(service, settings, issues);
+  checkKernelForward(service, settings, issues);
   return [{
     service,
     portAt: portEntry!.location,
@@ -513,6 +517,68 @@ function checkMorePorts(service: ServiceConfig, settings: Settings, issues: Issu
         "connection's own START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
     );
   }
+}
+
+/**
+ * Records an error for each key FORWARD=kernel cannot honour, at that key's
+ * line, and warns about a MASQUERADE of the section's own that FORWARD=proxy ignores.
+ */
+function checkKernelForward(service: ServiceConfig, settings: Settings, issues: Issues): void {
+  if (service.forward !== "kernel") {
+    const own = settings.section.entries.get("MASQUERADE");
+    if (own !== undefined && service.masquerade !== "auto") {
+      issues.warn(
+        own,
+        `Ignoring MASQUERADE in ${settings.describe()} as FORWARD is proxy: sleepingd's own ` +
+          "connections reach the backend; set FORWARD=kernel for the kernel to forward",
+      );
+    }
+    return;
+  }
+  const refuse = (key: string, why: string) => {
+    const entry = settings.entry(key)!;
+    issues.error(
+      entry.location,
+      key,
+      `Cannot use ${key} with FORWARD=kernel in ${settings.describe()}: ${why}; ` +
+        `set FORWARD=proxy or remove ${key}`,
+    );
+  };
+  if (service.proxyProtocol) {
+    refuse(
+      "PROXY_PROTOCOL",
+      "the kernel forwards the client's packets as they are, with no header to add (with " +
+        "MASQUERADE=no the backend sees the client's own address)",
+    );
+  }
+  if (service.routePerConnection) {
+    refuse(
+      "ROUTE_PER_CONNECTION",
+      "the kernel sends every connection of the service to one backend, while a connection's " +
+        "own START_CMD would pick its own",
+    );
+  }
+  for (
+    const [key, set] of [["HOSTNAMES", service.hostnames], ["WAITING_PAGE", service.waitingPage]]
+  ) {
+    if (set === undefined) continue;
+    refuse(
+      key as string,
+      "sleepingd reads each connection's first bytes on a port it routes by name or with a " +
+        "waiting page, and the kernel path would take that port's connections from it",
+    );
+  }
+  if (service.listenAddresses.every(isLoopback)) {
+    refuse(
+      "LISTEN_ADDRESS",
+      "only loopback clients can reach a loopback address, and they stay on the proxy path",
+    );
+  }
+}
+
+/** Whether `address` is a loopback address (127.0.0.0/8, ::1, or `localhost`). */
+function isLoopback(address: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(address) || address === "::1" || address === "localhost";
 }
 
 /** Records an error for a DEPENDS_ON that names no active service, and for each cycle. */

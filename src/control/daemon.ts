@@ -25,6 +25,7 @@ import { runAction } from "./actions.ts";
 import { readEtcdAccess } from "../cluster/access.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
 import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
@@ -33,6 +34,7 @@ import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
+import { checkKernelPath, openKernelTable } from "./kernel.ts";
 import { serveControl } from "./server.ts";
 import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
@@ -100,6 +102,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   }
   if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
+  // Before anything listens: no rule of a daemon killed before this one may outlive it.
+  const kernel = await openKernelTable(config);
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
   const save = () => {
@@ -125,6 +129,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const budget = new Budget();
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    kernel,
     typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     budget,
     fileLimit: await fileLimit(),
@@ -201,6 +206,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     // Now that everything listens, the budget is what the file limit leaves after it.
     supervisor.planBudget();
   } catch (error) {
+    await closeKernelTable(kernel);
     control?.close();
     events.close();
     releaseRunDir(dir);
@@ -235,10 +241,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
   if (forced) {
     logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
+    await closeKernelTable(kernel);
     events.close();
     releaseRunDir(dir);
     return 1;
   }
+  await closeKernelTable(kernel);
   await cluster?.leave();
   daemonEvent("stopped");
   events.close();
@@ -253,6 +261,18 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/** Removes the daemon's nftables table, saying so when it cannot. */
+async function closeKernelTable(kernel: KernelForwarder | undefined): Promise<void> {
+  try {
+    await kernel?.close();
+  } catch (error) {
+    log("daemon").error("cannot remove the nftables table {table}: {error}", {
+      table: kernel!.table,
+      error: (error as Error).message,
+    });
+  }
 }
 
 /**
@@ -397,6 +417,7 @@ async function applyReload(
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
+    await checkKernelPath(config);
     const before = supervisor.config.global;
     const summary = await supervisor.reload(config);
     logWarnings(config);

@@ -42,6 +42,11 @@ export interface IdleInputs {
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
   stop(verdict: IdleVerdict): Promise<void>;
+  /**
+   * The last word before an idle stop (the kernel path withdraws its rules and
+   * counts again): why the service stays awake after all, or undefined.
+   */
+  beforeStop?(): Promise<string | undefined>;
 }
 
 /** Checks one service's idleness while it is awake. */
@@ -148,14 +153,22 @@ export class IdleMonitor {
       }
       signal.throwIfAborted();
       if (verdict.outcome === "sleep") {
-        // Once stopped, the service is no longer awake, which aborts `signal`.
-        await this.#inputs.stop(verdict).catch((error) => {
-          this.#log.error("[{service}] idle stop failed, trying again: {error}", {
-            service,
-            error: (error as Error).message,
+        // The kernel path's last word: a connection it opened meanwhile keeps the service awake.
+        const late = await this.#inputs.beforeStop?.();
+        signal.throwIfAborted();
+        if (late === undefined) {
+          // Once stopped, the service is no longer awake, which aborts `signal`.
+          await this.#inputs.stop(verdict).catch((error) => {
+            this.#log.error("[{service}] idle stop failed, trying again: {error}", {
+              service,
+              error: (error as Error).message,
+            });
           });
-        });
-        continue;
+          continue;
+        }
+        verdict.outcome = "busy";
+        verdict.reason = late;
+        this.#idleCmdSince = undefined;
       }
       // Busy is worth a line at -v; the count towards IDLE_TIME only at --debug.
       if (verdict.outcome === "busy") {

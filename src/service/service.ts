@@ -35,6 +35,7 @@ import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
+import { KernelPath, type KernelShared, type PathStatus } from "./kernel_path.ts";
 import { trustPublished } from "./published_target.ts";
 import { type Backend, checkBackend, type WakeError } from "./wake.ts";
 
@@ -58,6 +59,8 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** The daemon's nftables table, for FORWARD=kernel; without it every service proxies. */
+  kernel?: KernelShared;
   /** How long a service's wakes usually take, in seconds, from its history; none by default. */
   typicalWake?: (service: string) => number | undefined;
 }
@@ -113,6 +116,8 @@ export class Service {
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** FORWARD=kernel: the kernel forwards while awake; there when the daemon has a table. */
+  readonly #kernel?: KernelPath;
   /** How long the service's wakes usually take, from its history. */
   readonly #typicalWake: (service: string) => number | undefined;
   /** The last wake that failed: when, and why. */
@@ -134,7 +139,7 @@ export class Service {
     this.#wakes = new WakeBudget("MAX_WAKES_PER_HOUR", () => this.#config.maxWakesPerHour);
     this.#idle = new IdleMonitor({
       config: () => this.#config,
-      openConnections: () => this.stats.openConnections,
+      openConnections: () => this.stats.openConnections + this.stats.kernelConnections,
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
       keptAwake: () => this.keptAwake(),
@@ -143,7 +148,10 @@ export class Service {
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: async (verdict) => {
         await this.stop("idle", verdict.reason); // refused: the next check asks again
+        // Refused while the kernel path had withdrawn for it: the kernel forwards again.
+        if (this.state === "awake") this.#kernel?.resume();
       },
+      beforeStop: () => this.#kernel?.beforeIdleStop() ?? Promise.resolve(undefined),
     });
     this.#lifecycle = new Lifecycle({
       name: config.name,
@@ -151,6 +159,7 @@ export class Service {
       stats: this.stats,
       idle: this.#idle,
       onChange: (change) => {
+        this.#kernel?.changed(change);
         this.#onChange();
         shared.onTransition?.(this, change);
       },
@@ -190,6 +199,29 @@ export class Service {
     this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
+    if (shared.kernel) {
+      this.#kernel = new KernelPath({
+        shared: shared.kernel,
+        config: () => this.#config,
+        life: this.#lifecycle,
+        stats: this.stats,
+        recorder,
+        check: async (target) => {
+          const found = await checkBackend(
+            this.#config,
+            this.#runCommand,
+            this.#closing.signal,
+            target,
+          );
+          return found === undefined ? undefined : found !== null;
+        },
+      });
+    }
+  }
+
+  /** Which path carries the service's new connections now (FORWARD), and why. */
+  get path(): PathStatus {
+    return this.#kernel?.status ?? { path: "proxy", note: "" };
   }
 
   /** The service's configuration. */
@@ -244,10 +276,13 @@ export class Service {
    */
   awakeBecause(): string | undefined {
     if (this.state !== "awake") return undefined;
-    const { openConnections, openFlows, lastActivity } = this.stats;
+    const { openConnections, openFlows, lastActivity, kernelConnections } = this.stats;
     const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
     const reasons = [
       openConnections ? plural(openConnections, "connection") : undefined,
+      kernelConnections
+        ? `${plural(kernelConnections, "connection")} through the kernel`
+        : undefined,
       openFlows ? plural(openFlows, "UDP flow") : undefined,
       this.keptAwake(),
     ];
@@ -426,6 +461,7 @@ export class Service {
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
     if (this.#lifecycle.state === "awake") this.#idle.start();
+    this.#kernel?.reconfigure();
   }
 
   /**
@@ -434,7 +470,8 @@ export class Service {
    * counting the refusal. Pair a client let in with {@linkcode connectionClosed}.
    */
   admit(client: Deno.NetAddr): Refusal | undefined {
-    const refusal = this.#admission.admit(client, this.stats.openConnections);
+    const open = this.stats.openConnections + this.stats.kernelConnections;
+    const refusal = this.#admission.admit(client, open);
     if (refusal) {
       this.refused(refusal.reason);
       return refusal;
@@ -517,7 +554,12 @@ export class Service {
    * @throws {NoBackendError} when the backend cannot be woken or reached
    */
   openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined> {
-    return this.#router.open(client, options);
+    const opened = this.#router.open(client, options);
+    if (!this.#kernel?.waitsForProof) return opened;
+    return opened.then((backend) => {
+      if (backend) this.#kernel?.proven();
+      return backend;
+    });
   }
 
   /**
@@ -567,6 +609,7 @@ export class Service {
       while (life.state === "stopping") await life.changed();
       return undefined;
     }
+    await this.#kernel?.settled(); // no rule left pointing at a backend about to stop
     const done = await this.#runStopCmd();
     life.transition("stopping", { to: "asleep", reason: done });
     claim?.end({ state: "asleep" });
@@ -579,7 +622,8 @@ export class Service {
    * once more narrows the time a client elsewhere goes unseen to one publication).
    */
   async #busySinceAsked(): Promise<string | undefined> {
-    const open = this.stats.openConnections + this.stats.openFlows;
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    const open = openConnections + openFlows + kernelConnections;
     if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
     return await this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0);
   }
@@ -600,7 +644,8 @@ export class Service {
    * without STOP_CMD, if no connection of this instance is open.
    */
   stoppedElsewhere(by: string): void {
-    if (this.stats.openConnections > 0 || this.stats.openFlows > 0) return;
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    if (openConnections > 0 || openFlows > 0 || kernelConnections > 0) return;
     this.#lifecycle.tryTransition("awake", {
       to: "asleep",
       reason: `stopped by ${by}`,
@@ -632,6 +677,14 @@ export class Service {
     this.cancelWakes(reason);
     await this.#lifecycle.settled();
     await this.stop(reason, closeDetail(reason));
+  }
+
+  /**
+   * Stops the kernel from forwarding new connections (the service is removed,
+   * or sleepingd shuts down, and its listeners close); those it forwards go on.
+   */
+  stopForwarding(): void {
+    this.#kernel?.stopForwarding();
   }
 
   /**

@@ -26,6 +26,7 @@ import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadPlan, type ReloadSummary } from "./reload_plan.ts";
 import { Service } from "./service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { routedByName } from "./name_router.ts";
 import { type PreparedPorts, SharedPorts } from "./shared_ports.ts";
 
@@ -84,6 +85,8 @@ export class Supervisor {
   readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
+  /** The daemon's nftables table, for the services with FORWARD=kernel. */
+  readonly #kernel?: KernelForwarder;
   /** How long a service's wakes usually take, from its history. */
   readonly #typicalWake?: (service: string) => number | undefined;
   /** The ports routed by name (HOSTNAMES, WAITING_PAGE): their listeners and routers. */
@@ -109,6 +112,7 @@ export class Supervisor {
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
+      kernel?: KernelForwarder;
       typicalWake?: (service: string) => number | undefined;
     } = {},
   ) {
@@ -120,6 +124,7 @@ export class Supervisor {
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
+    this.#kernel = options.kernel;
     this.#typicalWake = options.typicalWake;
     this.#shared = new SharedPorts({
       serve: (service, client, first) => this.#track(service, client, undefined, first, true),
@@ -166,6 +171,8 @@ export class Supervisor {
       onTransition: this.#onTransition,
       services: () => this.#services,
       coordinator: this.#coordinator,
+      kernel: this.#kernel &&
+        { forwarder: this.#kernel, shutdownGrace: () => this.#config.global.shutdownGrace },
       typicalWake: this.#typicalWake,
     });
   }
@@ -381,6 +388,7 @@ export class Supervisor {
     const released = plan.relisten.map((name) => this.#stopListening(old.get(name)!));
     for (const name of plan.removed) {
       const service = old.get(name)!;
+      service.stopForwarding();
       released.push(this.#stopListening(service));
       const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
       this.#drains.add(drain);
@@ -431,6 +439,7 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown(): Promise<void> {
+    for (const service of this.#services) service.stopForwarding();
     const sharedClosed = this.#shared.close();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
