@@ -238,8 +238,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "Services this one needs, by section name, separated by commas, e.g. Database, " +
       "Cache: waking this service first wakes each of them, in that order, each until it is " +
       "ready; none of them is stopped for being idle while this service is not asleep, so " +
-      "they stop after it. Each must be an active service; no cycle. Not inherited from " +
-      "the global section.",
+      "they stop after it. Each must be an active service without ROUTE_PER_CONNECTION " +
+      "(which has no one backend to wake first); no cycle. Not inherited from the global " +
+      "section.",
   },
   {
     name: "ON_EVENT_CMD",
