@@ -24,8 +24,8 @@ export type State = "asleep" | "starting" | "awake" | "stopping";
 
 /** The changes each state may lead to; any other is a bug, refused with a {@linkcode TransitionError}. */
 const NEXT: Record<State, readonly State[]> = {
-  // To awake when a backend found running at start is adopted; to stopping when a daemon
-  // killed mid-wake left a START_CMD behind and STOP_CMD cleans up after it.
+  // To awake when a backend found running at start is adopted; to stopping when a killed
+  // daemon left a wake (after START_CMD) or a stop unfinished and STOP_CMD cleans up after it.
   asleep: ["starting", "awake", "stopping"],
   // To asleep when a wake failed; to stopping when it failed after START_CMD ran.
   starting: ["awake", "asleep", "stopping"],

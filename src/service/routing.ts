@@ -58,6 +58,8 @@ export interface RouteContext {
   config(): ServiceConfig;
   /** Aborted when the service closes: wakes end and waiting clients are closed. */
   signal: AbortSignal;
+  /** Told the target as soon as a wake's CHECK_CMD or START_CMD named it (to save it). */
+  onTarget(target: Target): void;
   /** Runs the service's commands. */
   run: RunCommand;
   /** After a failed wake, from `starting`: STOP_CMD if START_CMD ran, then `asleep`. */
@@ -250,7 +252,7 @@ class SharedWake implements Router {
    * a datagram closes it at once, lest it wait, unused, until the backend drops it.
    */
   #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
-    const { life, config, run, signal, abandonWake, coordinator } = this.#context;
+    const { life, config, run, signal, abandonWake, coordinator, onTarget } = this.#context;
     const name = config().name;
     const runWake = async () => {
       // Another instance may run this wake, or have run it: then only its target is needed.
@@ -270,6 +272,7 @@ class SharedWake implements Router {
           signal,
           client,
           knownTarget: life.lastTarget,
+          onTarget,
         });
       } catch (error) {
         coordinator.wakeEnded(name, undefined);
@@ -353,7 +356,7 @@ class PerConnection implements Router {
   /** Runs this client's own wake and returns its connection; never without waiting. */
   async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Backend | undefined> {
     if (options.wait === false) return undefined;
-    const { life, config, run, abandonWake } = this.#context;
+    const { life, config, run, abandonWake, onTarget } = this.#context;
     const signal = joinSignals(this.#context.signal, options.signal);
     while (life.state === "stopping") await life.changed(signal);
     signal.throwIfAborted();
@@ -365,6 +368,7 @@ class PerConnection implements Router {
         run,
         signal,
         client,
+        onTarget,
       });
       if (life.state === "starting") {
         const reason = `${formatTarget(woken.target)} accepted`;

@@ -51,8 +51,10 @@ export interface ServiceShared {
   coordinator?: Coordinator;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time to recognise it. */
-export interface RunningStart {
+/** A command that runs: which, its pid (and process group), and its start time to recognise it. */
+export interface RunningCommand {
+  /** Which of the service's commands it is. */
+  action: Action;
   /** The pid, which is also the process group's id. */
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
@@ -65,10 +67,12 @@ export interface ServiceSnapshot {
   name: string;
   /** Its state. */
   state: State;
-  /** The backend's target while known. */
+  /** The backend's target while known: awake, stopping, and starting once a command named it. */
   target?: Target;
-  /** The START_CMD running now, if any. */
-  start?: RunningStart;
+  /** Starting: START_CMD has run (it may still run), so STOP_CMD must clean up after it. */
+  startRan?: boolean;
+  /** The service's commands running now, if any. */
+  commands?: RunningCommand[];
 }
 
 /** One configured service and the life cycle of its backend. */
@@ -85,7 +89,10 @@ export class Service {
   readonly #admission: Admission;
   readonly #wakes: WakeBudget;
   readonly #onChange: () => void;
-  #start?: RunningStart;
+  /** The commands running now, by pid. */
+  readonly #commands = new Map<number, RunningCommand>();
+  /** While starting: whether START_CMD has run, and the target once a command named it. */
+  #waking?: { startRan: boolean; target?: Target };
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
   /** Every service of the supervisor, for DEPENDS_ON. */
@@ -127,6 +134,7 @@ export class Service {
       stats: this.stats,
       idle: this.#idle,
       onChange: (change) => {
+        this.#waking = change.to === "starting" ? { startRan: false } : undefined;
         this.#onChange();
         shared.onTransition?.(this, change);
       },
@@ -135,6 +143,11 @@ export class Service {
       life: this.#lifecycle,
       config: () => this.#config,
       signal: this.#closing.signal,
+      onTarget: (target) => {
+        if (!this.#waking) return;
+        this.#waking.target = target;
+        this.#onChange();
+      },
       run: this.#runCommand,
       abandonWake: (error) => this.#abandonWake(error),
       mayWake: () => {
@@ -293,8 +306,14 @@ export class Service {
 
   /** What the service is doing, to save it. */
   snapshot(): ServiceSnapshot {
-    const { name } = this.#config;
-    return { name, state: this.state, target: this.target, start: this.#start };
+    const snapshot: ServiceSnapshot = {
+      name: this.#config.name,
+      state: this.state,
+      target: this.target ?? this.#waking?.target,
+    };
+    if (this.#waking?.startRan) snapshot.startRan = true;
+    if (this.#commands.size > 0) snapshot.commands = [...this.#commands.values()];
+    return snapshot;
   }
 
   /**
@@ -318,17 +337,21 @@ export class Service {
   }
 
   /**
-   * Cleans up after a START_CMD that a daemon killed mid-wake left behind:
+   * Cleans up after a wake or a stop that a killed daemon left unfinished:
    * from asleep to stopping at once (clients arriving meanwhile wait, then
-   * wake the service), then `endLeftover` (ending its process group), then
-   * STOP_CMD, then asleep. Nothing happens unless the service is asleep.
+   * wake the service), then `endLeftovers` (ending the commands it left
+   * running), then STOP_CMD (at `target`, when known), then asleep. Nothing
+   * happens unless the service is asleep.
    */
-  async stopAfterCrash(reason: string, endLeftover: () => Promise<void>): Promise<void> {
+  async stopAfterCrash(
+    reason: string,
+    target: Target | undefined,
+    endLeftovers: () => Promise<void>,
+  ): Promise<void> {
     const life = this.#lifecycle;
-    if (!life.tryTransition("asleep", { to: "stopping", stopReason: "after_crash", reason })) {
-      return;
-    }
-    await endLeftover();
+    const entry = { to: "stopping", stopReason: "after_crash", reason, target } as const;
+    if (!life.tryTransition("asleep", entry)) return;
+    await endLeftovers();
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
   }
 
@@ -556,23 +579,27 @@ export class Service {
   /** {@linkcode #run}, bound: how the parts run the service's commands. */
   readonly #runCommand: RunCommand = (action, spec, context) => this.#run(action, spec, context);
 
-  /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
+  /**
+   * Runs one of the service's commands and records how it ended; while it
+   * runs, it is saved with the state (a daemon started after this one died
+   * ends it), and a START_CMD marks the wake as one STOP_CMD cleans up after.
+   */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
-    if (action === "start") {
-      context = {
-        ...context,
-        onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0 };
-          this.#onChange();
-        },
-      };
-    }
+    let pid: number | undefined;
+    const told = context.onSpawn;
+    const onSpawn = (spawned: number) => {
+      pid = spawned;
+      told?.(spawned);
+      if (action === "start" && this.#waking) this.#waking.startRan = true;
+      this.#commands.set(pid, { action, pid, startTime: readProcStat(pid)?.startTime ?? 0 });
+      this.#onChange();
+    };
     let result;
     try {
-      result = await runServiceCommand(this.#config, action, spec, context);
+      result = await runServiceCommand(this.#config, action, spec, { ...context, onSpawn });
     } finally {
-      if (action === "start" && this.#start) {
-        this.#start = undefined;
+      if (pid !== undefined) {
+        this.#commands.delete(pid);
         this.#onChange();
       }
     }

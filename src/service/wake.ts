@@ -34,6 +34,12 @@ export interface WakeRequest {
   client?: Deno.NetAddr;
   /** The target of an earlier wake: used when CHECK_CMD says up without naming one. */
   knownTarget?: Target;
+  /**
+   * Told the target as soon as CHECK_CMD or START_CMD named it, before the
+   * readiness wait: so that it can be saved for a daemon that starts after
+   * this one died mid-wake.
+   */
+  onTarget?: (target: Target) => void;
 }
 
 /** A backend that is up, and the connection that proved it (none for PROTOCOL=udp). */
@@ -83,6 +89,7 @@ export async function wake(request: WakeRequest): Promise<Woken> {
   const progress: { startRan: boolean; target?: Target } = { startRan: false };
   try {
     progress.target = await bringUp(request, progress);
+    request.onTarget?.(progress.target);
     return { target: progress.target, conn: await waitReady(request, progress.target) };
   } catch (error) {
     const reason = request.signal.aborted ? request.signal.reason : error;
