@@ -16,6 +16,8 @@ import {
 } from "./_service.ts";
 import { isAlive, randomBytes, readAll, sha256, writeAll } from "./_net.ts";
 import { bounded, exists, waitFor } from "./_helpers.ts";
+import { ALONE, type Coordinator } from "../src/service/coordinator.ts";
+import { abortable } from "../src/timers.ts";
 
 /**
  * Waits (bounded) for a failed wake's clean-up to end: its clients are closed
@@ -494,6 +496,37 @@ Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills i
     await bounded(harness.supervisor.shutdown(), "the shutdown, which must not wait for the wake");
     assert.equal(await client, "", "the waiting client is closed");
     await waitFor("the START_CMD child to die", () => !isAlive(child));
+    assert.equal(harness.service.state, "asleep");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("a shutdown while another instance wakes the backend runs neither START_CMD nor STOP_CMD", async () => {
+  const claims: string[] = [];
+  // Another instance holds the lock and wakes the backend: this one waits, as the cluster
+  // does, until the lock goes or its wait is ended.
+  const elsewhere: Coordinator = {
+    ...ALONE,
+    claimWake(service, signal) {
+      claims.push(`claimWake ${service}`);
+      return abortable(new Promise<never>(() => {}), signal);
+    },
+    wakeEnded: (service) => claims.push(`wakeEnded ${service}`),
+    stopEnded: (service) => claims.push(`stopEnded ${service}`),
+  };
+  const harness = await startHarness(() => ({}), {
+    coordinator: elsewhere,
+    global: { shutdownGrace: 0.1 },
+  });
+  try {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await waitFor("the wake to wait for the other instance", () => claims.length === 1);
+    await harness.supervisor.shutdown();
+    assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
+    client.close();
+    assert.deepEqual([harness.starts(), harness.stops()], [0, 0], "nothing of this instance ran");
+    assert.deepEqual(claims, ["claimWake echo"], "nor did it give back a lock it never held");
     assert.equal(harness.service.state, "asleep");
   } finally {
     await harness.close();

@@ -14,7 +14,7 @@ import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import type { RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
-import { ALONE, type Coordinator } from "./coordinator.ts";
+import { ALONE, type Coordinator, type WakeClaim } from "./coordinator.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
 
@@ -130,6 +130,28 @@ async function wakeAfterDependencies(context: RouteContext, request: WakeRequest
     throw new WakeError((error as Error).message, { cause: error });
   }
   return await wake(request);
+}
+
+/**
+ * Waits until this instance may run the wake of `name`, or another one has
+ * the backend awake: alone, at once. A coordinator that fails says "run"
+ * (it logs why); only the end of the wake (`signal`) makes this throw.
+ *
+ * @throws the abort reason of `signal`
+ */
+async function claimWake(
+  coordinator: Coordinator,
+  name: string,
+  signal: AbortSignal,
+): Promise<WakeClaim> {
+  if (coordinator === ALONE) return { run: true };
+  try {
+    return await coordinator.claimWake(name, signal);
+  } catch (error) {
+    signal.throwIfAborted();
+    logger.error("[{service}] waking alone: {error}", { service: name, error });
+    return { run: true };
+  }
 }
 
 /** The service's closing signal, joined with a client's own when it has one. */
@@ -255,10 +277,16 @@ class SharedWake implements Router {
     const { life, config, run, signal, abandonWake, coordinator, onTarget } = this.#context;
     const name = config().name;
     const runWake = async () => {
-      // Another instance may run this wake, or have run it: then only its target is needed.
-      const claim = coordinator === ALONE
-        ? { run: true as const }
-        : await coordinator.claimWake(name, signal).catch(() => ({ run: true as const }));
+      let claim;
+      try {
+        claim = await claimWake(coordinator, name, signal);
+      } catch {
+        // Ended (a shutdown) while another instance wakes it: nothing of this one's ran.
+        const reason = signal.reason instanceof Error
+          ? signal.reason.message
+          : String(signal.reason);
+        return abandonWake(new WakeError(reason, { cause: signal.reason }));
+      }
       if ("target" in claim) {
         const reason = `${formatTarget(claim.target)} awake, woken by ${claim.by}`;
         life.transition("starting", { to: "awake", target: claim.target, reason });

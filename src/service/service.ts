@@ -486,7 +486,8 @@ export class Service {
     const life = this.#lifecycle;
     const name = this.#config.name;
     // Alone, nothing to ask: the stop begins at once, as it always did.
-    if (life.state === "awake" && this.#coordinator !== ALONE) {
+    const claimed = life.state === "awake" && this.#coordinator !== ALONE;
+    if (claimed) {
       const refusal = await this.#coordinator.claimStop(name, reason);
       if (refusal) {
         this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
@@ -498,7 +499,8 @@ export class Service {
       }
     }
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
-      this.#coordinator.stopEnded(name, false);
+      // Only a claim of this stop's own is given back, never a wake's lock.
+      if (claimed) this.#coordinator.stopEnded(name, false);
       while (life.state === "stopping") await life.changed();
       return;
     }

@@ -119,7 +119,11 @@ export async function checkBackend(
   return check.code === 0 ? targetFrom("check", check.stdout, known) ?? null : null;
 }
 
-/** CHECK_CMD, then START_CMD unless the check named (or we know) the target. */
+/**
+ * CHECK_CMD, then START_CMD unless the check named (or we know) the target.
+ * START_CMD counts as run once its process exists: a wake aborted before
+ * that leaves nothing for STOP_CMD to clean up.
+ */
 async function bringUp(
   { config, run, signal, client, knownTarget }: WakeRequest,
   progress: { startRan: boolean },
@@ -135,8 +139,8 @@ async function bringUp(
       throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
     }
   }
-  progress.startRan = true;
-  const start = requireSuccess("start", await run("start", startCmd!, { client, signal }));
+  const onSpawn = () => progress.startRan = true;
+  const start = requireSuccess("start", await run("start", startCmd!, { client, signal, onSpawn }));
   const target = targetFrom("start", start.stdout, knownTarget);
   if (!target) throw new CommandError("START_CMD exited with 0 but printed no target (IP PORT)");
   return target;
