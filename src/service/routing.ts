@@ -58,6 +58,11 @@ export interface RouteContext {
   config(): ServiceConfig;
   /** Aborted when the service closes: wakes end and waiting clients are closed. */
   signal: AbortSignal;
+  /**
+   * The signal a wake beginning now runs under: aborted when the service
+   * closes, or when this wake is cancelled (`sleep` during a wake).
+   */
+  wakeSignal(): AbortSignal;
   /** Told the target as soon as a wake's CHECK_CMD or START_CMD named it (to save it). */
   onTarget(target: Target): void;
   /** Runs the service's commands. */
@@ -274,14 +279,15 @@ class SharedWake implements Router {
    * a datagram closes it at once, lest it wait, unused, until the backend drops it.
    */
   #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
-    const { life, config, run, signal, abandonWake, coordinator, onTarget } = this.#context;
+    const { life, config, run, abandonWake, coordinator, onTarget } = this.#context;
+    const signal = this.#context.wakeSignal();
     const name = config().name;
     const runWake = async () => {
       let claim;
       try {
         claim = await claimWake(coordinator, name, signal);
       } catch {
-        // Ended (a shutdown) while another instance wakes it: nothing of this one's ran.
+        // Ended (shutdown, sleep) while another instance wakes it: nothing of this one's ran.
         const reason = signal.reason instanceof Error
           ? signal.reason.message
           : String(signal.reason);
@@ -385,10 +391,11 @@ class PerConnection implements Router {
   async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Backend | undefined> {
     if (options.wait === false) return undefined;
     const { life, config, run, abandonWake, onTarget } = this.#context;
-    const signal = joinSignals(this.#context.signal, options.signal);
-    while (life.state === "stopping") await life.changed(signal);
-    signal.throwIfAborted();
+    const waiting = joinSignals(this.#context.signal, options.signal);
+    while (life.state === "stopping") await life.changed(waiting);
+    waiting.throwIfAborted();
     beginWake(this.#context, `connection from ${formatAddr(client)}`);
+    const signal = joinSignals(this.#context.wakeSignal(), options.signal);
     this.#pending++;
     try {
       const woken = await wakeAfterDependencies(this.#context, {

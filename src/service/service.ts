@@ -93,6 +93,10 @@ export class Service {
   readonly #commands = new Map<number, RunningCommand>();
   /** While starting: whether START_CMD has run, and the target once a command named it. */
   #waking?: { startRan: boolean; target?: Target };
+  /** Aborted to cancel the wakes under way (`sleep`); replaced at once by a fresh one. */
+  #wakeCancel = new AbortController();
+  /** Epoch milliseconds of the last {@linkcode cancelWake}: a schedule does not retry past it. */
+  #wakeCancelledAt = 0;
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
   /** Every service of the supervisor, for DEPENDS_ON. */
@@ -126,7 +130,9 @@ export class Service {
       othersBusy: () => this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0),
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
-      stop: (verdict) => this.stop("idle", verdict.reason),
+      stop: async (verdict) => {
+        await this.stop("idle", verdict.reason);
+      },
     });
     this.#lifecycle = new Lifecycle({
       name: config.name,
@@ -143,6 +149,7 @@ export class Service {
       life: this.#lifecycle,
       config: () => this.#config,
       signal: this.#closing.signal,
+      wakeSignal: () => AbortSignal.any([this.#closing.signal, this.#wakeCancel.signal]),
       onTarget: (target) => {
         if (!this.#waking) return;
         this.#waking.target = target;
@@ -477,12 +484,21 @@ export class Service {
 
   /**
    * Stops the backend with STOP_CMD if the service is awake, and waits until
-   * no stop is under way. A wake under way is left to finish.
+   * no stop is under way. A wake under way is left to finish
+   * ({@linkcode cancelWake} ends it). With other instances, the stop is
+   * claimed first; `beforeStop` runs once it may go ahead, before STOP_CMD
+   * (to let the connections finish).
    *
    * @param reason why, for metrics
    * @param detail why, for the log
+   * @returns why another instance refused the stop; undefined when it was
+   * not refused (stopped, or not awake)
    */
-  async stop(reason: StopReason, detail: string = reason): Promise<void> {
+  async stop(
+    reason: StopReason,
+    detail: string = reason,
+    beforeStop?: () => Promise<void>,
+  ): Promise<string | undefined> {
     const life = this.#lifecycle;
     const name = this.#config.name;
     // Alone, nothing to ask: the stop begins at once, as it always did.
@@ -495,17 +511,32 @@ export class Service {
           reason: detail,
           refusal,
         });
-        return;
+        return refusal;
       }
     }
+    if (beforeStop) await beforeStop();
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
       // Only a claim of this stop's own is given back, never a wake's lock.
       if (claimed) this.#coordinator.stopEnded(name, false);
       while (life.state === "stopping") await life.changed();
-      return;
+      return undefined;
     }
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
     this.#coordinator.stopEnded(name, true);
+    return undefined;
+  }
+
+  /**
+   * Ends the wakes under way, if any (`sleep` during a wake): their commands
+   * are killed, their clients closed with `reason`, and STOP_CMD cleans up
+   * after a START_CMD that ran. Waits until no wake or stop is under way.
+   */
+  async cancelWake(reason: string): Promise<void> {
+    this.#wakeCancelledAt = Date.now();
+    const cancel = this.#wakeCancel;
+    this.#wakeCancel = new AbortController();
+    cancel.abort(new Error(reason));
+    await this.#lifecycle.settled();
   }
 
   /**

@@ -139,28 +139,38 @@ export class Supervisor {
   }
 
   /**
-   * Stops a service's backend now, if it is awake, and ends its keep-awake:
-   * its open connections first get up to SHUTDOWN_GRACE to finish (closed
-   * after), or are closed at once with `force`.
+   * Puts a service to sleep now and ends its keep-awake. A wake under way is
+   * cancelled (its clients are closed, STOP_CMD cleans up after a START_CMD
+   * that ran); an awake backend is stopped with STOP_CMD once its open
+   * connections have had up to SHUTDOWN_GRACE to finish (closed after; at
+   * once with `force`).
+   *
+   * @throws {Error} when a service that DEPENDS_ON it is not asleep, or
+   * another instance refuses the stop (nothing is closed then)
    */
   async sleep(service: Service, force: boolean): Promise<void> {
+    const name = service.config.name;
     const needers = service.neededBy();
     if (needers.length > 0) {
       throw new Error(
-        `${service.config.name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
+        `${name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
           "put that to sleep first",
       );
     }
     service.keepAwakeUntil(0);
-    const open = [...this.#connections].filter((entry) => entry.service === service);
-    const why = `[${service.config.name}] asked to sleep:`;
-    if (force) {
-      for (const { client } of open) closeQuietly(client);
-      await Promise.all(open.map((entry) => entry.done));
-    } else {
-      await this.#finishConnections(open, why, () => {});
-    }
-    await service.stop("requested", force ? "asked to sleep at once" : "asked to sleep");
+    await service.cancelWake(`${name} was put to sleep`);
+    const finish = async () => {
+      const open = [...this.#connections].filter((entry) => entry.service === service);
+      if (force) {
+        for (const { client } of open) closeQuietly(client);
+        await Promise.all(open.map((entry) => entry.done));
+      } else {
+        await this.#finishConnections(open, `[${name}] asked to sleep:`, () => {});
+      }
+    };
+    const detail = force ? "asked to sleep at once" : "asked to sleep";
+    const refusal = await service.stop("requested", detail, finish);
+    if (refusal !== undefined) throw new Error(`${name} is not put to sleep: ${refusal}`);
   }
 
   /**
