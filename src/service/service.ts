@@ -131,7 +131,9 @@ export class Service {
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: async (verdict) => {
-        await this.stop("idle", verdict.reason);
+        const refusal = await this.stop("idle", verdict.reason);
+        // Refused (another instance is busy, or cannot be asked): the checks go on.
+        if (refusal !== undefined && this.state === "awake") this.#idle.start();
       },
     });
     this.#lifecycle = new Lifecycle({
