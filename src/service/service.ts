@@ -24,6 +24,7 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
+import { sleep } from "../timers.ts";
 import { ALONE, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
@@ -107,6 +108,8 @@ export class Service {
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** Whether schedules run (crash recovery is done): a reload that adds windows begins them. */
+  #schedulesOn = false;
   readonly #log = log("service");
 
   /**
@@ -208,7 +211,12 @@ export class Service {
     const needers = this.neededBy();
     if (needers.length > 0) return `needed by ${needers.join(", ")}`;
     const open = this.#schedule?.openAt(clockNow());
-    if (open) return `schedule ${open.window.text} until ${this.#schedule!.format(open.until)}`;
+    if (open) {
+      const until = Number.isFinite(open.until)
+        ? `until ${this.#schedule!.format(open.until)}`
+        : "(always open)";
+      return `schedule ${open.window.text} ${until}`;
+    }
     return undefined;
   }
 
@@ -257,6 +265,7 @@ export class Service {
    * inside one), until the service closes or its configuration changes.
    */
   startSchedule(): void {
+    this.#schedulesOn = true;
     this.#scheduling?.abort();
     const schedule = this.#schedule;
     if (!schedule) return;
@@ -266,26 +275,43 @@ export class Service {
     this.#runSchedule(schedule, signal).catch(() => {}); // ends when aborted
   }
 
+  /**
+   * Outside the windows, sleeps until the next start; inside, wakes the
+   * service, then sleeps until the window's end. A wake that fails is tried
+   * again inside the window, 1 s later, doubling up to 5 min; one cancelled
+   * by `sleep` is not: an explicit sleep is obeyed until the next window.
+   */
   async #runSchedule(schedule: KeepAwakeSchedule, signal: AbortSignal) {
+    let retryMs = FIRST_SCHEDULE_RETRY_MS;
     while (true) {
       const now = clockNow();
       const open = schedule.openAt(now);
       if (!open) {
+        retryMs = FIRST_SCHEDULE_RETRY_MS;
         const next = schedule.nextStart(now);
         if (!next) return;
         await sleepUntil(next.at, signal);
         continue;
       }
+      const attempt = Date.now();
       try {
         await this.awakeTarget(`schedule ${open.window.text}`, signal);
       } catch (error) {
         signal.throwIfAborted();
-        this.#log.error("[{service}] cannot wake for the schedule {window}: {error}", {
+        const retry = this.#wakeCancelledAt < attempt;
+        this.#log.error("[{service}] cannot wake for the schedule {window}: {error}{then}", {
           service: this.#config.name,
           window: open.window.text,
           error: (error as Error).message,
+          then: retry ? ` (trying again in ${retryMs / 1000}s)` : "",
         });
+        if (retry) {
+          await sleep(retryMs, signal);
+          retryMs = Math.min(retryMs * 2, LAST_SCHEDULE_RETRY_MS);
+          continue;
+        }
       }
+      retryMs = FIRST_SCHEDULE_RETRY_MS;
       await sleepUntil(open.until, signal);
     }
   }
@@ -381,7 +407,7 @@ export class Service {
     this.#config = config;
     if (scheduleChanged) {
       this.#schedule = scheduleOf(config);
-      if (this.#scheduling) this.startSchedule();
+      if (this.#schedulesOn) this.startSchedule();
     }
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
@@ -642,6 +668,11 @@ export class Service {
     return result;
   }
 }
+
+/** First pause before a schedule's failed wake is tried again; it doubles. */
+const FIRST_SCHEDULE_RETRY_MS = 1_000;
+/** Longest pause between a schedule's tries. */
+const LAST_SCHEDULE_RETRY_MS = 5 * 60_000;
 
 /** The service's KEEP_AWAKE windows, or undefined when it has none. */
 function scheduleOf(config: ServiceConfig): KeepAwakeSchedule | undefined {
