@@ -41,6 +41,8 @@ function listenOne(hostname: string, port: number): Deno.TcpListener {
       : error instanceof Error
       ? error.message
       : String(error);
-    throw new Error(`Cannot listen on ${formatTarget({ hostname, port })}: ${reason}`);
+    throw new Error(`Cannot listen on ${formatTarget({ hostname, port })}: ${reason}`, {
+      cause: error,
+    });
   }
 }

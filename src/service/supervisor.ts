@@ -325,7 +325,7 @@ export class Supervisor {
     for (const name of plan.listenAfter) {
       const service = byName.get(name)!;
       try {
-        this.#serveAll(service, await listenFor(service.config));
+        this.#serveAll(service, await listenOnceReleased(service.config));
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -441,8 +441,36 @@ async function listenFor(config: ServiceConfig): Promise<Opened> {
   } catch (error) {
     closeOpened(opened);
     const where = `${config.source.file}:${config.source.line}`;
-    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`);
+    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** How long a reload waits for a port its old listener held to be free again. */
+const RELEASE_WAIT_MS = 1_000;
+
+/**
+ * {@linkcode listenFor}, for a port an old listener held: the runtime frees
+ * a closed listener's socket a moment after its accept loop has ended, so
+ * "address already in use" is tried again for up to a second.
+ */
+async function listenOnceReleased(config: ServiceConfig): Promise<Opened> {
+  const deadline = Date.now() + RELEASE_WAIT_MS;
+  while (true) {
+    try {
+      return await listenFor(config);
+    } catch (error) {
+      if (!inUse(error) || Date.now() > deadline) throw error;
+      await sleep(10);
+    }
+  }
+}
+
+/** Whether a listen failed because the address is in use. */
+function inUse(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof Deno.errors.AddrInUse) return true;
+  }
+  return false;
 }
 
 function closeOpened(opened: Opened) {
