@@ -297,6 +297,11 @@ async function reload(
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
       .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+    if (summary.renamed.length > 0) {
+      parts.push(
+        `renamed: ${summary.renamed.map(({ from, to }) => `${from} -> ${to}`).join(", ")}`,
+      );
+    }
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
     return { ok: true, message };

@@ -73,8 +73,8 @@ export class TransitionError extends Error {
 
 /** What the life cycle drives outside itself. */
 export interface LifecycleParts {
-  /** The service's name, for the log and the recorder. */
-  name: string;
+  /** The service's name, for the log and the recorder; read at each use (a reload may rename). */
+  readonly name: string;
   /** Receives wakes and stops for metrics. */
   recorder: Recorder;
   /** The counters that wakes and stops change. */

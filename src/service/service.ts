@@ -24,7 +24,7 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
-import { sleep } from "../timers.ts";
+import { abortable, sleep } from "../timers.ts";
 import { ALONE, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
@@ -98,6 +98,8 @@ export class Service {
   #wakeCancel = new AbortController();
   /** Epoch milliseconds of the last {@linkcode cancelWake}: a schedule does not retry past it. */
   #wakeCancelledAt = 0;
+  /** A drain of the same backend (a service removed by an earlier reload) to await before waking. */
+  #after?: { done: Promise<void>; what: string };
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
   /** Every service of the supervisor, for DEPENDS_ON. */
@@ -139,8 +141,11 @@ export class Service {
         if (refusal !== undefined && this.state === "awake") this.#idle.start();
       },
     });
+    const current = () => this.#config;
     this.#lifecycle = new Lifecycle({
-      name: config.name,
+      get name() {
+        return current().name; // a reload may rename the service
+      },
       recorder,
       stats: this.stats,
       idle: this.#idle,
@@ -171,6 +176,7 @@ export class Service {
       },
       coordinator: shared.coordinator ?? ALONE,
       wakeDependencies: async (signal) => {
+        await this.#afterDrain(signal);
         for (const dependency of this.#dependencies()) {
           try {
             await dependency.awakeTarget(`needed by ${this.#config.name}`, signal);
@@ -565,6 +571,27 @@ export class Service {
     this.#wakeCancel = new AbortController();
     cancel.abort(new Error(reason));
     await this.#lifecycle.settled();
+  }
+
+  /**
+   * Makes the wakes wait for `done` first: the drain of a service a reload
+   * removed, whose STOP_CMD stops the backend this one would wake (`what`
+   * says which, for the log).
+   */
+  wakeAfter(done: Promise<void>, what: string): void {
+    this.#after = { done, what };
+  }
+
+  /** Waits for the drain set by {@linkcode wakeAfter}, once. */
+  async #afterDrain(signal: AbortSignal) {
+    const after = this.#after;
+    if (!after) return;
+    this.#log.info("[{service}] waiting for {what} to stop first", {
+      service: this.#config.name,
+      what: after.what,
+    });
+    await abortable(after.done, signal);
+    if (this.#after === after) this.#after = undefined;
   }
 
   /**

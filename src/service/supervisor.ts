@@ -20,7 +20,7 @@ import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
-import { planReload, type ReloadSummary } from "./reload_plan.ts";
+import { planReload, type ReloadSummary, sameCommands } from "./reload_plan.ts";
 import { Service } from "./service.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
@@ -54,10 +54,12 @@ export class Supervisor {
   /** Each listener's accept loop, which ends once the listener is closed. */
   readonly #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
+  /** Set once the shutdown has begun: reloads are refused from then on. */
+  #shuttingDown = false;
   readonly #connections = new Set<Connection>();
   #connectionEvents = 0;
   /** Removed services finishing their connections and stopping their backend. */
-  readonly #drains = new Set<Promise<void>>();
+  readonly #drains = new Map<Service, Promise<void>>();
   /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
   readonly #totalWakes: WakeBudget;
   /** Connections all services may hold when MAX_CONNECTIONS_TOTAL is not set. */
@@ -281,9 +283,13 @@ export class Supervisor {
    * removed ones stop accepting, drain their connections and stop their
    * backend; added ones start listening.
    *
-   * @throws {Error} when a new listener cannot be opened; nothing is changed then
+   * @throws {Error} when a new listener cannot be opened, or the shutdown has
+   * begun; nothing is changed then
    */
   reload(config: Config): Promise<ReloadSummary> {
+    if (this.#shuttingDown) {
+      return Promise.reject(new Error("sleepingd is shutting down: no reload now"));
+    }
     const reload = this.#reloading.then(() => this.#reload(config));
     this.#reloading = reload.catch(() => {});
     return reload;
@@ -292,6 +298,8 @@ export class Supervisor {
   async #reload(config: Config): Promise<ReloadSummary> {
     const plan = planReload(this.#services.map((service) => service.config), config.services);
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
+    // A renamed service goes on under its new name: its state, backend and connections.
+    for (const { from, to } of plan.renamed) old.set(to, old.get(from)!);
     const fresh = new Map(config.services.map((service) => [service.name, service]));
     const opened = new Map<string, Opened>();
     try {
@@ -305,13 +313,14 @@ export class Supervisor {
     for (const name of plan.removed) {
       const service = old.get(name)!;
       released.push(this.#stopListening(service));
-      const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
-      this.#drains.add(drain);
+      const drain = this.#drain(service).finally(() => this.#drains.delete(service));
+      this.#drains.set(service, drain);
     }
     this.#services = config.services.map((next) => {
       const service = old.get(next.name);
       if (service === undefined) {
         const added = this.#newService(next);
+        this.#wakeAfterDrains(added);
         if (this.#schedulesStarted) added.startSchedule();
         return added;
       }
@@ -330,8 +339,23 @@ export class Supervisor {
         this.#log.error("{error}", { error: (error as Error).message });
       }
     }
-    const { added, removed, changed, unchanged } = plan;
-    return { added, removed, changed, unchanged };
+    const { added, removed, changed, unchanged, renamed } = plan;
+    return { added, removed, changed, unchanged, renamed };
+  }
+
+  /**
+   * Makes an added service's wakes wait for the drains of removed services
+   * with its name or its commands: their STOP_CMD would stop the backend it
+   * wakes (a section removed, then added back while it drained).
+   */
+  #wakeAfterDrains(added: Service) {
+    const { name } = added.config;
+    const same = [...this.#drains].filter(([removed]) =>
+      removed.config.name === name || sameCommands(removed.config, added.config)
+    );
+    if (same.length === 0) return;
+    const what = same.map(([removed]) => `the removed [${removed.config.name}]`).join(", ");
+    added.wakeAfter(Promise.all(same.map(([, drain]) => drain)).then(() => {}), what);
   }
 
   /** Lets a removed service's connections finish (up to SHUTDOWN_GRACE), then stops its backend. */
@@ -351,6 +375,8 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown(): Promise<void> {
+    this.#shuttingDown = true;
+    await this.#reloading; // what a reload under way adds is closed too
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
     this.#relays.clear();
@@ -358,7 +384,10 @@ export class Supervisor {
       for (const service of this.#services) service.cancelWakes("shutdown");
     });
     await this.#closeInOrder();
-    await Promise.all([...this.#drains, ...[...this.#connections].map((entry) => entry.done)]);
+    await Promise.all([
+      ...this.#drains.values(),
+      ...[...this.#connections].map((entry) => entry.done),
+    ]);
   }
 
   /**
