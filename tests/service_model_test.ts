@@ -51,10 +51,16 @@ interface Model {
 /** The other instance, as far as stops go: it refuses them all while `refuse` is set. */
 class Refuser implements Coordinator {
   refuse = false;
+  /** Stops refused so far. */
+  refused = 0;
   claimWake = ALONE.claimWake;
   wakeEnded() {}
   othersBusy = ALONE.othersBusy;
-  claimStop = () => Promise.resolve(this.refuse ? "the model's other instance refuses" : undefined);
+  claimStop = () => {
+    if (!this.refuse) return Promise.resolve(undefined);
+    this.refused++;
+    return Promise.resolve("the model's other instance refuses");
+  };
   stopEnded() {}
 }
 
@@ -204,10 +210,14 @@ function started(model: Model): boolean {
   return false;
 }
 
+/** Awake with nothing keeping it so, but IDLE_TIME: its idle checks want it stopped. */
+function idle(model: Readonly<Model>): boolean {
+  return model.state === "awake" && model.clients === 0 && !model.kept && model.idleStops;
+}
+
 /** What follows on its own: the idle stop, when nothing keeps the service awake. */
 function settleModel(model: Model) {
-  const idle = model.clients === 0 && !model.kept && model.idleStops && !model.refuse;
-  if (model.state === "awake" && idle) {
+  if (idle(model) && !model.refuse) {
     model.state = "asleep";
     stopped(model);
   }
@@ -226,9 +236,17 @@ function observed(real: Real) {
   };
 }
 
-/** Waits (bounded) until the real system settles where the model says; fails naming both. */
+/**
+ * Waits (bounded) until the real system settles where the model says; fails
+ * naming both. Idle but refused, the idle checks must go on asking: one more
+ * refusal is awaited.
+ */
 async function settle(model: Model, real: Real) {
   settleModel(model);
+  if (idle(model) && model.refuse) {
+    const refused = real.coordinator.refused;
+    await waitFor("the idle checks to ask again", () => real.coordinator.refused > refused, 10);
+  }
   const { state, clients, kept, backendUp, starts, stops } = model;
   const expected = { state, clients, kept, backendUp, starts, stops };
   try {
