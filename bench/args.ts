@@ -39,6 +39,8 @@ export interface BenchOptions {
   parts: PartName[];
   /** The file the results are written to as JSON. */
   json: string;
+  /** `KEY=VALUE` lines added to the global section of every sleepingd the bench runs. */
+  sleepingdSettings: string[];
   /** Print the usage and do nothing else. */
   help: boolean;
 }
@@ -46,6 +48,7 @@ export interface BenchOptions {
 /** The usage text of `deno task bench`. */
 export const USAGE =
   `Usage: deno task bench [--quick] [--only VARIANT,...] [--skip PART,...] [--json FILE]
+                       [--sleepingd KEY=VALUE]...
 
 Measures sleepingd against a direct connection and other TCP proxies, with the
 bench's own client and with real clients and servers, and prints ratios.
@@ -62,6 +65,9 @@ bench's own client and with real clients and servers, and prints ratios.
                     memory   idle memory per connection, memory after a burst, leak test
                     wake     wake overhead, 1000 clients in one wake
   --json FILE     where to write every number as JSON (default: bench/results.json)
+  --sleepingd KEY=VALUE
+                  a setting for the global section of every sleepingd the bench
+                  runs (repeatable), e.g. --sleepingd LOG_CONNECTIONS=no
   -h, --help      print this help`;
 
 /**
@@ -77,6 +83,7 @@ export function parseBenchArgs(args: string[]): BenchOptions {
       only: { type: "string" },
       skip: { type: "string" },
       json: { type: "string", default: DEFAULT_JSON },
+      sleepingd: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -91,8 +98,17 @@ export function parseBenchArgs(args: string[]): BenchOptions {
     variants: VARIANT_NAMES.filter((name) => name === "direct" || asked.includes(name)),
     parts: PART_NAMES.filter((name) => !skipped.includes(name)),
     json: values.json,
+    sleepingdSettings: values.sleepingd.map(setting),
     help: values.help,
   };
+}
+
+/** A `--sleepingd` value, checked to be `KEY=VALUE`. */
+function setting(text: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(text)) {
+    throw new Error(`--sleepingd ${text}: expected KEY=VALUE, e.g. LOG_CONNECTIONS=no`);
+  }
+  return text;
 }
 
 /** The names of a comma-separated list, each one of `known`, which are `what`s. */

@@ -13,6 +13,7 @@ import { runPart, skip } from "./parts.ts";
 import { cleanUp, cleanUpOnSignals, Interrupted, onCleanUp } from "./processes.ts";
 import { type Results, writeResults } from "./results.ts";
 import { startEchoBackend } from "./servers.ts";
+import { setSleepingdSettings } from "./variants.ts";
 
 /** The bench: returns the exit code (0 done, 1 failed, 2 usage error). */
 async function main(args: string[]): Promise<number> {
@@ -28,6 +29,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   cleanUpOnSignals();
+  setSleepingdSettings(options.sleepingdSettings);
   const began = performance.now();
   const results: Results = {
     startedAt: new Date().toISOString(),

@@ -113,18 +113,32 @@ export async function stopVariants(variants: Variant[]): Promise<void> {
   await Promise.all(variants.map((variant) => variant.stop()));
 }
 
+/** Lines for the global section of every sleepingd the bench runs (`--sleepingd`). */
+let sleepingdSettings: readonly string[] = [];
+
+/** Sets the lines `--sleepingd` adds to the global section of every sleepingd the bench runs. */
+export function setSleepingdSettings(settings: readonly string[]): void {
+  sleepingdSettings = settings;
+}
+
 /**
  * The real CLI, `deno run -A src/main.ts -f CONF run`, with the configuration
- * `lines`, in `dir` (which holds the file and VARRUN_PATH, unless `lines` say
- * otherwise); resolves once it logs that it is running.
+ * `lines` (after the `--sleepingd` settings), in `dir` (which holds the file
+ * and VARRUN_PATH, unless `lines` say otherwise); resolves once it logs that
+ * it is running.
  */
 export async function startSleepingdWith(lines: string[], dir: string): Promise<Child> {
   const configFile = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     configFile,
-    [`VARRUN_PATH=${dir}/run`, `STATE_PATH=${dir}/state`, "SHUTDOWN_GRACE=1", ...lines, ""].join(
-      "\n",
-    ),
+    [
+      `VARRUN_PATH=${dir}/run`,
+      `STATE_PATH=${dir}/state`,
+      "SHUTDOWN_GRACE=1",
+      ...sleepingdSettings,
+      ...lines,
+      "",
+    ].join("\n"),
   );
   await Deno.mkdir(`${dir}/run`, { recursive: true });
   const main = new URL("../src/main.ts", import.meta.url).pathname;

@@ -89,12 +89,39 @@ async function checkRuns(executable: string, version: string): Promise<void> {
   );
 }
 
+/** What `--help` prints. */
+const USAGE = `Usage: deno task compile [--target TRIPLE]...
+
+Builds dist/sleepingd-TARGET, one executable with no dependencies, for each
+target (x86_64-unknown-linux-gnu and aarch64-unknown-linux-gnu; with
+DENORT_BIN, the target of that runtime alone), and dist/SHA256SUMS.
+
+Options:
+  --target TRIPLE  build for this target only (repeatable)
+  -h, --help       print this help
+
+Environment:
+  DENORT_BIN       the Deno runtime denort to build with, where deno compile
+                   cannot download it`;
+
 /** Builds the executables the command line asks for, then SHA256SUMS. */
 async function main() {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { target: { type: "string", multiple: true } },
-  });
+  let values;
+  try {
+    values = parseArgs({
+      args: Deno.args,
+      options: {
+        target: { type: "string", multiple: true },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (error) {
+    throw new PackagingError(`${(error as Error).message} (see --help)`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const denort = Deno.env.get("DENORT_BIN") || undefined;
   const targets = await chooseTargets(values.target, denort);
   const version = await sourceVersion();

@@ -1,9 +1,11 @@
 /**
  * Which files the packages install, and where: one list that the deb and the
  * rpm both build from, so that both put the same files in the same places.
- * They differ in two things only (`rpmFiles`): the systemd unit's folder,
+ * They differ in three things only (`rpmFiles`): the systemd unit's folder,
  * /lib/systemd/system for Debian and /usr/lib/systemd/system (%{_unitdir}) for
- * rpm distributions, and the deb's lintian overrides.
+ * rpm distributions, the deb's lintian overrides, and the licence's text, which
+ * the rpm carries as /usr/share/licenses/sleepingd/LICENSE while the deb's
+ * copyright file points at Debian's /usr/share/common-licenses/Apache-2.0.
  *
  * Two layouts carry the program:
  * - `executable`: the single executable of `deno task compile` as /usr/bin/sleepingd;
@@ -41,6 +43,10 @@ export interface PackageFile {
   conffile?: boolean;
   /** Whether only the deb has it. */
   debOnly?: boolean;
+  /** Whether only the rpm has it. */
+  rpmOnly?: boolean;
+  /** Whether it is the licence's text (the rpm's %license). */
+  license?: boolean;
 }
 
 /** What the list depends on. */
@@ -122,7 +128,7 @@ function programFiles(program: Program): PackageFile[] {
   ];
 }
 
-/** Every file the deb installs, sorted by path. */
+/** Every file the packages install, sorted by path; `debOnly` and `rpmOnly` say which has it. */
 export async function packageFiles(options: LayoutOptions): Promise<PackageFile[]> {
   const { program, version, date } = options;
   const deno = program.layout === "bundle" ? "/usr/lib/sleepingd/deno" : "deno";
@@ -139,6 +145,12 @@ export async function packageFiles(options: LayoutOptions): Promise<PackageFile[
       source: new TextEncoder().encode(config),
       conffile: true,
     },
+    {
+      path: "/etc/logrotate.d/sleepingd",
+      mode: 0o644,
+      source: `${REPO}packaging/sleepingd.logrotate`,
+      conffile: true,
+    },
     { path: DEMO_BACKEND, mode: 0o644, source: `${REPO}examples/demo/oneshot.ts` },
     {
       path: `${DEB_UNIT_DIR}sleepingd.service`,
@@ -153,6 +165,13 @@ export async function packageFiles(options: LayoutOptions): Promise<PackageFile[
     { path: `${doc}/README.md`, mode: 0o644, source: `${REPO}README.md` },
     { path: `${doc}/copyright`, mode: 0o644, source: `${REPO}packaging/debian/copyright` },
     {
+      path: "/usr/share/licenses/sleepingd/LICENSE",
+      mode: 0o644,
+      source: `${REPO}LICENSE`,
+      rpmOnly: true,
+      license: true,
+    },
+    {
       path: `${doc}/changelog.gz`,
       mode: 0o644,
       source: await gzip(debianChangelog(version, date)),
@@ -163,7 +182,12 @@ export async function packageFiles(options: LayoutOptions): Promise<PackageFile[
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** The rpm's files, from the deb's: the systemd unit in %{_unitdir}, no lintian overrides. */
+/** The deb's files: all but the rpm's own. */
+export function debFiles(files: PackageFile[]): PackageFile[] {
+  return files.filter((file) => !file.rpmOnly);
+}
+
+/** The rpm's files: the systemd unit in %{_unitdir}, no lintian overrides, the licence. */
 export function rpmFiles(files: PackageFile[]): PackageFile[] {
   return files.filter((file) => !file.debOnly).map((file) =>
     file.path.startsWith(DEB_UNIT_DIR)

@@ -23,8 +23,8 @@ export const DESCRIPTION = [
 /** Who answers for the packages, `Name <address>`: set a real address before a release. */
 export const MAINTAINER = "sleepingd maintainers <maintainers@sleepingd.invalid>";
 
-/** The rpm's License field: the sources state none yet (see packaging/debian/copyright). */
-export const LICENSE = "LicenseRef-unspecified";
+/** The licence of sleepingd, as an SPDX id: the rpm's License field, deno.json's `license`. */
+export const LICENSE = "Apache-2.0";
 
 /** The deb's section. */
 export const SECTION = "net";

@@ -7,12 +7,10 @@
  * packaging/layout.ts), which ships the Deno runtime running this script and
  * so is built for this machine's target only.
  *
- * Usage: deno task package [--target TRIPLE] [--version VERSION] [--dist DIR] [--fast]
- *   --target   the platform (default: this machine's)
- *   --version  the packages' version (default: src/version.ts's); the program
- *              still prints its own: for trying upgrades
- *   --dist     where the executables are looked for and the packages written (default: dist)
- *   --fast     compress quickly instead of small (for tests)
+ * The tools of each format are looked for before any work begins: without
+ * `--deb` or `--rpm`, every format whose tools are installed is built and the
+ * others are named with what to install; a format asked for whose tools are
+ * missing fails at once.
  *
  * Reads SOURCE_DATE_EPOCH, when set, for the changelog and manual page date.
  *
@@ -24,12 +22,56 @@ import { bundleProgram } from "./bundle.ts";
 import { writeChecksums } from "./checksums.ts";
 import { buildDeb } from "./deb.ts";
 import { debianDepends } from "./elf_deps.ts";
-import { packageFiles, type Program, rpmFiles } from "./layout.ts";
+import { debFiles, packageFiles, type Program, rpmFiles } from "./layout.ts";
 import { buildRpm } from "./rpm.ts";
+import { COMMON_TOOLS, type Format, FORMATS, missingTools } from "./formats.ts";
 import { PackagingError, runScript } from "./script.ts";
 import { mebibytes } from "./size.ts";
 import { elfTarget, findTarget, hostTarget, type Target } from "./targets.ts";
 import { checkVersion, printedVersion, sourceVersion } from "./version.ts";
+
+/** What `--help` prints. */
+const USAGE = `Usage: deno task package [--deb] [--rpm] [--target TRIPLE] [--version VERSION]
+                         [--dist DIR] [--fast]
+
+Builds the deb and the rpm of sleepingd into DIR (dist), and DIR/SHA256SUMS.
+Without --deb or --rpm, builds every format whose tools are installed and says
+which it skips: the deb needs dpkg-deb (dpkg) and readelf (binutils), the rpm
+rpmbuild (rpm on Debian and Ubuntu, rpm-build on Fedora).
+
+Options:
+  --deb, --rpm       build only these formats; fail at once if their tools are missing
+  --target TRIPLE    the platform (default: this machine's): x86_64-unknown-linux-gnu
+                     or aarch64-unknown-linux-gnu; another one needs "deno task compile"
+  --version VERSION  the packages' version (default: src/version.ts's); the program
+                     still prints its own: for trying upgrades
+  --dist DIR         where the executables are looked for and the packages written
+  --fast             compress quickly instead of small (for tests)
+  -h, --help         print this help`;
+
+/**
+ * The formats to build: those asked for, else all; each without its tools is
+ * skipped with a line saying what to install, unless it was asked for.
+ *
+ * @throws PackagingError when a format asked for, or every format, cannot be built
+ */
+function chooseFormats(deb: boolean, rpm: boolean): Format[] {
+  const common = missingTools(COMMON_TOOLS);
+  if (common) throw new PackagingError(`cannot build any package: ${common}`);
+  const asked = deb || rpm;
+  const formats: Format[] = [];
+  const skipped: string[] = [];
+  for (const format of FORMATS) {
+    if (asked && !(format.name === "deb" ? deb : rpm)) continue;
+    const missing = missingTools(format.tools);
+    if (missing === undefined) formats.push(format);
+    else if (asked) throw new PackagingError(`cannot build the ${format.name}: ${missing}`);
+    else skipped.push(`the ${format.name}: ${missing}`);
+  }
+  if (formats.length === 0) throw new PackagingError(`cannot build ${skipped.join("; nor ")}`);
+  for (const why of skipped) console.error(`package: skipping ${why}`);
+  return formats;
+}
 
 /** The release date: SOURCE_DATE_EPOCH (seconds) when set, else now. */
 function releaseDate(): Date {
@@ -78,17 +120,34 @@ async function chooseProgram(
   return { layout: "bundle", bundle, runtime };
 }
 
-/** Builds the deb and the rpm the command line asks for, then SHA256SUMS. */
+/** The command line, read; an unknown option says where the help is. */
+function readArgs() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        deb: { type: "boolean", default: false },
+        rpm: { type: "boolean", default: false },
+        target: { type: "string" },
+        version: { type: "string" },
+        dist: { type: "string", default: "dist" },
+        fast: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (error) {
+    throw new PackagingError(`${(error as Error).message} (see --help)`);
+  }
+}
+
+/** Builds the packages the command line asks for, then SHA256SUMS. */
 async function main() {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      target: { type: "string" },
-      version: { type: "string" },
-      dist: { type: "string", default: "dist" },
-      fast: { type: "boolean", default: false },
-    },
-  });
+  const values = readArgs();
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const formats = chooseFormats(values.deb, values.rpm);
   const target = values.target ? findTarget(values.target) : hostTarget();
   const source = await sourceVersion();
   const version = values.version === undefined ? source : checkVersion(values.version);
@@ -99,13 +158,18 @@ async function main() {
   try {
     const program = await chooseProgram(target, dist, source, work);
     const elf = program.layout === "executable" ? program.executable : program.runtime;
-    const depends = await debianDepends(elf);
     const files = await packageFiles({ program, version, date });
-    const packages = [
-      await buildDeb({ files, version, target, depends, dist, fast }),
-      await buildRpm({ files: rpmFiles(files), version, target, date, dist, fast }),
-    ];
-    for (const path of packages) {
+    for (const format of formats) {
+      const path = format.name === "deb"
+        ? await buildDeb({
+          files: debFiles(files),
+          version,
+          target,
+          depends: await debianDepends(elf),
+          dist,
+          fast,
+        })
+        : await buildRpm({ files: rpmFiles(files), version, target, date, dist, fast });
       const { size } = await Deno.stat(path);
       console.error(`package: wrote ${path} (${mebibytes(size)}, ${program.layout} layout)`);
     }

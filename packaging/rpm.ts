@@ -36,6 +36,8 @@ function filesSection(files: PackageFile[]): string {
     const attr = `%attr(${file.mode.toString(8).padStart(4, "0")},root,root)`;
     const kind = file.conffile
       ? "%config(noreplace) "
+      : file.license
+      ? "%license "
       : file.path.startsWith("/usr/share/doc/")
       ? "%doc "
       : "";

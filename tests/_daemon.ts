@@ -29,6 +29,10 @@ export interface DaemonOptions {
   fdLimit?: number;
   /** Runs it with this soft limit of file descriptors only (`ulimit -Sn`): it may raise it. */
   softFdLimit?: number;
+  /** Shell lines run before the daemon, in the shell that becomes it, e.g. `exec 7<FILE`. */
+  prelude?: string;
+  /** Deno's arguments that run the program, e.g. a bundle's (default: `run -A src/main.ts`). */
+  program?: string[];
 }
 
 /**
@@ -46,16 +50,18 @@ export async function startDaemon(
   await Deno.writeTextFile(isolation, `VARRUN_PATH=${runDir}\nSTATE_PATH=${runDir}/state\n`);
   const argv = [
     Deno.execPath(),
-    ...["run", "-A", MAIN, "-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
+    ...(options.program ?? ["run", "-A", MAIN]),
+    ...["-f", isolation, "-f", configFile, "run", ...(options.args ?? [])],
   ];
   const ulimit = options.fdLimit !== undefined
-    ? `-n ${options.fdLimit}`
+    ? `ulimit -n ${options.fdLimit}`
     : options.softFdLimit !== undefined
-    ? `-Sn ${options.softFdLimit}`
+    ? `ulimit -Sn ${options.softFdLimit}`
     : undefined;
-  const [program, ...args] = ulimit === undefined
+  const prelude = [ulimit, options.prelude].filter(Boolean).join(" && ");
+  const [program, ...args] = prelude === ""
     ? argv
-    : ["bash", "-c", `ulimit ${ulimit} && exec "$@"`, "bash", ...argv];
+    : ["bash", "-c", `${prelude} && exec "$@"`, "bash", ...argv];
   const child = new Deno.Command(program, {
     args,
     cwd: REPO,

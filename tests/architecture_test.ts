@@ -9,15 +9,29 @@ import { REPO } from "./_helpers.ts";
 /** Each layer, with the layers its modules must not import from. */
 const FORBIDDEN: Record<string, string[]> = {
   "log.ts": ["service", "control", "cli", "config", "net", "process"],
+  "log_file.ts": ["service", "control", "cli", "config", "net", "process"],
   "timers.ts": ["service", "control", "cli", "config", "net", "process"],
   "clock.ts": ["service", "control", "cli", "config", "net", "process"],
   config: ["service", "control", "cli", "net", "process"],
   net: ["service", "control", "cli", "config", "process"],
   process: ["service", "control", "cli", "config", "net"],
+  fs: ["service", "control", "cli", "config", "net", "process", "history", "cluster", "dashboard"],
   service: ["control", "cli", "history", "dashboard", "cluster"],
   history: ["control", "cli", "dashboard"],
   cluster: ["control", "cli", "dashboard", "history"],
   dashboard: ["service", "control", "cli", "config", "net", "process", "history"],
+  waiting: [
+    "service",
+    "control",
+    "cli",
+    "config",
+    "net",
+    "process",
+    "history",
+    "dashboard",
+    "cluster",
+    "fs",
+  ],
   control: ["cli"],
 };
 

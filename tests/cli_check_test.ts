@@ -11,6 +11,7 @@ Deno.test("sleepingd -f sleepingd.conf check lists the shipped demo", async () =
   assert.equal(
     stdout,
     "Simple web server for testing purposes (port 10080)\n" +
+      "  listen: 127.0.0.1\n" +
       "  start: ( deno run --allow-net examples/demo/oneshot.ts 8080 > /dev/null 2>...\n" +
       "  idle: never stopped (set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n" +
       "Nodeapp in docker containers (inactive)\n",
@@ -43,9 +44,11 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
   await using dir = await tempFiles({
     "full.conf": `EXEC_CMD_TIMEOUT=3
 USER=nobody
+PASS_ENV=DOCKER_HOST AWS_PROFILE
 MAX_CONNECTIONS_TOTAL=5000
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
+METRICS_HOSTS=sleepingd.example.com status.example.com
 STATE_PATH=/srv/sleepingd
 API_TOKEN_FILE=/etc/sleepingd/api-token
 ETCD_ENDPOINTS=http://10.0.0.5:2379 http://10.0.0.6:2379
@@ -83,6 +86,7 @@ MIN_AWAKE_TIME=120
     stdout,
     "cluster: office, through etcd at http://10.0.0.5:2379 http://10.0.0.6:2379\n" +
       "dashboard: http://[::1]:9180/ (metrics at http://[::1]:9180/metrics)\n" +
+      "dashboard names: sleepingd.example.com status.example.com (and IP addresses, localhost)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
       "all services: 5000 connections, 30 wakes an hour\n" +
@@ -103,10 +107,39 @@ MIN_AWAKE_TIME=120
       "  idle: every 0.5s, stop after 600s idle\n" +
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
       "  awake at least: 120s once woken\n" +
-      "  user: nobody\n" +
+      "  user: nobody (a clean environment, with DOCKER_HOST AWS_PROFILE passed on)\n" +
       "  cost: 0.25 EUR an hour awake\n",
   );
   assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check shows the log's file and rotation, and LOG_CONNECTIONS=no", async () => {
+  const service = "[web]\nPORT=80\nSTART_CMD=go\n";
+  await using dir = await tempFiles({
+    "file.conf": `LOG_FILE=/var/log/sleepingd/sleepingd.log\nLOG_MAX_SIZE=10M\nLOG_MAX_FILES=3\n` +
+      `${service}LOG_CONNECTIONS=no\n`,
+    "never.conf": `VARRUN_PATH=/run/s/\nLOG_MAX_SIZE=0\n${service}`,
+    "one.conf": `LOG_FILE=/tmp/s.log\nLOG_MAX_SIZE=1500\nLOG_MAX_FILES=1\n${service}`,
+    "default.conf": service,
+  });
+  const check = async (name: string) => {
+    const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/${name}`, "check"]);
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
+    return stdout.split("\n").filter((line) => /^\s*log:/.test(line));
+  };
+  assert.deepEqual(await check("file.conf"), [
+    "log: /var/log/sleepingd/sleepingd.log; rotated past 10 MiB, 3 files kept",
+    "  log: each connection at the debug level only",
+  ]);
+  assert.deepEqual(await check("never.conf"), [
+    "log: stderr for run, /run/s/sleepingd.log for start; never rotated by sleepingd " +
+    "(LOG_MAX_SIZE=0)",
+  ]);
+  assert.deepEqual(await check("one.conf"), [
+    "log: /tmp/s.log; rotated past 1500 bytes, no older file kept",
+  ]);
+  assert.deepEqual(await check("default.conf"), []);
 });
 
 Deno.test("sleepingd check shows a service's ports and its UDP flows", async () => {
@@ -140,8 +173,60 @@ Deno.test("sleepingd check prints warnings on stderr and still exits 0", async (
   );
   assert.equal(
     stdout,
-    "web (port 80)\n  start: go\n  idle: never stopped " +
+    "run folder: /tmp (pidfile, control socket, the log of sleepingd start)\n" +
+      "web (port 80)\n  start: go\n  idle: never stopped " +
       "(set IDLE_TIME and IDLE_CHECK_INTERVAL to stop it when idle)\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check warns about a VARRUN_PATH or STATE_PATH that cannot be written", async () => {
+  await using dir = await tempFiles({ "file": "" });
+  const file = `${dir.path}/f.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir.path}/file/run\nSTATE_PATH=${dir.path}/file/state\n[web]\nPORT=80\n` +
+      "START_CMD=go\n",
+  );
+  const { code, stderr } = await runCli(["-f", file, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${file}:1: VARRUN_PATH "${dir.path}/file/run" cannot be written by ` +
+      `uid 0 (root): ${dir.path}/file is not a folder; "sleepingd start" would fail, and ` +
+      '"sleepingd run" would go without status, reload and stop; set VARRUN_PATH to a folder ' +
+      "uid 0 (root) can write\n" +
+      `sleepingd: warning: ${file}:2: STATE_PATH "${dir.path}/file/state" cannot be written by ` +
+      `uid 0 (root): ${dir.path}/file is not a folder; the history would last only until ` +
+      "sleepingd stops; set STATE_PATH to a folder uid 0 (root) can write\n",
+  );
+  assert.equal(code, 0);
+});
+
+Deno.test("sleepingd check refuses the dashboard's port for a service", async () => {
+  await using dir = await tempFiles({
+    "m.conf": "METRICS_ADDRESS=127.0.0.1:9180\n[web]\nPORT=9180\nSTART_CMD=go\n",
+  });
+  const { code, stdout, stderr } = await runCli(["-f", `${dir.path}/m.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: error: ${dir.path}/m.conf:3: Cannot listen on port 9180 for [web] as ` +
+      `METRICS_ADDRESS (${dir.path}/m.conf:1) serves the dashboard on it: choose another PORT ` +
+      "or METRICS_ADDRESS\n",
+  );
+  assert.equal(stdout, "");
+  assert.equal(code, 1);
+});
+
+Deno.test("sleepingd check warns about an IDLE_TIME without STOP_CMD, its backend outliving stop", async () => {
+  await using dir = await tempFiles({
+    "i.conf": "[web]\nPORT=80\nSTART_CMD=go\nIDLE_TIME=60\nIDLE_CHECK_INTERVAL=5\n",
+  });
+  const { code, stderr } = await runCli(["-f", `${dir.path}/i.conf`, "check"]);
+  assert.equal(
+    stderr,
+    `sleepingd: warning: ${dir.path}/i.conf:4: Nothing stops the backend of [web]: IDLE_TIME is ` +
+      'set but STOP_CMD is not, so an idle stop and "sleepingd stop" leave it running (and the ' +
+      "next wake runs START_CMD again); set STOP_CMD\n",
   );
   assert.equal(code, 0);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
 import { KEYS } from "../src/config/keys.ts";
+import { userFolders, whyNotWritable } from "../src/config/folders.ts";
 import { buildConfig, loadConfig, type SearchList } from "../src/config/load.ts";
 import { parseConfigText } from "../src/config/parse.ts";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
@@ -80,12 +81,16 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
     },
     services: [
       {
         name: "Simple web server for testing purposes",
         source: { file: "seed.conf", line: 1 },
         port: 10080,
+        portSource: { file: "seed.conf", line: 5 },
         listenAddresses: ["::"],
         startCmd: {
           text: parsed.sections[0].entries[2].value,
@@ -98,6 +103,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         holdTimeout: 300,
         wakeOn: "connect",
         routePerConnection: false,
+        logConnections: true,
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
@@ -108,6 +114,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         name: "Nodeapp in docker containers",
         source: { file: "seed.conf", line: 9 },
         port: 20080,
+        portSource: { file: "seed.conf", line: 13 },
         listenAddresses: ["::"],
         startCmd: {
           text: "/usr/share/sleepingd/example/startserver start",
@@ -130,6 +137,7 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         idleTime: 20,
         idleCheckInterval: 5,
         routePerConnection: false,
+        logConnections: true,
         protocol: "tcp",
         morePorts: [],
         udpFlowTimeout: 60,
@@ -151,11 +159,15 @@ Deno.test("buildConfig() gives every key its default", () => {
       clusterName: "sleepingd",
       shutdownGrace: 10,
       logFormat: "text",
+      hostnameTimeout: 10,
+      logMaxSize: 4 * 1024 * 1024,
+      logMaxFiles: 2,
     },
     services: [{
       name: "web",
       source: { file: "t.conf", line: 1 },
       port: 80,
+      portSource: { file: "t.conf", line: 3 },
       listenAddresses: ["::"],
       startCmd: { text: "go", source: { file: "t.conf", line: 2 } },
       readyTimeout: 60,
@@ -165,6 +177,7 @@ Deno.test("buildConfig() gives every key its default", () => {
       holdTimeout: 300,
       wakeOn: "connect",
       routePerConnection: false,
+      logConnections: true,
       protocol: "tcp",
       morePorts: [],
       udpFlowTimeout: 60,
@@ -268,6 +281,9 @@ Deno.test("buildConfig() reads a blank key with a default as the default", () =>
     clusterName: "sleepingd",
     shutdownGrace: 10,
     logFormat: "text",
+    hostnameTimeout: 10,
+    logMaxSize: 4 * 1024 * 1024,
+    logMaxFiles: 2,
   });
   assert.equal(config.services[0].readyTimeout, 60);
   assert.deepEqual(config.services[0].listenAddresses, ["::"]);
@@ -282,7 +298,7 @@ Deno.test("buildConfig() reads LISTEN_ADDRESS as a space-separated list", () => 
 
 Deno.test("buildConfig() reads the global-only keys from the global section", () => {
   const global = "VARRUN_PATH=/tmp/s\nSHUTDOWN_GRACE=2.5\nLOG_FORMAT=json\nLOG_FILE=/tmp/s.log\n" +
-    "METRICS_ADDRESS=[::1]:9180\nSTATE_PATH=/tmp/history\n";
+    "METRICS_ADDRESS=[::1]:9180\nSTATE_PATH=/tmp/history\nLOG_MAX_SIZE=1.5M\nLOG_MAX_FILES=5\n";
   assert.deepEqual(build(`${global}${WEB}`).global, {
     varrunPath: "/tmp/s",
     statePath: "/tmp/history",
@@ -290,8 +306,108 @@ Deno.test("buildConfig() reads the global-only keys from the global section", ()
     shutdownGrace: 2.5,
     logFormat: "json",
     logFile: "/tmp/s.log",
+    logMaxSize: 1572864,
+    logMaxFiles: 5,
     metricsAddress: { hostname: "::1", port: 9180 },
+    hostnameTimeout: 10,
+    varrunPathSource: { file: "t.conf", line: 1 },
+    statePathSource: { file: "t.conf", line: 6 },
   });
+});
+
+Deno.test("buildConfig() takes a user's own folders only where the files leave them blank", () => {
+  const own = {
+    varrunPath: "/run/user/1000/sleepingd",
+    statePath: "/home/a/.local/state/sleepingd",
+  };
+  const blank = buildConfig([parseConfigText(`VARRUN_PATH=\n${WEB}`, "t.conf")], own).global;
+  assert.equal(blank.varrunPath, own.varrunPath);
+  assert.equal(blank.statePath, own.statePath);
+  assert.equal(blank.varrunPathSource, undefined);
+  const set = buildConfig([parseConfigText(`STATE_PATH=/srv/h\n${WEB}`, "t.conf")], own).global;
+  assert.equal(set.varrunPath, own.varrunPath);
+  assert.equal(set.statePath, "/srv/h");
+  assert.deepEqual(set.statePathSource, { file: "t.conf", line: 1 });
+});
+
+Deno.test("userFolders() follows XDG_RUNTIME_DIR and XDG_STATE_HOME, else the home", () => {
+  const saved = ["HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME"].map((name) =>
+    [name, Deno.env.get(name)] as const
+  );
+  try {
+    Deno.env.set("HOME", "/home/a");
+    Deno.env.delete("XDG_STATE_HOME");
+    Deno.env.set("XDG_RUNTIME_DIR", "/run/user/1000/");
+    assert.deepEqual(userFolders(), {
+      varrunPath: "/run/user/1000/sleepingd",
+      statePath: "/home/a/.local/state/sleepingd",
+    });
+    Deno.env.delete("XDG_RUNTIME_DIR");
+    Deno.env.set("XDG_STATE_HOME", "/srv/a/state");
+    assert.deepEqual(userFolders(), {
+      varrunPath: "/srv/a/state/sleepingd/run",
+      statePath: "/srv/a/state/sleepingd",
+    });
+    Deno.env.set("XDG_STATE_HOME", "relative/state"); // not absolute: ignored, as XDG says
+    assert.equal(userFolders()?.statePath, "/home/a/.local/state/sleepingd");
+  } finally {
+    for (const [name, value] of saved) {
+      if (value === undefined) Deno.env.delete(name);
+      else Deno.env.set(name, value);
+    }
+  }
+});
+
+Deno.test("whyNotWritable() says which folder on the way is not one", async () => {
+  await using dir = await tempFiles({ "file": "" });
+  assert.equal(whyNotWritable(`${dir.path}/new/deeper`), undefined);
+  assert.equal(whyNotWritable(`${dir.path}/file/state`), `${dir.path}/file is not a folder`);
+});
+
+Deno.test("buildConfig() reads LOG_MAX_SIZE in bytes or with K, M or G, and 0 as never", () => {
+  const sizes: [string, number][] = [
+    ["0", 0],
+    ["1000", 1000],
+    ["512K", 512 * 1024],
+    ["64 KiB", 64 * 1024],
+    ["4m", 4 * 1024 * 1024],
+    ["10MB", 10 * 1024 * 1024],
+    ["1G", 1024 ** 3],
+    ["2048B", 2048],
+  ];
+  for (const [text, bytes] of sizes) {
+    assert.equal(build(`LOG_MAX_SIZE=${text}\n${WEB}`).global.logMaxSize, bytes, text);
+  }
+  assert.equal(build(WEB).global.logMaxSize, 4 * 1024 * 1024);
+});
+
+Deno.test("buildConfig() refuses a LOG_MAX_SIZE it cannot read and LOG_MAX_FILES=0, with file:line", () => {
+  assert.throws(
+    () => build(`LOG_MAX_SIZE=4 TB\nLOG_MAX_FILES=0\n${WEB}`),
+    (error: Error) => {
+      assert.match(
+        error.message,
+        /t\.conf:1: Cannot use "LOG_MAX_SIZE" as it must be a size in bytes, or with K, M or G, e\.g\. 4M: current value is "4 TB"/,
+      );
+      assert.match(
+        error.message,
+        /t\.conf:2: Cannot use "LOG_MAX_FILES" as it must be 1 or more .*set LOG_MAX_SIZE=0/,
+      );
+      return true;
+    },
+  );
+});
+
+Deno.test("buildConfig() reads LOG_CONNECTIONS per service, inherited from the global section", () => {
+  const config = build(
+    "LOG_CONNECTIONS=no\n[quiet]\nPORT=1\nSTART_CMD=a\n[loud]\nPORT=2\nSTART_CMD=a\n" +
+      "LOG_CONNECTIONS=yes\n",
+  );
+  assert.deepEqual(
+    config.services.map(({ name, logConnections }) => [name, logConnections]),
+    [["quiet", false], ["loud", true]],
+  );
+  assert.equal(service(WEB).logConnections, true);
 });
 
 Deno.test("buildConfig() reports a bad LOG_FORMAT and a bad METRICS_ADDRESS", () => {
@@ -570,6 +686,24 @@ Deno.test("buildConfig() reads ETCD_ENDPOINTS and CLUSTER_NAME, refusing an endp
   ]);
 });
 
+Deno.test("buildConfig() reads METRICS_HOSTS, refusing an entry that is not a host name", () => {
+  const config = build(`METRICS_HOSTS=dash.example.com  status.example.com.\n${WEB}`);
+  assert.deepEqual(config.global.metricsHosts, ["dash.example.com", "status.example.com."]);
+  assert.equal(build(WEB).global.metricsHosts, undefined);
+  assert.deepEqual(errorsOf(`METRICS_HOSTS=dash.example.com http://x/\n${WEB}`), [
+    't.conf:1: Cannot use "METRICS_HOSTS" as each entry must be a host name: "http://x/" is not',
+  ]);
+});
+
+Deno.test("buildConfig() reads PASS_ENV, inherited, refusing an entry that is no variable name", () => {
+  const [web] = build(`PASS_ENV=DOCKER_HOST AWS_PROFILE\n${WEB}`).services;
+  assert.deepEqual(web.passEnv, ["DOCKER_HOST", "AWS_PROFILE"]);
+  assert.equal(build(WEB).services[0].passEnv, undefined);
+  assert.deepEqual(errorsOf(`${WEB}PASS_ENV=HOME A-B\n`), [
+    't.conf:4: Cannot use "PASS_ENV" as each entry must be a variable name: "A-B" is not',
+  ]);
+});
+
 Deno.test("buildConfig() reads KEEP_AWAKE windows and TIME_ZONE", () => {
   const [web] = build(
     `TIME_ZONE=Europe/Paris\n${WEB}KEEP_AWAKE=Mon-Fri 08:00-18:00; sat,SUN 22:30-2:00;daily 12:00-13:00\n`,
@@ -680,6 +814,63 @@ Deno.test("buildConfig() warns about an unknown key and suggests the closest kno
     't.conf:6: Ignoring unknown key "IDLE_CHECK_INTERVALL": did you mean "IDLE_CHECK_INTERVAL"?',
     't.conf:7: Ignoring unknown key "FOO"',
   ]);
+});
+
+Deno.test("buildConfig() suggests the key meant by the names people write for it", () => {
+  const text = `${WEB}START_COMMAND=go\nSTOP_COMMAND=halt\nIDLE_TIMEOUT=60\n` +
+    "check_command=x\nTIMEOUT=10\nLISTEN=127.0.0.1\n";
+  assert.deepEqual(warningsOf(text), [
+    't.conf:4: Ignoring unknown key "START_COMMAND": did you mean "START_CMD"?',
+    't.conf:5: Ignoring unknown key "STOP_COMMAND": did you mean "STOP_CMD"?',
+    't.conf:6: Ignoring unknown key "IDLE_TIMEOUT": did you mean "IDLE_TIME"?',
+    't.conf:7: Ignoring unknown key "check_command": did you mean "CHECK_CMD"?',
+    't.conf:8: Ignoring unknown key "TIMEOUT": did you mean "EXEC_CMD_TIMEOUT" (how long a ' +
+    'command may run), "READY_TIMEOUT" (how long the backend may take to accept) or ' +
+    '"IDLE_TIME" (how long idle before STOP_CMD)?',
+    't.conf:9: Ignoring unknown key "LISTEN": did you mean "LISTEN_ADDRESS"?',
+  ]);
+});
+
+Deno.test("buildConfig() refuses a PORT or MORE_PORTS that METRICS_ADDRESS listens on", () => {
+  const metrics = "METRICS_ADDRESS=127.0.0.1:9180\n";
+  assert.deepEqual(errorsOf(`${metrics}[web]\nPORT=9180\nSTART_CMD=go\n`), [
+    "t.conf:3: Cannot listen on port 9180 for [web] as METRICS_ADDRESS (t.conf:1) serves the " +
+    "dashboard on it: choose another PORT or METRICS_ADDRESS",
+  ]);
+  assert.deepEqual(
+    errorsOf(
+      `${metrics}[vm]\nLISTEN_ADDRESS=127.0.0.1\nPORT=2222\nMORE_PORTS=9180/udp 8443 9180:80\n` +
+        "START_CMD=go\n",
+    ),
+    [
+      "t.conf:5: Cannot listen on port 9180 for [vm] as METRICS_ADDRESS (t.conf:1) serves the " +
+      "dashboard on it: choose another MORE_PORTS or METRICS_ADDRESS",
+    ],
+  );
+  // Another address, or UDP, shares nothing with the dashboard.
+  const apart = build(
+    `${metrics}[web]\nLISTEN_ADDRESS=192.0.2.1\nPORT=9180\nSTART_CMD=go\n` +
+      "[dns]\nPROTOCOL=udp\nPORT=9180\nSTART_CMD=go\n",
+  );
+  assert.equal(apart.services.length, 2);
+});
+
+Deno.test("buildConfig() warns when IDLE_TIME has no IDLE_CHECK_INTERVAL or no STOP_CMD", () => {
+  assert.deepEqual(
+    warningsOf(
+      "IDLE_CHECK_INTERVAL=5\n[web]\nPORT=80\nSTART_CMD=go\nIDLE_TIME=60\n" +
+        "[db]\nPORT=81\nSTART_CMD=go\nSTOP_CMD=halt\nIDLE_TIME=60\nIDLE_CHECK_INTERVAL=0\n" +
+        "[ok]\nPORT=82\nSTART_CMD=go\nSTOP_CMD=halt\nIDLE_TIME=60\n" +
+        "[demo]\nPORT=83\nSTART_CMD=go\n",
+    ),
+    [
+      "t.conf:5: Nothing stops the backend of [web]: IDLE_TIME is set but STOP_CMD is not, so an " +
+      'idle stop and "sleepingd stop" leave it running (and the next wake runs START_CMD again); ' +
+      "set STOP_CMD",
+      "t.conf:10: No idle check runs for [db]: IDLE_TIME is set but IDLE_CHECK_INTERVAL is not, " +
+      "so it is never stopped for being idle; set IDLE_CHECK_INTERVAL, e.g. to 10",
+    ],
+  );
 });
 
 Deno.test("buildConfig() keeps the warnings of a refused configuration", () => {
@@ -832,6 +1023,21 @@ Deno.test("the shipped sleepingd.conf documents every key, commented out at its 
     }
     assert.equal(doc.join(" "), key.doc, `the doc of ${key.name} differs from keys.ts`);
   }
+});
+
+Deno.test("the shipped sleepingd.conf names only files the packages install, in plain words", async () => {
+  const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
+  const paths = [...shipped.matchAll(/\/usr\/share\/doc\/sleepingd\/examples\/([\w./-]+[\w])/g)];
+  assert.ok(paths.length >= 3, "the docker section names its script");
+  for (const [path, example] of paths) {
+    const info = await Deno.stat(`${REPO}examples/${example}`).catch(() => undefined);
+    assert.ok(info, `${path}: there is no examples/${example} to install there`);
+  }
+  for (const [, example] of shipped.matchAll(/^[A-Z_]+_CMD=".*\/examples\/(\S+)/gm)) {
+    const { mode } = await Deno.stat(`${REPO}examples/${example}`);
+    assert.ok((mode! & 0o111) !== 0, `examples/${example} is not executable`);
+  }
+  assert.doesNotMatch(shipped, /\bseed\b/i);
 });
 
 Deno.test("the shipped sleepingd.conf is valid, with the demo active and no warnings", async () => {

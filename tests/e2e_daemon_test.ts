@@ -134,6 +134,67 @@ Deno.test("sleepingd start, status, reload and stop run a daemon the way the ori
   }
 });
 
+Deno.test("sleepingd start and reload print every warning the daemon gives, one line each", async () => {
+  const { dir, file, services, cli, cleanup } = await setup(["alpha"]);
+  const [alpha] = services;
+  try {
+    // STATE_PATH under a file: the daemon keeps its history in memory and says so.
+    await Deno.writeTextFile(`${dir}/plain`, "");
+    const config = (await Deno.readTextFile(file))
+      .replace(`STATE_PATH=${dir}/state`, `STATE_PATH=${dir}/plain/state`)
+      .replace("LISTEN_ADDRESS=127.0.0.1\n", "LISTEN_ADDRESS=127.0.0.1\nIDEL_TIME=30\n");
+    await Deno.writeTextFile(file, config);
+    const started = await cli("start");
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal(started.stdout, `alpha (port ${alpha.port}) started\n`);
+    assert.equal(
+      started.stderr,
+      `sleepingd: warning: ${file}:7: Ignoring unknown key "IDEL_TIME": did you mean ` +
+        '"IDLE_TIME"?\n' +
+        `sleepingd: warning: ${file}:2: cannot keep the history in STATE_PATH ` +
+        `${dir}/plain/state: Not a directory (os error 20): mkdir '${dir}/plain/state'; it ` +
+        "lasts until sleepingd stops\n",
+    );
+
+    // A reload with a key that waits for a restart, and another unknown key.
+    const metrics = freePort();
+    await Deno.writeTextFile(
+      file,
+      `METRICS_ADDRESS=127.0.0.1:${metrics}\n${config.replace("IDEL_TIME", "IDLE_TIMEOUT")}`,
+    );
+    const reloaded = await cli("reload");
+    assert.equal(reloaded.code, 0, reloaded.stderr);
+    assert.match(reloaded.stdout, /^reloaded /);
+    assert.equal(
+      reloaded.stderr,
+      `sleepingd: warning: ${file}:8: Ignoring unknown key "IDLE_TIMEOUT": did you mean ` +
+        '"IDLE_TIME"?\n' +
+        "sleepingd: warning: METRICS_ADDRESS changed: it takes effect when sleepingd restarts\n",
+    );
+    const status = await cli("status");
+    assert.match(status.stdout, /\nwarning: METRICS_ADDRESS changed: it takes effect when /);
+    assert.deepEqual(JSON.parse((await cli("status", "--json")).stdout).warnings, [
+      `${file}:8: Ignoring unknown key "IDLE_TIMEOUT": did you mean "IDLE_TIME"?`,
+      "METRICS_ADDRESS changed: it takes effect when sleepingd restarts",
+    ]);
+
+    // A refused reload: its warnings first, as they may explain its errors.
+    await Deno.writeTextFile(file, config.replace(/^PORT=\d+$/m, "PROT=1"));
+    const refused = await cli("reload");
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^sleepingd: warning: ${file}:5: Ignoring unknown key "PROT": did you mean "PORT"\\?\n` +
+          `sleepingd: warning: ${file}:7: Ignoring unknown key "IDEL_TIME".*\n` +
+          `sleepingd: error: ${file}:4: Cannot listen for \\[alpha\\] as it has no PORT`,
+      ),
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("sleepingd reload of a file with a line it cannot read says file:line, and the daemon is still found", async () => {
   const { file, services, cli, cleanup } = await setup(["alpha"]);
   const [alpha] = services;
@@ -210,7 +271,7 @@ Deno.test("sleepingd --debug logs each connect attempt, command output and idle 
   }
 });
 
-Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", async () => {
+Deno.test("sleepingd start replaces a stale pidfile and reports a port in use at PORT's line, in its log too", async () => {
   const { dir, services, cli, cleanup } = await setup(["alpha"]);
   try {
     await Deno.mkdir(`${dir}/run`);
@@ -224,21 +285,55 @@ Deno.test("sleepingd start replaces a stale pidfile and reports a port in use", 
     try {
       const refused = await cli("start");
       assert.equal(refused.code, 1);
-      assert.match(
+      // The error names the line of PORT (the fifth), and the log it points to holds it.
+      const error = `${dir}/sleepingd.conf:5: [alpha] Cannot listen on 127.0.0.1:${
+        services[0].port
+      }: address already in use`;
+      assert.equal(
         refused.stderr,
-        new RegExp(
-          `sleepingd\\.conf:\\d+: \\[alpha\\] Cannot listen on 127\\.0\\.0\\.1:${
-            services[0].port
-          }: address already in use`,
-        ),
+        `sleepingd: error: ${error}\n` +
+          `sleepingd: error: the daemon exited with 1; see ${dir}/run/sleepingd.log\n`,
       );
       assert.equal(refused.stdout, "");
+      const log = await Deno.readTextFile(`${dir}/run/sleepingd.log`);
+      assert.match(log.trimEnd().split("\n").at(-1)!, /^\S+ FATAL cannot run: /);
+      assert.ok(log.trimEnd().endsWith(error), log);
     } finally {
       blocker.close();
     }
   } finally {
     await cleanup();
   }
+});
+
+Deno.test("a failed START_CMD and STOP_CMD are each logged once, as errors, naming the signal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-daemon-" });
+  const port = freePort();
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `[failing]\nPORT=${port}\nLISTEN_ADDRESS=127.0.0.1\n` +
+      "START_CMD='echo no disk >&2; exit 1'\nSTOP_CMD='kill -TERM $$'\n",
+  );
+  const daemon = await startDaemon(file);
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await daemon.waitForLine(/\[failing\] stopping -> asleep/);
+    conn.close();
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+  const log = daemon.lines.join("\n");
+  const commandLines = (key: string) =>
+    daemon.lines.filter((line) => new RegExp(`\\[failing\\] (cannot wake: )?${key} `).test(line));
+  const start = commandLines("START_CMD");
+  assert.equal(start.length, 1, log);
+  assert.match(start[0], /^\S+ ERROR \[failing\] START_CMD exit 1 after \d+\.\ds: no disk$/);
+  const stop = commandLines("STOP_CMD");
+  assert.equal(stop.length, 1, log);
+  assert.match(stop[0], /^\S+ ERROR \[failing\] STOP_CMD exit 143 \(killed by SIGTERM\) after /);
+  assert.match(log, /INFO {2}\[failing\] starting -> stopping: wake failed: START_CMD exit 1 /);
 });
 
 Deno.test("sleepingd stop and status say so when no daemon runs", async () => {

@@ -1,8 +1,9 @@
 /**
  * The dashboard in a real browser (Debian's chromium, driven by
  * puppeteer-core) against the real daemon: a day of history written by
- * earlier daemons, a wake through the service's port seen live, the idle
- * stop closing its span, and the history still there after a restart.
+ * earlier daemons, drawn from the page alone (every request to /api/
+ * refused), a wake through the service's port seen live, the idle stop
+ * closing its span, and the history still there after a restart.
  *
  * Screenshots go to `SLEEPINGD_SCREENSHOTS` (a folder; default: a temporary
  * one, named in the output): `dashboard.png` (desktop, a tooltip open) and
@@ -157,6 +158,28 @@ serverTest(
         await page.$eval('[data-service="db"] [data-saved]', (element) => element.textContent!),
         /^\$?\d+\.\d\d( USD)?$/,
       );
+
+      // The page draws what it came with, before any request of its own: with every request to
+      // /api/ refused, it still shows both services, their states and their day.
+      const alone = await browser.newPage();
+      await alone.setRequestInterception(true);
+      alone.on("request", (request) => {
+        if (new URL(request.url()).pathname.startsWith("/api/")) request.abort();
+        else request.continue();
+      });
+      await alone.goto(`http://127.0.0.1:${http}/`);
+      await waitInPage(alone, "its first state", `document.body.dataset.ready === "yes"`);
+      assert.deepEqual(
+        await alone.$$eval("[data-service]", (rows) => rows.map((row) => row.dataset.state)),
+        ["asleep", "asleep"],
+      );
+      assert.equal(await count(alone, '[data-service="web"] [data-wake="ok"]'), pastWakes);
+      assert.equal(await count(alone, '[data-service="web"] [data-wake="failed"]'), 1);
+      assert.match(
+        await alone.$eval("#uptime", (node) => node.textContent!),
+        /^up \d+s · 2 services/,
+      );
+      await alone.close();
 
       // A wake through the service's port, seen live: the row turns awake, a span and a wake appear.
       const loads = Number(await page.evaluate("document.body.dataset.historyLoads"));

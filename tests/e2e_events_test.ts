@@ -114,3 +114,39 @@ Deno.test("a webhook that never answers holds up no wake", async () => {
     for (const conn of held) conn.close();
   }
 });
+
+Deno.test("a webhook that answers with a redirect is not followed: the event goes nowhere else", async () => {
+  const elsewhere: string[] = [];
+  const server: Deno.HttpServer<Deno.NetAddr> = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request): Promise<Response> => {
+      const path = new URL(request.url).pathname;
+      if (path === "/hook") {
+        return Response.redirect(`http://127.0.0.1:${server.addr.port}/else`, 307);
+      }
+      elsewhere.push(await request.text());
+      return new Response(null);
+    },
+  );
+  const { file, port, cleanup } = await historySetup({
+    name: "echo",
+    idleTime: 60,
+    cost: "",
+    extra: `WEBHOOK_URL=http://127.0.0.1:${server.addr.port}/hook`,
+  });
+  const daemon = await startDaemon(file);
+  try {
+    assert.equal(await exchange(port, "hi"), "hi");
+    const failed = await daemon.waitForLine(/WEBHOOK_URL failed the wake event 3 times/);
+    assert.match(
+      failed,
+      new RegExp(
+        `HTTP 307 to http://127\\.0\\.0\\.1:${server.addr.port}/else: redirects are not followed`,
+      ),
+    );
+    assert.deepEqual(elsewhere, [], "nothing was POSTed where the redirect pointed");
+  } finally {
+    await cleanup(daemon);
+    await server.shutdown();
+  }
+});

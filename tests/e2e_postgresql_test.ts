@@ -13,6 +13,8 @@ import { type Output, REPO, runProgram, waitFor } from "./_helpers.ts";
 
 const EXAMPLE = `${REPO}examples/postgresql`;
 const SCRIPT = "examples/postgresql/postgres-on-demand";
+/** Where the recipe's commands expect the script installed. */
+const INSTALLED = "/usr/local/lib/sleepingd/postgres-on-demand";
 const PG_DIRS = ["/usr/lib/postgresql/*/bin"];
 const NEEDS = [
   { binary: "initdb", package: "postgresql", dirs: PG_DIRS },
@@ -96,8 +98,8 @@ async function withRecipe(
     const pgPort = freePort();
     let config = await Deno.readTextFile(`${EXAMPLE}/sleepingd.conf`);
     config = replaceLine(config, /^PORT=5432$/m, `PORT=${port}`);
-    assert.ok(config.includes(SCRIPT), `the recipe no longer runs ${SCRIPT}`);
-    config = config.replaceAll(SCRIPT, `${dir}/postgres-on-demand`);
+    assert.ok(config.includes(INSTALLED), `the recipe no longer runs ${INSTALLED}`);
+    config = config.replaceAll(INSTALLED, `${dir}/postgres-on-demand`);
     if (options.idle) {
       config = replaceLine(config, /^IDLE_TIME=600$/m, `IDLE_TIME=${options.idle.time}`);
       config = replaceLine(

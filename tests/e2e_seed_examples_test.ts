@@ -6,7 +6,7 @@ import { replaceLine, startDaemon } from "./_daemon.ts";
 import { freePort, refuses } from "./_net.ts";
 import { curl, REPO, waitFor } from "./_helpers.ts";
 
-Deno.test("the shipped demo answers three requests in a row, each one waking it", async () => {
+Deno.test("the shipped demo answers three requests in a row, each one waking it, on 127.0.0.1 only", async () => {
   const port = freePort();
   const backendPort = freePort();
   const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
@@ -24,6 +24,12 @@ Deno.test("the shipped demo answers three requests in a row, each one waking it"
     }
     const wakes = daemon.lines.filter((line) => line.includes("asleep -> starting"));
     assert.equal(wakes.length, 3, daemon.lines.join("\n"));
+    // A first run exposes nothing to the network: the loopback address alone.
+    const listening = daemon.lines.filter((line) => / listening on /.test(line));
+    assert.deepEqual(
+      listening.map((line) => line.replace(/^.* listening on /, "")),
+      [`127.0.0.1:${port}`],
+    );
   } finally {
     assert.equal(await daemon.stop(), 0);
     await Deno.remove(file);

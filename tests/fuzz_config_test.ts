@@ -121,6 +121,8 @@ function validValue(key: KeyDefinition | undefined): fc.Arbitrary<string> {
       );
     case "count":
       return fc.oneof(fc.constantFrom("0", "1", "100"), fc.nat().map(String));
+    case "size":
+      return fc.constantFrom("0", "4M", "512K", "64 KiB", "1G", "1048576", "10MB");
     case "command":
       return fc.constantFrom(
         "echo 127.0.0.1 8080",

@@ -27,8 +27,14 @@ const DEB_UNIT = "/lib/systemd/system/sleepingd.service";
 const RPM_UNIT = "/usr/lib/systemd/system/sleepingd.service";
 /** The one file only the deb has. */
 const LINTIAN_OVERRIDES = "/usr/share/lintian/overrides/sleepingd";
+/** The rpm's copy of LICENSE; the deb's copyright file points at Debian's own copy instead. */
+const RPM_LICENSE = "/usr/share/licenses/sleepingd/LICENSE";
+/** The SHA-256 of the Apache License 2.0 as apache.org publishes it (LICENSE-2.0.txt). */
+const APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30";
 /** The installed configuration. */
 const CONFFILE = "/etc/sleepingd/sleepingd.conf";
+/** logrotate's rules for the log in /var/log/sleepingd: a conffile too. */
+const LOGROTATE = "/etc/logrotate.d/sleepingd";
 /**
  * Files the packages must have, with their permissions: in the bundle layout,
  * as nothing is compiled into the test's dist.
@@ -38,6 +44,7 @@ const EXPECTED: [string, string][] = [
   ["/usr/lib/sleepingd/deno", "-rwxr-xr-x"],
   ["/usr/lib/sleepingd/sleepingd.js", "-rw-r--r--"],
   [CONFFILE, "-rw-r--r--"],
+  [LOGROTATE, "-rw-r--r--"],
   [DEB_UNIT, "-rw-r--r--"],
   ["/usr/share/man/man8/sleepingd.8.gz", "-rw-r--r--"],
   ["/usr/share/doc/sleepingd/README.md", "-rw-r--r--"],
@@ -96,6 +103,7 @@ async function rpmFiles(rpm: string): Promise<Map<string, string>> {
 function asRpm(deb: Map<string, string>): Map<string, string> {
   const files = new Map(deb);
   files.delete(LINTIAN_OVERRIDES);
+  files.set(RPM_LICENSE, "-rw-r--r--");
   files.set(RPM_UNIT, files.get(DEB_UNIT)!);
   files.delete(DEB_UNIT);
   return files;
@@ -173,15 +181,38 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
         assert.ok(files.has(`/usr/share/doc/sleepingd/examples/${example}`), example);
       }
       console.log(`deb: ${files.size} files; ${EXPECTED.map(([path]) => path).join(" ")}`);
+      const shipped = await Deno.readTextFile(`${REPO}sleepingd.conf`);
+      const named = /\/usr\/share\/doc\/sleepingd\/examples\/[\w./-]*\w/g;
+      for (const [path] of shipped.matchAll(named)) {
+        const there = files.has(path) ||
+          [...files.keys()].some((file) => file.startsWith(`${path}/`));
+        assert.ok(there, `sleepingd.conf names ${path}, which the deb does not have`);
+        if (path.endsWith("/startserver")) assert.equal(files.get(path), "-rwxr-xr-x", path);
+      }
     });
 
     await t.step("the rpm puts the same files in the same places", async () => {
       assert.deepEqual(await rpmFiles(rpm), asRpm(files));
     });
 
+    await t.step("both state the licence, Apache-2.0", async () => {
+      assert.equal(await ok("rpm", ...rpmQuery(rpm), "--qf", "%{LICENSE}"), "Apache-2.0");
+      const licenses = await ok("rpm", ...rpmQuery(rpm), "--licensefiles");
+      assert.equal(licenses.trim(), RPM_LICENSE);
+      const copyright = new TextDecoder().decode(
+        await debMember(deb, "/usr/share/doc/sleepingd/copyright"),
+      );
+      assert.match(
+        copyright,
+        /^sleepingd, copyright the sleepingd authors\. License: Apache-2\.0\.$/m,
+      );
+      assert.match(copyright, /\/usr\/share\/common-licenses\/Apache-2\.0/);
+    });
+
     await t.step("the conffile is the shipped sleepingd.conf, marked as such in both", async () => {
-      assert.equal((await ok("dpkg-deb", "--info", deb, "conffiles")).trim(), CONFFILE);
-      assert.equal((await ok("rpm", ...rpmQuery(rpm), "-c")).trim(), CONFFILE);
+      const conffiles = `${LOGROTATE}\n${CONFFILE}`;
+      assert.equal((await ok("dpkg-deb", "--info", deb, "conffiles")).trim(), conffiles);
+      assert.equal((await ok("rpm", ...rpmQuery(rpm), "-c")).trim(), conffiles);
       const installed = new TextDecoder().decode(await debMember(deb, CONFFILE)).split("\n");
       const shipped = (await Deno.readTextFile(`${REPO}sleepingd.conf`)).split("\n");
       assert.equal(installed.length, shipped.length);
@@ -192,6 +223,35 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
         /^START_CMD=.*\/usr\/lib\/sleepingd\/deno run --no-config .*\/usr\/share\/sleepingd\/demo\/oneshot\.ts/,
       );
     });
+
+    await t.step(
+      "the logrotate rules are the shipped ones, and logrotate and shellcheck accept them",
+      async () => {
+        const shipped = await Deno.readTextFile(`${REPO}packaging/sleepingd.logrotate`);
+        assert.equal(new TextDecoder().decode(await debMember(deb, LOGROTATE)), shipped);
+        assert.match(shipped, /^\/var\/log\/sleepingd\/\*\.log \{$/m);
+        assert.match(shipped, /^\t\tpidfile=\/run\/sleepingd\/sleepingd\.pid$/m);
+        const script = shipped.slice(
+          shipped.indexOf("postrotate\n") + 11,
+          shipped.indexOf("\tendscript"),
+        );
+        if (findBinary("shellcheck")) {
+          await Deno.writeTextFile(`${dist}/postrotate.sh`, script);
+          await ok("shellcheck", "--shell=sh", `${dist}/postrotate.sh`);
+        }
+        if (findBinary("logrotate")) {
+          // --debug reads the rules and says what it would do, changing nothing.
+          await Deno.writeTextFile(`${dist}/logrotate.conf`, shipped);
+          await ok(
+            "logrotate",
+            "--debug",
+            "--state",
+            `${dist}/logrotate.state`,
+            `${dist}/logrotate.conf`,
+          );
+        }
+      },
+    );
 
     await t.step(
       "the maintainer scripts are valid shell, and need no running systemd",
@@ -335,8 +395,11 @@ async function installCycle(deb: string, dist: string): Promise<void> {
     await ok("dpkg", "-r", "sleepingd");
     assert.ok(!exists("/usr/bin/sleepingd") && !exists("/usr/lib/sleepingd"));
     assert.ok((await Deno.readTextFile(CONFFILE)).endsWith(edit), "dpkg -r removed the conffile");
+    await Deno.mkdir("/var/log/sleepingd", { recursive: true }); // as a LOG_FILE there makes it
     await ok("dpkg", "-P", "sleepingd");
     assert.ok(!exists("/etc/sleepingd"), "dpkg -P left /etc/sleepingd");
+    assert.ok(!exists(LOGROTATE), "dpkg -P left the logrotate rules");
+    assert.ok(!exists("/var/log/sleepingd"), "dpkg -P left the log folder");
     assert.ok(!exists("/run/sleepingd"), "dpkg -P left the run folder");
     assert.ok(!exists("/var/lib/sleepingd"), "dpkg -P left the history");
     assert.ok(!exists("/etc/systemd/system/sleepingd.service"), "dpkg -P left the unit masked");
@@ -358,6 +421,98 @@ Deno.test({
     if (missing) throw new Error(`Cannot build the packages: ${missing}`);
     await packageChecks(t);
   },
+});
+
+/**
+ * A folder of links to every program on PATH but `without`: a PATH on which
+ * those tools are missing.
+ */
+async function pathWithout(root: string, without: string[]): Promise<string> {
+  const bin = `${root}/bin`;
+  await Deno.mkdir(bin);
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+    for (const { name } of entries) {
+      if (without.includes(name) || exists(`${bin}/${name}`)) continue;
+      await Deno.symlink(`${dir}/${name}`, `${bin}/${name}`);
+    }
+  }
+  return bin;
+}
+
+/** `deno run -A packaging/package.ts ARGS` with PATH set to `path`. */
+function packageWithPath(path: string, ...args: string[]): Promise<Output> {
+  return runProgram(Deno.execPath(), ["run", "-A", "packaging/package.ts", ...args], {
+    cwd: REPO,
+    env: { NO_COLOR: "1", PATH: path },
+    timeoutMs: BUILD_TIMEOUT_MS,
+  });
+}
+
+Deno.test({
+  name: "deno task package builds each format whose tools are here, names the missing ones first",
+  ignore: !findBinary("dpkg-deb") && !IN_CI,
+  async fn() {
+    await using dir = await tempFiles({});
+    const dist = `${dir.path}/dist`;
+    await Deno.mkdir(dist);
+    const noRpmbuild = await pathWithout(dir.path, ["rpmbuild"]);
+
+    // Asked for, the rpm fails at once, before any work: nothing is written.
+    const rpm = await packageWithPath(noRpmbuild, "--rpm", "--fast", "--dist", dist);
+    assert.equal(rpm.code, 1, rpm.stderr);
+    assert.equal(
+      rpm.stderr,
+      "package: cannot build the rpm: rpmbuild is not installed " +
+        "(apt-get install rpm, or dnf install rpm-build)\n",
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dist)), []);
+
+    // Not asked for, it is skipped with what to install, and the deb is built.
+    const both = await packageWithPath(noRpmbuild, "--fast", "--dist", dist);
+    assert.equal(both.code, 0, both.stderr);
+    const lines = both.stderr.trim().split("\n");
+    assert.equal(
+      lines[0],
+      "package: skipping the rpm: rpmbuild is not installed " +
+        "(apt-get install rpm, or dnf install rpm-build)",
+    );
+    assert.match(lines[1], /^package: wrote .*\/sleepingd_.*\.deb \(/);
+    const written = (await Array.fromAsync(Deno.readDir(dist))).map((entry) => entry.name).sort();
+    assert.deepEqual(written, ["SHA256SUMS", `sleepingd_${VERSION}_${hostTarget().debArch}.deb`]);
+  },
+});
+
+Deno.test("deno task package fails at once when no format can be built, and has --help", async () => {
+  await using dir = await tempFiles({});
+  const neither = await pathWithout(dir.path, ["rpmbuild", "dpkg-deb"]);
+  const none = await packageWithPath(neither, "--dist", dir.path);
+  assert.equal(none.code, 1);
+  assert.equal(
+    none.stderr,
+    "package: cannot build the deb: dpkg-deb is not installed (apt-get install dpkg, or dnf " +
+      "install dpkg); nor the rpm: rpmbuild is not installed (apt-get install rpm, or dnf " +
+      "install rpm-build)\n",
+  );
+  const help = await packageWithPath(neither, "--help");
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: deno task package \[--deb\] \[--rpm\]/);
+  assert.match(help.stdout, /the rpm\s+rpmbuild \(rpm on Debian and Ubuntu, rpm-build on Fedora\)/);
+  const unknown = await packageWithPath(neither, "--debs");
+  assert.equal(unknown.code, 1);
+  assert.equal(unknown.stderr, "package: Unknown option '--debs' (see --help)\n");
+});
+
+Deno.test("the sources state their licence: Apache-2.0, its full text in LICENSE", async () => {
+  const license = await Deno.readFile(`${REPO}LICENSE`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", license));
+  const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  assert.equal(hex, APACHE_2_SHA256, "LICENSE is not the Apache License 2.0 text, unchanged");
+  const config = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
+  assert.equal(config.license, "Apache-2.0");
+  const copyright = await Deno.readTextFile(`${REPO}packaging/debian/copyright`);
+  assert.match(copyright, /License: Apache-2\.0\./);
+  assert.doesNotMatch(copyright, /no licen[cs]e/i);
 });
 
 Deno.test("deno task compile and package refuse what they cannot build, in one line", async () => {

@@ -336,4 +336,14 @@ Deno.test("describeResult() sums up how a command ended in one line", () => {
     "timed out after 5.0s",
   );
   assert.equal(describeResult({ ...base, code: 143, aborted: true }), "aborted after 0.2s");
+  assert.equal(describeResult({ ...base, code: 143 }), "exit 143 (killed by SIGTERM) after 0.2s");
+  assert.equal(describeResult({ ...base, code: 137 }), "exit 137 (killed by SIGKILL) after 0.2s");
+  assert.equal(describeResult({ ...base, code: 130 }), "exit 130 (killed by SIGINT) after 0.2s");
+  assert.equal(describeResult({ ...base, code: 255 }), "exit 255 after 0.2s");
+});
+
+Deno.test("describeResult() names the signal that killed a real command", async () => {
+  const result = await runShell("sleep 30 & kill -TERM $!; wait $!");
+  assert.equal(result.code, 143);
+  assert.match(describeResult(result), /^exit 143 \(killed by SIGTERM\) after /);
 });

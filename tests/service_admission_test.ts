@@ -5,11 +5,13 @@
 import assert from "node:assert/strict";
 import { bounded, waitFor } from "./_helpers.ts";
 import { readAll, text, writeAll } from "./_net.ts";
+import { Admission } from "../src/service/admission.ts";
 import {
   captureLog,
   command,
   exchange,
   openGate,
+  serviceConfig,
   startEchoBackend,
   startHarness,
   waitForGate,
@@ -109,6 +111,22 @@ Deno.test("MAX_CONNECTIONS_PER_SOURCE limits each client address on its own", as
   } finally {
     await harness.close();
   }
+});
+
+Deno.test("MAX_CONNECTIONS_PER_SOURCE counts an IPv6 client by its /64, an IPv4 one by its address", () => {
+  const admission = new Admission(serviceConfig({ maxConnectionsPerSource: 1 }));
+  const peer = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 40000 });
+  assert.equal(admission.admit(peer("2001:db8:1:2::7"), 0), undefined);
+  assert.deepEqual(admission.admit(peer("2001:db8:1:2:ffff:1:2:3"), 1), {
+    reason: "max_connections_per_source",
+    message: "2001:db8:1:2::/64 holds MAX_CONNECTIONS_PER_SOURCE (1) already",
+  });
+  assert.equal(admission.admit(peer("2001:db8:1:3::7"), 1), undefined, "another /64");
+  assert.equal(admission.admit(peer("192.0.2.1"), 2), undefined);
+  assert.equal(admission.admit(peer("::ffff:192.0.2.2"), 3), undefined, "IPv4: each address");
+  assert.equal(admission.admit(peer("::ffff:192.0.2.1"), 4)?.reason, "max_connections_per_source");
+  admission.left(peer("2001:db8:1:2::7"));
+  assert.equal(admission.admit(peer("2001:db8:1:2::8"), 3), undefined, "a slot of the /64 freed");
 });
 
 Deno.test("MAX_CONNECTIONS_TOTAL refuses past the limit of all services together", async () => {

@@ -18,6 +18,8 @@ Deno.test("planReload() keeps the listeners of services whose settings did not c
   const plan = planReload([svc("a", 80)], [{
     ...svc("a", 80),
     source: { file: "b.conf", line: 9 },
+    portSource: { file: "b.conf", line: 10 },
+    morePortsSource: { file: "b.conf", line: 11 },
   }]);
   assert.deepEqual(plan, {
     added: [],
@@ -95,4 +97,15 @@ Deno.test("planReload() renames nothing whose commands differ, or read the name 
     svc("z", 82, { startCmd: byPort }),
   ]);
   assert.deepEqual(kept.renamed, [{ from: "c", to: "z" }]);
+});
+
+Deno.test("planReload() moves a service whose PORT turns routed by name, or back: the port's router listens then", () => {
+  const shared = { hostnames: ["a.test"] };
+  const onto = planReload([svc("a", 80)], [svc("a", 80, shared)]);
+  assert.deepEqual([onto.changed, onto.relisten, onto.listenAfter], [["a"], ["a"], ["a"]]);
+  const off = planReload([svc("a", 80, shared)], [svc("a", 80)]);
+  assert.deepEqual([off.changed, off.relisten, off.listenAfter], [["a"], ["a"], ["a"]]);
+  // New names on a port that stays shared change the service in place.
+  const names = planReload([svc("a", 80, shared)], [svc("a", 80, { hostnames: ["b.test"] })]);
+  assert.deepEqual([names.changed, names.relisten], [["a"], []]);
 });

@@ -113,7 +113,7 @@ Deno.test("wake() says START_CMD did not run when CHECK_CMD cannot run at all", 
   await assert.rejects(wake({ config, run, signal: new AbortController().signal }), (error) => {
     assert.ok(error instanceof WakeError);
     assert.equal(error.startRan, false);
-    assert.match(error.message, /^CHECK_CMD exit 127 after \d+\.\ds: .*nonexistent/);
+    assert.match(error.message, /^CHECK_CMD cannot run: exit 127 after \d+\.\ds: .*nonexistent/);
     return true;
   });
 });

@@ -7,20 +7,64 @@
 
 import type { ServiceAction } from "../control/actions.ts";
 import { sendRequest } from "../control/protocol.ts";
+import { sleep } from "../timers.ts";
 import { parseDuration } from "../config/duration.ts";
 import { locateDaemon } from "./daemon_files.ts";
 import { type CliOptions, type Command, UsageError } from "./options.ts";
 
-/** Sends `action` to the daemon and prints its answer. */
+/** How often `wake` asks the daemon how the wake goes, while it waits on a terminal. */
+const POLL_MS = 1_000;
+/** How often `wake` prints the same step of a wake again, with its time. */
+const REPEAT_MS = 5_000;
+
+/**
+ * Sends `action` to the daemon and prints its answer. While a wake waits, on
+ * a terminal, prints on stderr what it waits for.
+ */
 async function act(options: CliOptions, action: ServiceAction): Promise<number> {
   const { dir } = await locateDaemon(options);
-  const response = await sendRequest(dir.socket, { command: "action", action });
+  const watching = new AbortController();
+  if (action.action === "wake" && Deno.stderr.isTerminal()) {
+    printProgress(dir.socket, action.service, watching.signal);
+  }
+  let response;
+  try {
+    response = await sendRequest(dir.socket, { command: "action", action });
+  } finally {
+    watching.abort();
+  }
   if (!response.ok) {
     console.error(`sleepingd: error: ${response.error}`);
     return 1;
   }
   console.log(response.message);
   return 0;
+}
+
+/**
+ * Asks the daemon every second what the wake of `name` waits for, and prints
+ * it on stderr when the step changes, or every 5 seconds, until `signal`.
+ */
+async function printProgress(socket: string, name: string, signal: AbortSignal): Promise<void> {
+  let printed = { text: "", at: 0 };
+  while (!signal.aborted) {
+    await sleep(POLL_MS, signal).catch(() => {});
+    if (signal.aborted) return;
+    let progress: string | null | undefined;
+    try {
+      const response = await sendRequest(socket, { command: "status" });
+      if (response.ok) {
+        progress = response.status.services.find((one) => one.name === name)?.wakeProgress;
+      }
+    } catch {
+      continue; // asked again in a second; the wake's own answer says what went wrong
+    }
+    if (!progress || signal.aborted) continue;
+    const step = progress.replace(/\d+ s of|: \d+ s,/g, "");
+    if (step === printed.text && Date.now() - printed.at < REPEAT_MS) continue;
+    console.error(`sleepingd: waking ${name}: ${progress}`);
+    printed = { text: step, at: Date.now() };
+  }
 }
 
 /** A duration from the command line, in seconds. */
@@ -40,6 +84,8 @@ export const wakeCommand: Command = {
 Wakes the service NAME as a client would, without connecting: its START_CMD
 runs (unless it is awake already) and the command returns once the backend is
 ready, printing where it is, or exits 1 with the reason the wake failed.
+Meanwhile, on a terminal, it prints what the wake waits for every few seconds
+(e.g. "waiting for 10.0.0.5:22: 20 s of READY_TIMEOUT 60 s, 1 client held").
 With --for, the service is also kept awake that long: no idle stop before.
 DURATION: 90s, 30m, 2h, 1h30m, or a number of seconds.
 

@@ -5,10 +5,14 @@
  */
 
 import { printWarning } from "./report.ts";
+import { folderWarnings } from "../config/folders.ts";
 import { loadConfig } from "../config/load.ts";
 import { KEYS_BY_NAME } from "../config/keys.ts";
+import { readValue } from "../config/values.ts";
 import type { CommandSpec, Config, ServiceConfig } from "../config/types.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
+import { DEFAULT_PATTERN } from "../config/hostnames.ts";
+import { portGroups } from "../service/name_router.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
 
@@ -28,8 +32,10 @@ export const checkCommand: Command = {
 Checks the configuration files the way the daemon reads them, then lists each
 active service with its port and commands, and the inactive ones.
 
-Warnings (e.g. an unknown key) go to stderr and do not change the exit code;
-errors go to stderr, each as FILE:LINE: message, and the exit code is 1.
+Warnings go to stderr and do not change the exit code: an unknown key (with
+the key it likely means), an IDLE_TIME that stops nothing, and a VARRUN_PATH
+or STATE_PATH that this user cannot write. Errors go to stderr, each as
+FILE:LINE: message, and the exit code is 1.
 
 Examples:
   sleepingd check
@@ -38,6 +44,7 @@ Examples:
     // A broken configuration throws: main prints each error with its file:line and exits 1.
     const config = await loadConfig(options.configFiles);
     for (const warning of config.warnings) printWarning(warning);
+    for (const warning of folderWarnings(config.global)) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
@@ -54,6 +61,7 @@ function describeConfig(config: Config): string {
   ]);
   if (limits) lines.unshift(`all services: ${limits}`);
   lines.unshift(...describeDaemon(config));
+  lines.push(...describeSharedPorts(config));
   lines.push(...config.inactive.map((name) => `${name} (inactive)`));
   return lines.join("\n");
 }
@@ -63,7 +71,15 @@ function describeConfig(config: Config): string {
  * token, when set otherwise than default.
  */
 function describeDaemon(config: Config): string[] {
-  const { statePath, metricsAddress, apiTokenFile, etcdEndpoints, clusterName } = config.global;
+  const {
+    varrunPath,
+    statePath,
+    metricsAddress,
+    metricsHosts,
+    apiTokenFile,
+    etcdEndpoints,
+    clusterName,
+  } = config.global;
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
@@ -72,14 +88,48 @@ function describeDaemon(config: Config): string[] {
     const url = `http://${formatTarget(metricsAddress)}`;
     lines.push(`dashboard: ${url}/ (metrics at ${url}/metrics)`);
   }
+  if (metricsHosts) {
+    lines.push(`dashboard names: ${metricsHosts.join(" ")} (and IP addresses, localhost)`);
+  }
   if (apiTokenFile) {
     const where = metricsAddress ? "" : " (but METRICS_ADDRESS is off)";
     lines.push(`wake API: POST /api/services/NAME/... with the token in ${apiTokenFile}${where}`);
   }
+  if (varrunPath !== KEYS_BY_NAME.get("VARRUN_PATH")!.default) {
+    const log = config.global.logFile ? "" : ", the log of sleepingd start";
+    lines.push(`run folder: ${varrunPath} (pidfile, control socket${log})`);
+  }
   if (statePath !== KEYS_BY_NAME.get("STATE_PATH")!.default) {
     lines.push(`history: ${statePath}/events.jsonl`);
   }
+  const log = describeLog(config);
+  if (log) lines.push(log);
   return lines;
+}
+
+/**
+ * Where the log goes and how it is rotated, when LOG_FILE, LOG_MAX_SIZE or
+ * LOG_MAX_FILES is set otherwise than default; "" when none is.
+ */
+function describeLog(config: Config): string {
+  const { logFile, logMaxSize, logMaxFiles, varrunPath } = config.global;
+  const defaults = ["LOG_MAX_SIZE", "LOG_MAX_FILES"]
+    .map((name) => readValue(KEYS_BY_NAME.get(name)!, "", true));
+  const rotated = logMaxSize !== defaults[0] || logMaxFiles !== defaults[1];
+  if (logFile === undefined && !rotated) return "";
+  const where = logFile ??
+    `stderr for run, ${varrunPath.replace(/\/+$/, "")}/sleepingd.log for start`;
+  if (logMaxSize === 0) return `log: ${where}; never rotated by sleepingd (LOG_MAX_SIZE=0)`;
+  const kept = logMaxFiles === 1 ? "no older file kept" : `${logMaxFiles} files kept`;
+  return `log: ${where}; rotated past ${formatSize(logMaxSize)}, ${kept}`;
+}
+
+/** Bytes in the largest unit that counts them whole: `4 MiB`, `1536 KiB`, `1000 bytes`. */
+function formatSize(bytes: number): string {
+  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes % size === 0) return `${bytes / size} ${unit}`;
+  }
+  return `${bytes} bytes`;
 }
 
 function describeService(service: ServiceConfig): string[] {
@@ -106,6 +156,7 @@ function describeService(service: ServiceConfig): string[] {
     detail("connect", `within ${service.connectTimeout}s`);
   }
   if (service.routePerConnection) detail("route", "per connection");
+  if (!service.logConnections) detail("log", "each connection at the debug level only");
   if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
   if (service.allow.length > 0) detail("allow", service.allow.join(" "));
   if (service.deny.length > 0) detail("deny", service.deny.join(" "));
@@ -124,6 +175,14 @@ function describeService(service: ServiceConfig): string[] {
         : `up to ${service.holdTimeout}s`,
     );
   }
+  if (service.hostnames) detail("names", service.hostnames.join(" "));
+  if (service.waitingPage) {
+    const { after, file } = service.waitingPage;
+    detail(
+      "waiting page",
+      `after ${after}s, for browsers over HTTP (${file ? file.path : "sleepingd's own page"})`,
+    );
+  }
   if (service.stopCmd) detail("stop", describeCommand(service.stopCmd));
   detail("idle", describeIdle(service));
   if (service.idleCmd) detail("idle if", describeCommand(service.idleCmd));
@@ -137,12 +196,40 @@ function describeService(service: ServiceConfig): string[] {
     const zone = service.timeZone ?? "the system's time zone";
     detail("keep awake", `${service.keepAwake.map((window) => window.text).join("; ")} (${zone})`);
   }
-  if (service.user) detail("user", service.user);
+  if (service.user) {
+    const passed = service.passEnv ? `, with ${service.passEnv.join(" ")} passed on` : "";
+    detail("user", `${service.user} (a clean environment${passed})`);
+  }
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);
   }
   return lines;
+}
+
+/**
+ * Each port shared by name: which names go to which service, what becomes
+ * of the others, and the time a client has to send its name.
+ */
+function describeSharedPorts(config: Config): string[] {
+  const byName = new Map(config.services.map((service) => [service.name, service]));
+  return portGroups(config.services).flatMap((group) => {
+    const services = group.services.map((name) => byName.get(name)!);
+    if (!services.some((service) => service.hostnames)) return [];
+    const routes = services.flatMap((service) =>
+      (service.hostnames ?? []).filter((pattern) => pattern !== DEFAULT_PATTERN)
+        .map((pattern) => `${pattern} -> ${service.name}`)
+    );
+    const fallback = services.find((service) => service.hostnames?.includes(DEFAULT_PATTERN));
+    return [
+      `port ${group.port} (${group.addresses.join(" ")}) shared by name (TLS SNI, HTTP Host):`,
+      ...routes.map((route) => `  ${route}`),
+      `  other names: ${
+        fallback ? `-> ${fallback.name}` : "refused (421 over HTTP, closed over TLS)"
+      }`,
+      `  names read within ${config.global.hostnameTimeout}s, from the first 32 KiB`,
+    ];
+  });
 }
 
 /** Limits that are set, as `100 connections, 6 wakes an hour`; "" when none is. */

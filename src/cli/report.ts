@@ -6,11 +6,21 @@
  */
 
 import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
-import type { ConfigIssue } from "../config/types.ts";
+import type { ConfigIssue, Location } from "../config/types.ts";
 
-/** Prints a configuration warning as `sleepingd: warning: FILE:LINE: message`. */
-export function printWarning(issue: ConfigIssue): void {
-  console.error(`sleepingd: warning: ${formatIssue(issue)}`);
+/**
+ * Prints a warning as `sleepingd: warning: FILE:LINE: message`, or without
+ * the place when it has none (a folder left to its default, a daemon's own).
+ */
+export function printWarning(
+  issue: ConfigIssue | { location?: Location; message: string } | string,
+) {
+  const text = typeof issue === "string"
+    ? issue
+    : issue.location
+    ? formatIssue(issue as ConfigIssue)
+    : issue.message;
+  console.error(`sleepingd: warning: ${text}`);
 }
 
 /**

@@ -9,6 +9,7 @@ import { loadConfig } from "../config/load.ts";
 import { sendRequest } from "../control/protocol.ts";
 import { createRunDir, runDir, runningPid } from "../control/run_dir.ts";
 import { sleep } from "../timers.ts";
+import { formatIssue } from "../config/config_error.ts";
 import { printWarning } from "./report.ts";
 import { DAEMONIZED_ENV } from "../control/daemon.ts";
 import type { CliOptions, Command } from "./options.ts";
@@ -23,9 +24,12 @@ export const startCommand: Command = {
 
 Starts "sleepingd run" in the background and returns once every service
 listens, printing "NAME (port N) started" for each (or "no service is
-active"). If the daemon cannot start (e.g. a port in use, a configuration
-error), it prints why and exits 1. The log goes to LOG_FILE, by default
-VARRUN_PATH/sleepingd.log; the pid to VARRUN_PATH/sleepingd.pid.
+active"), then on stderr every warning the daemon gave as it started (an
+unknown key, a STATE_PATH it cannot write), one line each. If the daemon
+cannot start (e.g. a port in use, a configuration error), it prints why and
+exits 1. The log goes to LOG_FILE, by default VARRUN_PATH/sleepingd.log,
+rotated past LOG_MAX_SIZE (4 MiB) with LOG_MAX_FILES (2) files kept; SIGUSR1
+makes the daemon reopen it. The pid goes to VARRUN_PATH/sleepingd.pid.
 
 A second start while the daemon runs says so and exits 1; a pidfile left by a
 daemon that died is replaced.
@@ -35,6 +39,7 @@ Options:
   flags: { "log-format": { type: "string" } },
   async run(options) {
     const config = await loadConfig(options.configFiles);
+    const warned = new Set(config.warnings.map(formatIssue));
     for (const warning of config.warnings) printWarning(warning);
     if (config.services.length === 0) {
       console.log("no service is active");
@@ -69,9 +74,12 @@ Options:
       }
       try {
         const response = await sendRequest(dir.socket, { command: "status" });
-        if (response.ok && response.status.pid === child.pid) {
-          for (const { name, port } of response.status.services) {
-            console.log(`${name} (port ${port}) started`);
+        // Its warnings are there once its start is done: every service listens.
+        const { pid, services, warnings } = response.ok ? response.status : {};
+        if (pid === child.pid && warnings !== undefined) {
+          for (const { name, port } of services!) console.log(`${name} (port ${port}) started`);
+          for (const warning of warnings.filter((warning) => !warned.has(warning))) {
+            printWarning(warning);
           }
           child.unref();
           return 0;

@@ -23,6 +23,8 @@
  * - `cost`: an amount, 0 or more, then an optional unit: `0.12 USD`
  * - `ports`: a space-separated list of `LISTEN[:BACKEND][/tcp|/udp]`
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
+ * - `hostnames`: a space-separated list of names, `*.name` wildcards, or `*`
+ * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
  */
 export type KeyKind =
   | "boolean"
@@ -36,7 +38,9 @@ export type KeyKind =
   | "choice"
   | "cost"
   | "ports"
-  | "schedule";
+  | "schedule"
+  | "hostnames"
+  | "size";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -207,7 +211,18 @@ export const KEYS: readonly KeyDefinition[] = [
     name: "USER",
     kind: "text",
     default: "",
-    doc: "User that runs the commands. Blank means the user sleepingd runs as.",
+    doc: "User that runs the commands. Blank means the user sleepingd runs as. Commands run " +
+      "as USER start in its home folder (or /) with an environment of their own: PATH, " +
+      "HOME, USER, LOGNAME, LANG, the SLEEPINGD_ variables and those PASS_ENV names, nothing " +
+      "else of sleepingd's (no secret it was given, no file it has open).",
+  },
+  {
+    name: "PASS_ENV",
+    kind: "addresses",
+    default: "",
+    doc: "Variables of sleepingd's own environment that commands run as USER get too, by " +
+      "name, separated by spaces, e.g. DOCKER_HOST AWS_PROFILE. Without USER, commands get " +
+      "sleepingd's whole environment. Blank means none.",
   },
   {
     name: "IDLE_TIME",
@@ -293,8 +308,10 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Client addresses and CIDR blocks that may connect, IPv4 or IPv6, separated by spaces " +
       "or commas (an IPv4 client matches its IPv4 rules on an IPv6 listener too). Checked " +
-      "before anything else: a refused client is closed at once and wakes nothing. Blank " +
-      "means every client.",
+      "before anything else: a refused client is closed at once and wakes nothing. With " +
+      "PROTOCOL=udp it is no authentication: a datagram's source address can be forged, so " +
+      "anyone may wake the service with an allowed address (the replies go to that address). " +
+      "Blank means every client.",
   },
   {
     name: "DENY",
@@ -315,7 +332,8 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     doc: "Connections one client address may hold at once to the service; more are refused " +
-      "at once. Blank or 0 means no limit.",
+      "at once. An IPv6 client counts by its /64, as one host or site may use any address of " +
+      "it. Blank or 0 means no limit.",
   },
   {
     name: "HOLD_TIMEOUT",
@@ -333,7 +351,58 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "What wakes the service: connect (a connection) or data (the first byte a " +
       "connection sends, so that a port scan or a probe that connects and closes wakes " +
       "nothing). data is for protocols where the client speaks first: HTTP, SSH, " +
-      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact.",
+      "PostgreSQL, Redis. The bytes held meanwhile reach the backend first, intact. Any " +
+      "byte wakes it, so a scanner that speaks (service detection, such as nmap -sV) still " +
+      "does.",
+  },
+  {
+    name: "HOSTNAMES",
+    kind: "hostnames",
+    default: "",
+    perSection: true,
+    doc: "Names the service answers to, separated by spaces, so that several services can " +
+      "share one LISTEN_ADDRESS and PORT: each connection goes to the service whose name its " +
+      "TLS ClientHello (SNI) or HTTP/1.x Host header carries (TLS is not terminated: the " +
+      "backend gets every byte). *.example.com takes every name under example.com, at any " +
+      "depth; * alone takes the names no other service takes and clients that send none. A " +
+      "name wins over a wildcard, a longer wildcard over a shorter one. Without a * on the " +
+      "port, an unknown name gets 421 over HTTP and a closed connection over TLS. Every " +
+      "service on a shared port must set it, with the same LISTEN_ADDRESS; no name twice. " +
+      "Implies WAKE_ON=data. Blank means the port is the service's own. Not inherited from " +
+      "the global section.",
+  },
+  {
+    name: "WAITING_PAGE",
+    kind: "boolean",
+    default: "no",
+    doc: "Whether a browser waiting for the wake gets a page from sleepingd after " +
+      "WAITING_PAGE_AFTER seconds: a GET or HEAD over plain HTTP that accepts text/html " +
+      "is answered 503 with Retry-After and a page saying which service wakes, for how long " +
+      "so far and how long its wakes usually take; the page reloads itself until the real " +
+      "one comes. After a failed wake, browsers get its error for 30 seconds instead of " +
+      "waking it again. Other clients (APIs, curl, websockets) wait as usual. For HTTP " +
+      "services only (behind a TLS-terminating proxy, or on a trusted network): sleepingd " +
+      "reads each request head first (see HOSTNAME_TIMEOUT), as on a port shared by name. " +
+      "Implies WAKE_ON=data.",
+  },
+  {
+    name: "WAITING_PAGE_AFTER",
+    kind: "seconds",
+    default: "2",
+    doc: "Seconds a browser waits for the wake before it gets the waiting page (WAITING_PAGE).",
+  },
+  {
+    name: "WAITING_PAGE_FILE",
+    kind: "text",
+    default: "",
+    doc: "HTML file of your own for the waiting page, read when the configuration is (at most " +
+      "64 KiB, on a path only root and sleepingd's user can change), with placeholders " +
+      "replaced by their values, HTML-escaped: {{service}}, " +
+      "{{host}}, {{state}} (waking or failed), {{title}}, {{message}}, {{waited}}, " +
+      "{{typical}}, {{progress}} (percent of the typical wake), {{retry}}, {{error}}, and " +
+      "{{nonce}}, which an inline <style> or <script> needs under the page's " +
+      "Content-Security-Policy (nothing may load from elsewhere). Blank means sleepingd's own " +
+      "page, light or dark as the browser prefers.",
   },
   {
     name: "MAX_WAKES_PER_HOUR",
@@ -376,11 +445,23 @@ export const KEYS: readonly KeyDefinition[] = [
       "raises its soft limit to the hard one at start). Global section only.",
   },
   {
+    name: "HOSTNAME_TIMEOUT",
+    kind: "seconds",
+    default: "10",
+    globalOnly: true,
+    doc: "Seconds a client of a port shared by name (HOSTNAMES) or of a service with a " +
+      "WAITING_PAGE has to send its TLS ClientHello or HTTP request head, of which sleepingd " +
+      "reads at most 32 KiB to find the name; one that sends less is closed and wakes " +
+      "nothing. Global section only.",
+  },
+  {
     name: "VARRUN_PATH",
     kind: "text",
     default: "/var/run/sleepingd",
     globalOnly: true,
-    doc: "Folder for the pidfile, the state and the control socket. Global section only.",
+    doc: "Folder for the pidfile, the state, the control socket and the log of sleepingd " +
+      "start. Blank, for a user other than root who cannot write the default: " +
+      "$XDG_RUNTIME_DIR/sleepingd (else ~/.local/state/sleepingd/run). Global section only.",
   },
   {
     name: "STATE_PATH",
@@ -389,7 +470,9 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "Folder for what outlives a restart: the history of every service's wakes and stops " +
       "(events.jsonl, at most 8 MiB: past 4 MiB it becomes events.jsonl.1, replacing the " +
-      "older one), which the dashboard draws. Global section only.",
+      "older one), which the dashboard draws. Blank, for a user other than root who cannot " +
+      "write the default: ~/.local/state/sleepingd ($XDG_STATE_HOME/sleepingd when set). " +
+      "Global section only.",
   },
   {
     name: "SHUTDOWN_GRACE",
@@ -416,15 +499,45 @@ export const KEYS: readonly KeyDefinition[] = [
       "VARRUN_PATH/sleepingd.log for sleepingd start. Global section only.",
   },
   {
+    name: "LOG_MAX_SIZE",
+    kind: "size",
+    default: "4M",
+    globalOnly: true,
+    doc: "Size past which sleepingd rotates its log file (LOG_FILE, or the one of sleepingd " +
+      "start; not stderr): FILE becomes FILE.1, FILE.1 becomes FILE.2 and so on, and a new " +
+      "FILE begins. Bytes, or with K, M or G (KiB, MiB, GiB). 0 means never, for logrotate " +
+      "instead (the packages' /etc/logrotate.d/sleepingd). Global section only.",
+  },
+  {
+    name: "LOG_MAX_FILES",
+    kind: "count",
+    default: "2",
+    globalOnly: true,
+    doc: "Log files sleepingd keeps when it rotates, the one it writes included, so at most " +
+      "LOG_MAX_SIZE times LOG_MAX_FILES on disk (8 MiB by default); 1 keeps no older file. " +
+      "Global section only.",
+  },
+  {
+    name: "LOG_CONNECTIONS",
+    kind: "boolean",
+    default: "yes",
+    doc: "Whether each connection (or UDP flow) of the service logs a line when it ends " +
+      "(client, backend, bytes each way, duration). no moves that line to the debug level " +
+      "(-v), for busy services: refusals, wakes and commands are still logged.",
+  },
+  {
     name: "API_TOKEN_FILE",
     kind: "text",
     default: "",
     globalOnly: true,
     doc: "File holding the token that POST /api/services/NAME/wake, /sleep and /keep-awake " +
-      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN); read at each request, " +
-      "so it can change without a restart. Keep it readable by sleepingd's user only. Blank " +
-      "means the HTTP API takes no action (the CLI's wake, sleep and keep-awake still work " +
-      "through the control socket). Global section only.",
+      "on METRICS_ADDRESS require (sent as Authorization: Bearer TOKEN), at least 16 " +
+      "characters (openssl rand -hex 32 makes one); read at each request, so it can change " +
+      "without a restart. A client address (of IPv6, its /64) that sends 5 wrong tokens in a " +
+      "row waits 30 seconds before its next try counts, twice as long after each further one (up to 15 " +
+      "minutes). Keep it readable by sleepingd's user only. Blank means the HTTP API takes " +
+      "no action (the CLI's wake, sleep and keep-awake still work through the control " +
+      "socket). Global section only.",
   },
   {
     name: "ETCD_ENDPOINTS",
@@ -453,6 +566,17 @@ export const KEYS: readonly KeyDefinition[] = [
       "a health check at /healthz and JSON at /api/status and /api/history, e.g. " +
       "127.0.0.1:9180. Anyone who reaches it sees every service, its backend and the " +
       "addresses of the clients that woke it. Blank means off. Global section only.",
+  },
+  {
+    name: "METRICS_HOSTS",
+    kind: "addresses",
+    default: "",
+    globalOnly: true,
+    doc: "Host names, separated by spaces, under which browsers and tools may reach " +
+      "METRICS_ADDRESS besides its IP addresses, localhost and METRICS_ADDRESS's own host, " +
+      "e.g. sleepingd.example.com when a reverse proxy passes that name on. A request for " +
+      "any other name is answered 421, so that a web page whose name points at this host " +
+      "(DNS rebinding) reads nothing. Blank means none. Global section only.",
   },
 ];
 

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { folderDefaults, type UserFolders } from "./folders.ts";
+import { KEYS_BY_NAME } from "./keys.ts";
 import { parseConfigText, type ParsedFile } from "./parse.ts";
 import type { Config } from "./types.ts";
 import { type MergedConfig, type MergedSection, validateConfig } from "./validate.ts";
@@ -33,7 +35,9 @@ export const DEFAULT_SEARCH_LIST: SearchList = {
  * Reads configuration files and returns the validated configuration.
  *
  * Every file is read; a later file's keys override an earlier file's, for the global
- * section and for each section of the same name.
+ * section and for each section of the same name. A user other than root who cannot
+ * write the default VARRUN_PATH or STATE_PATH gets folders of its own when the files
+ * leave them blank (`folders.ts`).
  *
  * @param files the files named with `-f`, read exactly; empty means `search`, where every
  *   file found is read
@@ -47,7 +51,11 @@ export async function loadConfig(
   search: SearchList = DEFAULT_SEARCH_LIST,
 ): Promise<Config> {
   const texts = files.length > 0 ? await readNamed(files) : await readFound(search);
-  return buildConfig(texts.map(({ file, text }) => parseConfigText(text, file)));
+  const folders = folderDefaults({
+    varrunPath: KEYS_BY_NAME.get("VARRUN_PATH")!.default,
+    statePath: KEYS_BY_NAME.get("STATE_PATH")!.default,
+  });
+  return buildConfig(texts.map(({ file, text }) => parseConfigText(text, file)), folders);
 }
 
 /**
@@ -56,11 +64,12 @@ export async function loadConfig(
  * others; what could be read is still checked.
  *
  * @param files the parsed files, in the order they were read
+ * @param folders VARRUN_PATH and STATE_PATH for when the files leave them blank
  * @returns the configuration, with its warnings
  * @throws {InvalidConfigError} listing every error
  */
-export function buildConfig(files: ParsedFile[]): Config {
-  return validateConfig(merge(files), files.flatMap((file) => file.errors));
+export function buildConfig(files: ParsedFile[], folders: Partial<UserFolders> = {}): Config {
+  return validateConfig(merge(files), files.flatMap((file) => file.errors), folders);
 }
 
 function merge(files: ParsedFile[]): MergedConfig {

@@ -36,6 +36,10 @@ export interface ServiceConfig {
   source: Location;
   /** TCP port sleepingd listens on (`PORT`), 1–65535. */
   port: number;
+  /** Where `PORT` is set, for errors about the port; `source` when unknown. */
+  portSource?: Location;
+  /** Where `MORE_PORTS` is set, when it is. */
+  morePortsSource?: Location;
   /**
    * Addresses to listen on (`LISTEN_ADDRESS`, space separated).
    * @default ["::"] (every IPv6 and IPv4 address), falling back to "0.0.0.0" without IPv6
@@ -85,6 +89,8 @@ export interface ServiceConfig {
   proxyProtocol?: "v1" | "v2";
   /** `USER`: run the commands as this user; `undefined` means the daemon's own user. */
   user?: string;
+  /** `PASS_ENV`: variables of sleepingd's environment that commands run as `user` get too. */
+  passEnv?: string[];
   /** `IDLE_TIME`: seconds idle in a row before STOP_CMD runs; `undefined` or 0 means never. */
   idleTime?: number;
   /** `IDLE_CHECK_INTERVAL`: seconds between idle checks; `undefined` or 0 means no checks. */
@@ -95,6 +101,12 @@ export interface ServiceConfig {
    * @default false
    */
   routePerConnection: boolean;
+  /**
+   * `LOG_CONNECTIONS`: whether each connection's line (when it ends) is logged at info;
+   * otherwise at debug.
+   * @default true
+   */
+  logConnections: boolean;
   /**
    * `PROTOCOL`: the protocol of `port`.
    * @default "tcp"
@@ -121,13 +133,29 @@ export interface ServiceConfig {
   minAwakeTime?: number;
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
+  /**
+   * `HOSTNAMES`: the name patterns the service answers to on a port shared by
+   * name (`app.example.com`, `*.example.com`, `*`); `undefined` when the port is its own.
+   */
+  hostnames?: string[];
+  /** `WAITING_PAGE` and its settings: the page browsers get while they wait; `undefined` means off. */
+  waitingPage?: WaitingPageConfig;
+}
+
+/** The waiting page of a service (`WAITING_PAGE=yes`). */
+export interface WaitingPageConfig {
+  /** `WAITING_PAGE_AFTER`: seconds a browser waits before it gets the page. */
+  after: number;
+  /** `WAITING_PAGE_FILE`: the page of one's own, read with the configuration; `undefined`: sleepingd's. */
+  file?: { path: string; text: string };
 }
 
 /** Settings that belong to the daemon as a whole, read from the global section. */
 export interface GlobalConfig {
   /**
    * `VARRUN_PATH`: folder for the pidfile, state and control socket.
-   * @default "/var/run/sleepingd"
+   * @default "/var/run/sleepingd" (for a user other than root who cannot write it,
+   * `$XDG_RUNTIME_DIR/sleepingd`: see `folders.ts`)
    */
   varrunPath: string;
   /**
@@ -143,10 +171,24 @@ export interface GlobalConfig {
   /** `LOG_FILE`: file the daemon appends its log to; `undefined` means stderr. */
   logFile?: string;
   /**
+   * `LOG_MAX_SIZE`: bytes past which the log file is rotated; 0 means never.
+   * @default 4 MiB
+   */
+  logMaxSize: number;
+  /**
+   * `LOG_MAX_FILES`: log files kept when it rotates, the one written included, 1 or more.
+   * @default 2
+   */
+  logMaxFiles: number;
+  /**
    * `STATE_PATH`: folder for the event log, which outlives a restart.
    * @default "/var/lib/sleepingd"
    */
   statePath: string;
+  /** Where `VARRUN_PATH` is set; undefined when it is left to the default. */
+  varrunPathSource?: Location;
+  /** Where `STATE_PATH` is set; undefined when it is left to the default. */
+  statePathSource?: Location;
   /** `ETCD_ENDPOINTS`: etcd's URLs, when instances coordinate; `undefined` means alone. */
   etcdEndpoints?: string[];
   /**
@@ -156,12 +198,19 @@ export interface GlobalConfig {
   clusterName: string;
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
+  /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */
+  metricsHosts?: string[];
   /** `METRICS_ADDRESS`: where the dashboard, `/metrics`, `/healthz` and `/api/` are served; `undefined` means off. */
   metricsAddress?: { hostname: string; port: number };
   /** `MAX_WAKES_PER_HOUR_TOTAL`: wakes of all services in any hour; `undefined` means no limit. */
   maxWakesPerHourTotal?: number;
   /** `MAX_CONNECTIONS_TOTAL`: connections of all services at once; `undefined`: the fd limit's. */
   maxConnectionsTotal?: number;
+  /**
+   * `HOSTNAME_TIMEOUT`: seconds a client of a port routed by name has to send its first bytes.
+   * @default 10
+   */
+  hostnameTimeout: number;
 }
 
 /** A problem found in the configuration. */

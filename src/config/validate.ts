@@ -10,7 +10,8 @@
  *   Other values, such as `IDLE_CMD=false` (never idle), are kept as commands.
  * - A command's timeout is its own `*_TIMEOUT`, else `EXEC_CMD_TIMEOUT`; 0 means no limit.
  * - Two active services clash when they share a port and an address (or either listens on
- *   a wildcard address).
+ *   a wildcard address), unless both name their hosts (HOSTNAMES) on the same addresses:
+ *   then the port is shared by name, and no name may be taken twice.
  *
  * One module past 300 lines on purpose: every check here reads the same merged sections
  * and adds to the same list of issues; reading single values lives in `values.ts`.
@@ -18,13 +19,23 @@
  * @module
  */
 
-import { closest } from "./_closest.ts";
 import { ConfigError, InvalidConfigError } from "./config_error.ts";
+import { DEFAULT_PATTERN, HostTable } from "./hostnames.ts";
+import type { UserFolders } from "./folders.ts";
+import { suggestKey } from "./key_hints.ts";
 import { KEYS_BY_NAME } from "./keys.ts";
+import { readPageFile } from "./page_file.ts";
 import type { RawEntry } from "./parse.ts";
 import { parsePortMapping, type Protocol } from "./ports.ts";
 import { isTimeZone, parseKeepAwake } from "./schedule.ts";
-import type { CommandSpec, Config, ConfigIssue, Location, ServiceConfig } from "./types.ts";
+import type {
+  CommandSpec,
+  Config,
+  ConfigIssue,
+  Location,
+  ServiceConfig,
+  WaitingPageConfig,
+} from "./types.ts";
 import { INVALID, parseHostPort, readValue, type Value, whyInvalid } from "./values.ts";
 
 /** Addresses that take every interface, so they clash with any other address. */
@@ -57,11 +68,17 @@ export interface MergedConfig {
  * @param readErrors lines the files could not read: when there are any, they are the
  *   errors reported, as the rest would only follow from them (a PORT on a bad line is
  *   "missing"); the files' VARRUN_PATH is still read
+ * @param folders the VARRUN_PATH and STATE_PATH to use when the files leave them blank,
+ *   instead of the keys' defaults (a user other than root gets folders of its own)
  * @returns the configuration, with its warnings
  * @throws {InvalidConfigError} listing every error, in file and line order,
  *   with the VARRUN_PATH the files set
  */
-export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] = []): Config {
+export function validateConfig(
+  merged: MergedConfig,
+  readErrors: ConfigError[] = [],
+  folders: Partial<UserFolders> = {},
+): Config {
   const issues = new Issues(merged.files);
   const values = new Map<RawEntry, Value | typeof INVALID>();
   readEntries(merged.global, true, values, issues);
@@ -88,7 +105,9 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
     if (active === false) inactive.push(section.name);
   }
   checkPorts(built, issues);
+  checkHostnames(built, issues);
   checkDependencies(built, issues);
+  checkIdleStops(built, issues);
   const logFormat = globalSettings.get("LOG_FORMAT") as string;
   if (logFormat !== "text" && logFormat !== "json") {
     issues.error(
@@ -105,28 +124,57 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       'Cannot read "METRICS_ADDRESS" as it must be HOST:PORT, e.g. 127.0.0.1:9180: ' +
         `current value is "${metricsAddress}"`,
     );
+  } else if (metricsAddress !== undefined) {
+    const at = globalSettings.entry("METRICS_ADDRESS")!.location;
+    checkMetricsPort(built, { ...parseHostPort(metricsAddress)!, at }, issues);
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
+  const hostnameTimeout = globalSettings.get("HOSTNAME_TIMEOUT") as number;
+  if (hostnameTimeout === 0) {
+    issues.error(
+      globalSettings.entry("HOSTNAME_TIMEOUT")!.location,
+      "HOSTNAME_TIMEOUT",
+      'Cannot use "HOSTNAME_TIMEOUT" as it must be more than 0 seconds: current value is ' +
+        `"${globalSettings.entry("HOSTNAME_TIMEOUT")!.value}"`,
+    );
+  }
+  const logMaxFilesEntry = globalSettings.entry("LOG_MAX_FILES");
+  if (logMaxFilesEntry !== undefined && globalSettings.get("LOG_MAX_FILES") === 0) {
+    issues.error(
+      logMaxFilesEntry.location,
+      "LOG_MAX_FILES",
+      'Cannot use "LOG_MAX_FILES" as it must be 1 or more (the file written counts): ' +
+        `current value is "${logMaxFilesEntry.value}"; to stop rotating, set LOG_MAX_SIZE=0`,
+    );
+  }
+  const metricsHosts = names(globalSettings, "METRICS_HOSTS", HOST_NAME, "a host name", issues);
 
   const { warnings, errors } = issues.sorted();
   const reported = readErrors.length > 0
     ? readErrors
     : errors.map((issue) => new ConfigError(issue));
+  const varrunPath = folder(globalSettings, "VARRUN_PATH", folders.varrunPath);
+  const statePath = folder(globalSettings, "STATE_PATH", folders.statePath);
   if (reported.length > 0) {
     const error = new InvalidConfigError(reported, warnings);
-    error.varrunPath = globalSettings.get("VARRUN_PATH") as string;
+    error.varrunPath = varrunPath.path;
     throw error;
   }
   return {
     files: merged.files,
     global: {
-      varrunPath: globalSettings.get("VARRUN_PATH") as string,
-      statePath: globalSettings.get("STATE_PATH") as string,
+      varrunPath: varrunPath.path,
+      statePath: statePath.path,
+      ...optional("varrunPathSource", varrunPath.source),
+      ...optional("statePathSource", statePath.source),
       shutdownGrace: globalSettings.get("SHUTDOWN_GRACE") as number,
       logFormat: logFormat as "text" | "json",
       ...optional("logFile", globalSettings.get("LOG_FILE") as string | undefined),
+      logMaxSize: globalSettings.get("LOG_MAX_SIZE") as number,
+      logMaxFiles: globalSettings.get("LOG_MAX_FILES") as number,
       ...optional("apiTokenFile", globalSettings.get("API_TOKEN_FILE") as string | undefined),
+      ...optional("metricsHosts", metricsHosts),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
       ...optional(
@@ -135,6 +183,7 @@ export function validateConfig(merged: MergedConfig, readErrors: ConfigError[] =
       ),
       ...optional("maxWakesPerHourTotal", positive(globalSettings.get("MAX_WAKES_PER_HOUR_TOTAL"))),
       ...optional("maxConnectionsTotal", positive(globalSettings.get("MAX_CONNECTIONS_TOTAL"))),
+      hostnameTimeout,
     },
     services: built.map(({ service }) => service),
     inactive,
@@ -182,11 +231,10 @@ function readEntries(
   for (const entry of section.entries.values()) {
     const key = KEYS_BY_NAME.get(entry.key);
     if (key === undefined) {
-      const suggestion = closest(entry.key, KEYS_BY_NAME.keys());
+      const suggestion = suggestKey(entry.key, KEYS_BY_NAME.keys());
       issues.warn(
         entry,
-        `Ignoring unknown key "${entry.key}"` +
-          (suggestion === undefined ? "" : `: did you mean "${suggestion}"?`),
+        `Ignoring unknown key "${entry.key}"` + (suggestion === undefined ? "" : `: ${suggestion}`),
       );
     } else if (key.globalOnly && !isGlobal) {
       issues.warn(
@@ -262,6 +310,10 @@ interface Built {
   description: string;
   /** Where DEPENDS_ON was set, when it was. */
   dependsOnAt?: Location;
+  /** Where HOSTNAMES was set, when it was. */
+  hostnamesAt?: Location;
+  /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
+  idleTimeAt?: RawEntry;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -309,6 +361,8 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     name: isGlobal ? "global" : section.name,
     source: section.location,
     port,
+    portSource: portEntry!.location,
+    ...optional("morePortsSource", settings.entry("MORE_PORTS")?.location),
     listenAddresses: settings.get("LISTEN_ADDRESS") as string[],
     checkCmd,
     startCmd,
@@ -322,13 +376,15 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("maxConnections", positive(settings.get("MAX_CONNECTIONS"))),
     ...optional("maxConnectionsPerSource", positive(settings.get("MAX_CONNECTIONS_PER_SOURCE"))),
     holdTimeout: settings.get("HOLD_TIMEOUT") as number,
-    wakeOn: settings.get("WAKE_ON") as "connect" | "data",
+    wakeOn: wakeOn(settings, issues),
     ...optional("maxWakesPerHour", positive(settings.get("MAX_WAKES_PER_HOUR"))),
     ...optional("proxyProtocol", settings.get("PROXY_PROTOCOL") as "v1" | "v2" | undefined),
     user: settings.get("USER") as string | undefined,
+    ...optional("passEnv", names(settings, "PASS_ENV", VARIABLE_NAME, "a variable name", issues)),
     idleTime: settings.get("IDLE_TIME") as number | undefined,
     idleCheckInterval: settings.get("IDLE_CHECK_INTERVAL") as number | undefined,
     routePerConnection: settings.get("ROUTE_PER_CONNECTION") as boolean,
+    logConnections: settings.get("LOG_CONNECTIONS") as boolean,
     protocol: settings.get("PROTOCOL") as Protocol,
     morePorts: ((settings.get("MORE_PORTS") as string[] | undefined) ?? []).map(parsePortMapping),
     udpFlowTimeout: settings.get("UDP_FLOW_TIMEOUT") as number,
@@ -340,14 +396,72 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
+    ...optional("hostnames", settings.get("HOSTNAMES") as string[] | undefined),
+    ...optional("waitingPage", waitingPage(settings, issues)),
   };
   checkMorePorts(service, settings, issues);
+  checkUdpByName(service, settings, issues);
   return [{
     service,
     portAt: portEntry!.location,
     description: settings.describe(),
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
+    hostnamesAt: settings.entry("HOSTNAMES")?.location,
+    idleTimeAt: settings.entry("IDLE_TIME"),
   }];
+}
+
+/**
+ * Warns about a service whose IDLE_TIME cannot do what it says: without
+ * IDLE_CHECK_INTERVAL no idle check runs; without STOP_CMD nothing stops the
+ * backend, when idle or when sleepingd stops.
+ */
+function checkIdleStops(built: Built[], issues: Issues): void {
+  for (const { service, description, idleTimeAt } of built) {
+    if (!service.idleTime || idleTimeAt === undefined) continue;
+    if (!service.idleCheckInterval) {
+      issues.warn(
+        idleTimeAt,
+        `No idle check runs for ${description}: IDLE_TIME is set but IDLE_CHECK_INTERVAL is ` +
+          "not, so it is never stopped for being idle; set IDLE_CHECK_INTERVAL, e.g. to 10",
+      );
+    }
+    if (!service.stopCmd) {
+      issues.warn(
+        idleTimeAt,
+        `Nothing stops the backend of ${description}: IDLE_TIME is set but STOP_CMD is not, ` +
+          'so an idle stop and "sleepingd stop" leave it running (and the next wake runs ' +
+          "START_CMD again); set STOP_CMD",
+      );
+    }
+  }
+}
+
+/** Records an error for every TCP port of a service that METRICS_ADDRESS listens on too. */
+function checkMetricsPort(
+  built: Built[],
+  metrics: { hostname: string; port: number; at: Location },
+  issues: Issues,
+): void {
+  for (const { service, portAt, description } of built) {
+    const tcpPorts = [
+      ...(service.protocol === "tcp" ? [{ listen: service.port, at: portAt, key: "PORT" }] : []),
+      ...service.morePorts.filter((mapping) => mapping.protocol === "tcp")
+        .map(({ listen }) => ({ listen, at: service.morePortsSource!, key: "MORE_PORTS" })),
+    ];
+    for (const { listen, at, key } of tcpPorts) {
+      if (listen !== metrics.port) continue;
+      const hosts = metrics.hostname === "localhost" ? ["127.0.0.1", "::1"] : [metrics.hostname];
+      if (!overlap(service.listenAddresses, hosts)) continue;
+      issues.error(
+        at,
+        key,
+        `Cannot listen on port ${listen} for ${description} as METRICS_ADDRESS ` +
+          `(${metrics.at.file}:${metrics.at.line}) serves the dashboard on it: choose another ` +
+          `${key} or METRICS_ADDRESS`,
+      );
+    }
+  }
 }
 
 /**
@@ -436,12 +550,19 @@ function checkPorts(built: Built[], issues: Issues): void {
   const ports = (service: ServiceConfig) =>
     [{ listen: service.port, protocol: service.protocol }, ...service.morePorts]
       .map(({ listen, protocol }) => `${listen}/${protocol}`);
-  built.forEach(({ service, portAt, description }, index) => {
+  const lacking = new Set<Built>();
+  built.forEach((one, index) => {
+    const { service, portAt, description } = one;
     for (const port of ports(service)) {
       const earlier = built.slice(0, index).find(({ service: other }) =>
         ports(other).includes(port) && overlap(other.listenAddresses, service.listenAddresses)
       );
       if (earlier === undefined) continue;
+      const bothPort = port === `${service.port}/tcp` && port === `${earlier.service.port}/tcp`;
+      if (bothPort && (service.hostnames || earlier.service.hostnames)) {
+        checkSharedPort(earlier, one, lacking, issues);
+        continue;
+      }
       const shown = port === `${service.port}/tcp` ? String(service.port) : port;
       issues.error(
         portAt,
@@ -453,10 +574,154 @@ function checkPorts(built: Built[], issues: Issues): void {
   });
 }
 
+/**
+ * Records an error when two services on one PORT cannot share it by name: one
+ * lacks HOSTNAMES (reported once per service, at its PORT), or they listen on
+ * different addresses.
+ */
+function checkSharedPort(earlier: Built, later: Built, lacking: Set<Built>, issues: Issues) {
+  const port = later.service.port;
+  for (const [one, other] of [[earlier, later], [later, earlier]]) {
+    if (one.service.hostnames || lacking.has(one)) continue;
+    lacking.add(one);
+    issues.error(
+      one.portAt,
+      "PORT",
+      `Cannot share port ${port} between ${one.description} and ${other.description} ` +
+        `(${other.portAt.file}:${other.portAt.line}) as ${one.description} has no HOSTNAMES: ` +
+        "every service of a port shared by name names its hosts (HOSTNAMES=app.example.com, " +
+        "or * for the names no other service takes)",
+    );
+  }
+  if (!earlier.service.hostnames || !later.service.hostnames) return;
+  const [a, b] = [earlier, later].map(({ service }) => service.listenAddresses.join(" "));
+  if (a === b) return;
+  issues.error(
+    later.portAt,
+    "LISTEN_ADDRESS",
+    `Cannot share port ${port} between ${earlier.description} (LISTEN_ADDRESS ${a}) and ` +
+      `${later.description} (LISTEN_ADDRESS ${b}): services sharing a port by name listen on ` +
+      "the same addresses; give them the same LISTEN_ADDRESS",
+  );
+}
+
+/**
+ * Records an error for every name pattern taken twice on one port shared by
+ * name (or twice by one service): which service would get it is not said.
+ */
+function checkHostnames(built: Built[], issues: Issues): void {
+  const tables = new Map<string, HostTable<Built>>();
+  for (const one of built) {
+    const { service, hostnamesAt, description } = one;
+    if (!service.hostnames) continue;
+    const key = `${service.listenAddresses.join(" ")} ${service.port}`;
+    const table = tables.get(key) ?? new HostTable<Built>();
+    tables.set(key, table);
+    const seen = new Set<string>();
+    for (const pattern of service.hostnames) {
+      if (seen.has(pattern)) {
+        issues.error(
+          hostnamesAt!,
+          "HOSTNAMES",
+          `Cannot take "${pattern}" twice for ${description}: HOSTNAMES repeats it`,
+        );
+        continue;
+      }
+      seen.add(pattern);
+      if (table.add(pattern, one)) continue;
+      const owner = table.get(pattern)!;
+      const what = pattern === DEFAULT_PATTERN
+        ? "the names no other service takes (*)"
+        : `"${pattern}"`;
+      issues.error(
+        hostnamesAt!,
+        "HOSTNAMES",
+        `Cannot route ${what} on port ${service.port} to ${description} as ` +
+          `${owner.description} takes it already at ${owner.hostnamesAt!.file}:` +
+          `${owner.hostnamesAt!.line}: each name goes to one service`,
+      );
+    }
+  }
+}
+
+/**
+ * Records an error for HOSTNAMES or WAITING_PAGE with PROTOCOL=udp: both read
+ * what a TCP client sends first.
+ */
+function checkUdpByName(service: ServiceConfig, settings: Settings, issues: Issues): void {
+  if (service.protocol !== "udp") return;
+  for (const key of ["HOSTNAMES", "WAITING_PAGE"]) {
+    const set = key === "HOSTNAMES" ? service.hostnames : service.waitingPage;
+    if (!set) continue;
+    issues.error(
+      settings.entry(key)!.location,
+      key,
+      `Cannot use ${key} with PROTOCOL=udp in ${settings.describe()}: it reads the TLS ` +
+        "ClientHello or HTTP request a TCP client sends first",
+    );
+  }
+}
+
+/**
+ * WAKE_ON, which is `data` on a port routed by name (HOSTNAMES, WAITING_PAGE):
+ * nothing is routed before a client's first bytes. An explicit `connect` there
+ * is ignored with a warning.
+ */
+function wakeOn(settings: Settings, issues: Issues): "connect" | "data" {
+  const configured = settings.get("WAKE_ON") as "connect" | "data";
+  const byName = settings.get("HOSTNAMES") !== undefined || settings.get("WAITING_PAGE") === true;
+  if (!byName) return configured;
+  const entry = settings.entry("WAKE_ON");
+  if (entry !== undefined && configured === "connect") {
+    issues.warn(
+      entry,
+      `Ignoring WAKE_ON=connect for ${settings.describe()}: with HOSTNAMES or WAITING_PAGE a ` +
+        "client's first bytes choose the service, so they wake it (WAKE_ON=data)",
+    );
+  }
+  return "data";
+}
+
+/**
+ * The waiting page's settings when WAITING_PAGE=yes, with WAITING_PAGE_FILE's
+ * text read; records an error naming the key's line when that file cannot be
+ * used.
+ */
+function waitingPage(settings: Settings, issues: Issues): WaitingPageConfig | undefined {
+  if (settings.get("WAITING_PAGE") !== true) return undefined;
+  const after = settings.get("WAITING_PAGE_AFTER") as number;
+  const path = settings.get("WAITING_PAGE_FILE") as string | undefined;
+  if (path === undefined) return { after };
+  const read = readPageFile(path);
+  if ("text" in read) return { after, file: { path, text: read.text } };
+  issues.error(
+    settings.entry("WAITING_PAGE_FILE")!.location,
+    "WAITING_PAGE_FILE",
+    `Cannot use "WAITING_PAGE_FILE" for ${settings.describe()}: ${read.error}`,
+  );
+  return { after };
+}
+
 /** Whether two address lists share an address, counting wildcards as every address. */
 function overlap(a: string[], b: string[]): boolean {
   if ([...a, ...b].some((address) => WILDCARDS.has(address))) return true;
   return a.some((address) => b.includes(address));
+}
+
+/**
+ * A folder key's value and the line that sets it; when the files leave it
+ * blank, `instead` (a folder of the user's own) or else the key's default.
+ */
+function folder(
+  settings: Settings,
+  key: "VARRUN_PATH" | "STATE_PATH",
+  instead: string | undefined,
+): { path: string; source?: Location } {
+  const entry = settings.entry(key);
+  if (entry === undefined || entry.value.trim() === "") {
+    return { path: instead ?? settings.get(key) as string };
+  }
+  return { path: settings.get(key) as string, source: entry.location };
 }
 
 /** A limit as configured: a number above 0, or undefined for blank and 0 (no limit). */
@@ -474,6 +739,37 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
     settings.entry("ETCD_ENDPOINTS")!.location,
     "ETCD_ENDPOINTS",
     `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
+  );
+  return undefined;
+}
+
+/** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */
+const HOST_NAME =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/** An environment variable's name as PASS_ENV lists it. */
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The space-separated names of `key`, undefined when blank; records an error
+ * naming the line for the first one that does not match `form` (`what` says
+ * what it must be).
+ */
+function names(
+  settings: Settings,
+  key: string,
+  form: RegExp,
+  what: string,
+  issues: Issues,
+): string[] | undefined {
+  const list = ((settings.get(key) as string[] | undefined) ?? []).filter(Boolean);
+  if (list.length === 0) return undefined;
+  const bad = list.find((name) => !form.test(name));
+  if (bad === undefined) return list;
+  issues.error(
+    settings.entry(key)!.location,
+    key,
+    `Cannot use "${key}" as each entry must be ${what}: "${bad}" is not`,
   );
   return undefined;
 }

@@ -6,6 +6,7 @@
  */
 
 import { parseAddressRule, splitRules } from "./address_rules.ts";
+import { parseHostPattern } from "./hostnames.ts";
 import type { KeyDefinition, KeyKind } from "./keys.ts";
 import { parsePortMapping } from "./ports.ts";
 import { parseKeepAwake } from "./schedule.ts";
@@ -38,6 +39,10 @@ const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
 const INTEGER = /^\d+$/;
 const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const COST = /^(\d+(?:\.\d*)?|\.\d+)(?:\s+(\S{1,12}))?$/;
+const SIZE = /^(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMG])(?:i?B)?|B)?$/i;
+
+/** Bytes in one unit of a `size` value. */
+const SIZE_UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** How each kind of key reads its values. */
 export const READERS: Record<KeyKind, Reader> = {
@@ -108,6 +113,24 @@ export const READERS: Record<KeyKind, Reader> = {
     },
     explain: (text) => explainError(() => parseKeepAwake(text)),
   },
+  hostnames: {
+    rule: () => "names separated by spaces, each a name, *.name or *",
+    read(text) {
+      const patterns = text.trim().split(/\s+/).filter(Boolean);
+      if (patterns.length === 0) return undefined;
+      return badHostname(text) === undefined ? patterns.map(parseHostPattern) : INVALID;
+    },
+    explain: badHostname,
+  },
+  size: {
+    rule: () => "a size in bytes, or with K, M or G, e.g. 4M",
+    read(text) {
+      const match = SIZE.exec(text.trim());
+      if (text.trim() === "") return undefined;
+      if (!match) return INVALID;
+      return Math.floor(Number(match[1]) * (SIZE_UNITS[match[2]?.toUpperCase()] ?? 1));
+    },
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {
@@ -133,6 +156,18 @@ function badPort(text: string): string | undefined {
   for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
     try {
       parsePortMapping(entry);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/** Why the first name of a HOSTNAMES list that is not a name, `*.name` or `*` is not one. */
+function badHostname(text: string): string | undefined {
+  for (const pattern of text.trim().split(/\s+/).filter(Boolean)) {
+    try {
+      parseHostPattern(pattern);
     } catch (error) {
       return (error as Error).message;
     }

@@ -8,17 +8,22 @@
 
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { log } from "../log.ts";
+import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
+import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
 import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
-import { Supervisor } from "../service/supervisor.ts";
+import { keepInheritedFilesFromCommands } from "../process/inherited_files.ts";
+import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
 import { EventLog } from "../history/event_log.ts";
 import { history } from "../history/timeline.ts";
+import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
+import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
 import { eventOf, Notifier } from "./notify.ts";
 import { Metrics } from "./metrics.ts";
@@ -26,6 +31,7 @@ import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
 import { serveControl } from "./server.ts";
+import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
 import { type DaemonStatus, daemonStatus } from "./status.ts";
 
@@ -35,6 +41,8 @@ const RESTART_ONLY = [
   { name: "STATE_PATH", field: "statePath" },
   { name: "LOG_FORMAT", field: "logFormat" },
   { name: "LOG_FILE", field: "logFile" },
+  { name: "LOG_MAX_SIZE", field: "logMaxSize" },
+  { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
 ] as const;
 
@@ -44,8 +52,12 @@ const RESERVED_FILES = 64;
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
 
-/** Signals that ask the daemon to shut down gracefully. */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+/**
+ * Signals that ask the daemon to shut down gracefully: SIGQUIT (Ctrl-\, and
+ * a graceful stop for nginx) and SIGPWR (lxc-stop's) too, which would
+ * otherwise end it at once, its backends left awake.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGQUIT", "SIGPWR"] as const;
 
 /**
  * Set by `sleepingd start` for the daemon it spawns: the control socket is
@@ -60,15 +72,27 @@ export const DAEMONIZED_ENV = "SLEEPINGD_DAEMONIZED";
  * @returns the exit code: 0 after a graceful shutdown, 1 when none can run
  * or a second signal cut the shutdown short
  * @throws {Error} when a service cannot listen or VARRUN_PATH cannot be
- * claimed (another daemon runs there, or `start` needs it and it is not writable)
+ * claimed (another daemon runs there, or `start` needs it and it is not writable),
+ * when VARRUN_PATH or STATE_PATH could be changed by another user, or when
+ * API_TOKEN_FILE is set and holds no usable token
  */
 export async function runDaemon(config: Config, configFiles: string[]): Promise<number> {
   const logger = log("daemon");
+  // What the start warns of, for `sleepingd start` to show; then what the last reload did.
+  const startWarnings = gatherWarningsFromNow();
+  let warnings: string[] | undefined;
   logWarnings(config);
+  const inherited = keepInheritedFilesFromCommands();
+  if (!inherited.done) {
+    logger.warn("cannot keep the files sleepingd inherited open from its commands: {how}", {
+      how: inherited.how,
+    });
+  }
   if (config.services.length === 0) {
     logger.error("no service is active in {files}", { files: config.files.join(", ") });
     return 1;
   }
+  if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
@@ -76,8 +100,11 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     if (saving) saveServices(dir, supervisor);
   };
   const notifier = new Notifier();
+  const { statePath, statePathSource } = config.global;
+  requireTrustedFolder(statePath, "STATE_PATH");
   const events = new EventLog({
-    folder: config.global.statePath,
+    folder: statePath,
+    ...(statePathSource ? { folderSource: `${statePathSource.file}:${statePathSource.line}` } : {}),
     states: () => states(supervisor),
   });
   const { etcdEndpoints, clusterName } = config.global;
@@ -86,6 +113,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     connectionBound: await connectionBound(),
     onChange: save,
     onTransition: (service, change) => {
@@ -103,6 +131,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       supervisor.config.files,
       supervisor.config.global.apiTokenFile !== undefined,
       cluster?.instances,
+      warnings,
+      supervisor.sharedPorts,
     );
   const daemonEvent = (what: DaemonEvent["daemon"]) =>
     events.append({
@@ -117,7 +147,10 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     supervisor,
     status,
     requestStop: () => stop.resolve("sleepingd stop"),
-    reloaded: () => daemonEvent("reloaded"),
+    reloaded: (reloadWarnings) => {
+      warnings = reloadWarnings;
+      daemonEvent("reloaded");
+    },
   });
   const saved = control ? readSavedState(dir) : undefined;
   saving = control !== undefined;
@@ -131,7 +164,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     save();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services),
+        metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),
         status,
         history: (period, only) =>
           history(
@@ -144,6 +177,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         subscribe: (listener) => events.subscribe(listener),
         act: (request, by) => runAction(supervisor, request, by),
         tokenFile: () => supervisor.config.global.apiTokenFile,
+        allowedHosts: () => supervisor.config.global.metricsHosts ?? [],
       });
     }
   } catch (error) {
@@ -163,11 +197,17 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const handlers = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   const onHangup = () =>
-    reload(configFiles, supervisor).then((result) => result.ok && daemonEvent("reloaded"));
+    reload(configFiles, supervisor).then((result) => {
+      if (!result.ok) return;
+      warnings = result.warnings;
+      daemonEvent("reloaded");
+    });
   Deno.addSignalListener("SIGHUP", onHangup);
+  const stopOtherSignals = handleOtherSignals();
 
   const stopReturningMemory = returnMemoryWhenQuiet(() => supervisor.connectionEvents);
   logger.info("sleepingd is running {count} service(s)", { count: supervisor.services.length });
+  warnings = startWarnings();
   const reason = await stop.promise;
   stopReturningMemory();
   stopping = true;
@@ -184,14 +224,29 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   events.close();
   await http?.shutdown();
   await notifier.settled(EVENTS_AT_EXIT_MS);
-  control?.close();
+  await control?.close(); // after the last answer (`sleepingd stop`'s) is written whole
   saving = false;
   removeSavedState(dir);
   releaseRunDir(dir);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   Deno.removeSignalListener("SIGHUP", onHangup);
+  stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/**
+ * Reads API_TOKEN_FILE once at start, so that a missing file or a token too
+ * short to resist guessing stops the daemon before it serves; warns when other
+ * users may read it.
+ *
+ * @throws {TokenFileError} naming the file and the fix
+ */
+async function checkTokenFile(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  await readToken(file);
+  const exposed = exposure(file);
+  if (exposed) log("daemon").warn("{message}", { message: exposed });
 }
 
 /** Each service's state, by name. */
@@ -240,14 +295,18 @@ function openControl(
     supervisor: Supervisor;
     status: () => DaemonStatus;
     requestStop: () => void;
-    reloaded: () => void;
+    /** Told of each reload that succeeded, with what it warned of. */
+    reloaded: (warnings: string[]) => void;
   },
-): { close(): void } | undefined {
+): { close(): Promise<void> } | undefined {
   const { configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
   } catch (error) {
-    if (Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError) {
+    if (
+      Deno.env.get(DAEMONIZED_ENV) === "1" || error instanceof AlreadyRunningError ||
+      error instanceof UntrustedPathError
+    ) {
       throw error;
     }
     log("daemon").warn(
@@ -272,17 +331,49 @@ function openControl(
       return { ok: true, status: status() };
     }
     const result = await reload(configFiles, supervisor);
-    if (result.ok) reloaded();
-    return result.ok ? { ok: true, status: status(), message: result.message } : result;
+    if (!result.ok) return result;
+    reloaded(result.warnings);
+    return {
+      ok: true,
+      status: status(),
+      message: result.message,
+      reload: result.summary,
+      warnings: result.warnings,
+    };
   });
   return { close };
 }
 
-/** Re-reads the configuration files and applies them; a broken configuration changes nothing. */
+/**
+ * Re-reads the configuration files and applies them; a broken configuration
+ * changes nothing. Either way it says what it warned of: the warnings it
+ * logged, or those found beside the errors.
+ */
 async function reload(
   configFiles: string[],
   supervisor: Supervisor,
-): Promise<{ ok: true; message: string } | { ok: false; error: string }> {
+): Promise<
+  { ok: true; message: string; summary: ReloadSummary; warnings: string[] } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
+  const { result, warnings } = await gatherWarnings(() => applyReload(configFiles, supervisor));
+  return result.ok ? { ...result, warnings } : result;
+}
+
+/** {@linkcode reload} without gathering its warnings. */
+async function applyReload(
+  configFiles: string[],
+  supervisor: Supervisor,
+): Promise<
+  { ok: true; message: string; summary: ReloadSummary } | {
+    ok: false;
+    error: string;
+    warnings: string[];
+  }
+> {
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
@@ -296,7 +387,7 @@ async function reload(
     }
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
-      .map((kind) => `${kind}: ${summary[kind].join(", ")}`);
+      .map((kind) => `${kind}: ${nameList(summary[kind])}`);
     if (summary.renamed.length > 0) {
       parts.push(
         `renamed: ${summary.renamed.map(({ from, to }) => `${from} -> ${to}`).join(", ")}`,
@@ -304,12 +395,22 @@ async function reload(
     }
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
-    return { ok: true, message };
+    return { ok: true, message, summary };
   } catch (error) {
     const message = (error as Error).message;
     logger.error("reload refused, the running configuration stays: {error}", { error: message });
-    return { ok: false, error: message };
+    const warnings = error instanceof InvalidConfigError ? error.warnings.map(formatIssue) : [];
+    return { ok: false, error: message, warnings };
   }
+}
+
+/** Names a reload's message lists one by one; more are counted ("1,000 services"). */
+const NAMES_LISTED = 10;
+
+/** `a, b, c`, or past {@linkcode NAMES_LISTED} names, `1,000 services`. */
+function nameList(names: string[]): string {
+  if (names.length <= NAMES_LISTED) return names.join(", ");
+  return `${names.length.toLocaleString("en-US")} services`;
 }
 
 function logWarnings(config: Config) {

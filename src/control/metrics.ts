@@ -14,6 +14,7 @@ import type { Action } from "../service/commands.ts";
 import type { State } from "../service/lifecycle.ts";
 import type { DropReason, Recorder, StopReason } from "../service/recorder.ts";
 import type { Service } from "../service/service.ts";
+import type { SharedPorts } from "../service/shared_ports.ts";
 
 /** Histogram buckets in seconds: from a local process (0.1 s) to a cloud VM (5 min). */
 const WAKE_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -83,8 +84,11 @@ export class Metrics implements Recorder {
     this.#drops.set(key, (this.#drops.get(key) ?? 0) + count);
   }
 
-  /** The whole exposition: service gauges and counters read now, plus recorded events. */
-  render(services: readonly Service[]): string {
+  /**
+   * The whole exposition: service gauges and counters read now, plus recorded
+   * events, and what the ports routed by name (`shared`) routed.
+   */
+  render(services: readonly Service[], shared?: SharedPorts): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -121,7 +125,8 @@ export class Metrics implements Recorder {
     family(
       "sleepingd_service_info",
       "gauge",
-      "The port each service listens on (PORT, and all its ports) and its target.",
+      "The port each service listens on (PORT, and all its ports), its target and the names " +
+        "it answers to on a port shared by name (HOSTNAMES).",
     );
     for (const service of services) {
       const target = service.target ? formatTarget(service.target) : "";
@@ -130,6 +135,7 @@ export class Metrics implements Recorder {
         port: String(service.config.port),
         ports: listenPorts(service.config).map(formatPortMapping).join(" "),
         target,
+        hostnames: (service.config.hostnames ?? []).join(" "),
       };
       out.push(`sleepingd_service_info${labels(info)} 1`);
     }
@@ -205,6 +211,20 @@ export class Metrics implements Recorder {
         out.push(`sleepingd_forward_buffer_bytes${labels({ size, state })} ${bytes}`);
       }
     }
+    family(
+      "sleepingd_waiting_pages_total",
+      "counter",
+      "Pages served to browsers while the service woke (WAITING_PAGE): waiting, or failed.",
+    );
+    for (const service of services) {
+      const { waitingPages, errorPages } = service.stats;
+      for (const [page, value] of [["waiting", waitingPages], ["failed", errorPages]] as const) {
+        out.push(
+          `sleepingd_waiting_pages_total${labels({ service: service.config.name, page })} ${value}`,
+        );
+      }
+    }
+    if (shared) renderRoutes(out, family, shared);
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
     family(
@@ -226,6 +246,51 @@ export class Metrics implements Recorder {
       out.push(`sleepingd_command_exits_total${key} ${value}`);
     }
     return out.join("\n") + "\n";
+  }
+}
+
+/**
+ * What the ports routed by name did: connections routed, by the pattern that
+ * matched (never the name a client sent, which would make a series per
+ * name), those closed before any service took them, and those being read.
+ */
+function renderRoutes(
+  out: string[],
+  family: (name: string, type: string, help: string) => void,
+  shared: SharedPorts,
+) {
+  family(
+    "sleepingd_routed_total",
+    "counter",
+    "Connections of a port shared by name sent to a service, by the HOSTNAMES pattern matched.",
+  );
+  for (const [listen, counts] of shared.counts.routed) {
+    for (const [key, value] of counts) {
+      const space = key.indexOf(" ");
+      const hostname = key.slice(0, space);
+      const service = key.slice(space + 1);
+      out.push(`sleepingd_routed_total${labels({ listen, hostname, service })} ${value}`);
+    }
+  }
+  family(
+    "sleepingd_unrouted_total",
+    "counter",
+    "Connections of a port shared by name closed before any service took them, by reason " +
+      "(unknown_name, no_name, not_tls_or_http, malformed, too_long, timeout, client_left, " +
+      "max_connections_total).",
+  );
+  for (const [listen, counts] of shared.counts.unrouted) {
+    for (const [reason, value] of counts) {
+      out.push(`sleepingd_unrouted_total${labels({ listen, reason })} ${value}`);
+    }
+  }
+  family(
+    "sleepingd_first_bytes_reading",
+    "gauge",
+    "Connections of ports routed by name whose first bytes are being read now.",
+  );
+  for (const router of shared.routers) {
+    out.push(`sleepingd_first_bytes_reading${labels({ listen: router.listen })} ${router.reading}`);
   }
 }
 

@@ -117,6 +117,7 @@ export class Notifier {
           timeout: spec.timeout ?? COMMAND_SECONDS,
           env: eventEnv(config, event, target),
           user: config.user,
+          passEnv: config.passEnv,
         });
         if (result.code !== 0) throw new Error(describeResult(result));
       }));
@@ -129,8 +130,14 @@ export class Notifier {
           headers: { "content-type": "application/json", "user-agent": `sleepingd/${VERSION}` },
           body: JSON.stringify(event),
           signal: AbortSignal.timeout(WEBHOOK_MS),
+          // A redirect would send the event, and what it says, wherever the answer points.
+          redirect: "manual",
         });
         await response.body?.cancel();
+        if (response.status >= 300 && response.status < 400) {
+          const to = response.headers.get("location") ?? "nowhere";
+          throw new Error(`HTTP ${response.status} to ${to}: redirects are not followed`);
+        }
         if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
       }));
     }

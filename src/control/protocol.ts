@@ -8,16 +8,29 @@
 import { closeQuietly, writeAll } from "../net/conn.ts";
 import type { ServiceAction } from "./actions.ts";
 import type { DaemonStatus } from "./status.ts";
+import type { ReloadSummary } from "../service/reload_plan.ts";
 
 /** What the CLI can ask the daemon: of itself, or an action on a service. */
 export type ControlRequest =
   | { command: "status" | "reload" | "stop" }
   | { command: "action"; action: ServiceAction };
 
-/** The daemon's answer. */
+/**
+ * The daemon's answer. `message` is for people (a reload's lists summarised);
+ * a reload's answer also has every name in `reload`, and `warnings`: each
+ * warning it gave, one line each, `FILE:LINE: message` where there is a place
+ * (an unknown key, a key that takes effect at restart), or those found beside
+ * its errors.
+ */
 export type ControlResponse =
-  | { ok: true; status: DaemonStatus; message?: string }
-  | { ok: false; error: string };
+  | {
+    ok: true;
+    status: DaemonStatus;
+    message?: string;
+    reload?: ReloadSummary;
+    warnings?: string[];
+  }
+  | { ok: false; error: string; warnings?: string[] };
 
 /** The daemon did not answer on its control socket. */
 export class NotRunningError extends Error {
@@ -50,7 +63,13 @@ export async function sendRequest(
     await writeAll(conn, new TextEncoder().encode(JSON.stringify(request) + "\n"));
     const signal = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
     const answer = await readLine(conn, signal, "sleepingd did not answer in time");
-    return JSON.parse(answer) as ControlResponse;
+    if (!answer.complete) {
+      throw new Error(
+        `sleepingd's answer was cut short after ${new TextEncoder().encode(answer.text).length} ` +
+          "bytes, before its end of line: the daemon closed the connection while it answered",
+      );
+    }
+    return JSON.parse(answer.text) as ControlResponse;
   } finally {
     closeQuietly(conn);
   }
@@ -58,6 +77,14 @@ export async function sendRequest(
 
 /** The longest line either side of the control socket reads, in bytes. */
 const LINE_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/** A line read by {@linkcode readLine}. */
+export interface Line {
+  /** The line, without its newline. */
+  text: string;
+  /** Whether it ended with a newline, rather than with the end of the stream. */
+  complete: boolean;
+}
 
 /**
  * Reads up to the first newline (or the end), bounded in size and time.
@@ -69,10 +96,11 @@ export async function readLine(
   conn: Deno.Conn,
   signal: AbortSignal,
   late: string,
-): Promise<string> {
+): Promise<Line> {
   const buffer = new Uint8Array(64 * 1024);
   const chunks: Uint8Array[] = [];
   let bytes = 0;
+  let complete = false;
   const onAbort = () => closeQuietly(conn);
   signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -83,7 +111,8 @@ export async function readLine(
       const end = chunk.indexOf(0x0a); // only the new bytes are searched
       chunks.push(end < 0 ? chunk : chunk.subarray(0, end));
       bytes += n;
-      if (end >= 0) break;
+      complete = end >= 0;
+      if (complete) break;
       if (bytes > LINE_LIMIT_BYTES) throw new Error("Control message is too long");
     }
   } catch (error) {
@@ -94,5 +123,5 @@ export async function readLine(
   }
   const line = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
   chunks.reduce((at, chunk) => (line.set(chunk, at), at + chunk.length), 0);
-  return new TextDecoder().decode(line);
+  return { text: new TextDecoder().decode(line), complete };
 }

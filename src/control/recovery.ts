@@ -9,7 +9,7 @@
 
 import { log } from "../log.ts";
 import { formatTarget } from "../net/address.ts";
-import { readProcStat } from "../process/proc_stat.ts";
+import { readEnvironVariable, readProcStat } from "../process/proc_stat.ts";
 import { terminateGroup } from "../process/process_group.ts";
 import { COMMAND_KEY } from "../service/commands.ts";
 import type { RunningCommand, Service, ServiceSnapshot } from "../service/service.ts";
@@ -73,6 +73,7 @@ async function recoverService(service: Service, before: ServiceSnapshot | undefi
 }
 
 /**
+/**
  * Why a saved service needs STOP_CMD now, or undefined: a stop under way, or
  * a wake after START_CMD ran (the backend may be on its way up, and nobody
  * else will stop it).
@@ -86,13 +87,34 @@ function unfinishedWork(before: ServiceSnapshot): string | undefined {
     : "a daemon killed mid-wake left the backend starting (START_CMD had ended)";
 }
 
-/** Ends the process group of a command a killed daemon left, if that very process still runs. */
+/**
+ * Ends the process group of a command a killed daemon left, if that very
+ * process still runs: the same pid, start time and run id
+ * (`SLEEPINGD_RUN_ID` in the environment it started with), so that a pid
+ * reused, or a state file that names another process, never ends anyone
+ * else's.
+ */
 async function endLeftover(name: string, leftover: RunningCommand): Promise<void> {
   const stat = readProcStat(leftover.pid);
   if (stat === undefined || stat.startTime !== leftover.startTime) return; // gone, or pid reused
+  const key = COMMAND_KEY[leftover.action] ?? "the command";
+  const runId = readEnvironVariable(leftover.pid, "SLEEPINGD_RUN_ID");
+  if (leftover.runId === undefined || runId !== leftover.runId) {
+    log("recovery").warn(
+      "[{service}] left pid {pid} alone: it is not the {key} the last daemon ran (its " +
+        "SLEEPINGD_RUN_ID {differs})",
+      {
+        service: name,
+        pid: leftover.pid,
+        key,
+        differs: leftover.runId === undefined ? "was not saved" : "differs",
+      },
+    );
+    return;
+  }
   log("recovery").warn("[{service}] ending {key} (pid {pid}) left by the last daemon", {
     service: name,
-    key: COMMAND_KEY[leftover.action],
+    key,
     pid: leftover.pid,
   });
   await terminateGroup(leftover.pid, LEFTOVER_GRACE_MS);

@@ -1,6 +1,6 @@
 /**
  * The daemon's side of the control socket: owner-only, one request per
- * connection.
+ * connection, and every answer written whole before the socket closes.
  *
  * @module
  */
@@ -18,14 +18,22 @@ export type ControlHandler = (request: ControlRequest) => Promise<ControlRespons
 const REQUEST_TIMEOUT_MS = 5_000;
 
 /**
+ * Longest a client may take to read its answer: one that stops reading is cut
+ * off then, so that it holds neither the connection nor the daemon's shutdown.
+ */
+const ANSWER_TIMEOUT_MS = 30_000;
+
+/**
  * Listens on the Unix socket at `path` (replacing a stale socket file) with
  * owner-only permissions and answers each request with `handler`. The socket
  * is made in a folder of its own (mode 700) and moved into place once it is
  * mode 600, so that it is never open to others, even for a moment.
  *
- * @returns a function that closes the socket
+ * @returns a function that closes the socket, then waits until every answer
+ *   under way is written (or its client was cut off for not reading it), so
+ *   that a daemon that stops still answers `sleepingd stop` in full
  */
-export function serveControl(path: string, handler: ControlHandler): () => void {
+export function serveControl(path: string, handler: ControlHandler): () => Promise<void> {
   const folder = Deno.makeTempDirSync({ dir: path.slice(0, path.lastIndexOf("/")) || "/" });
   let listener: Deno.UnixListener;
   try {
@@ -36,18 +44,25 @@ export function serveControl(path: string, handler: ControlHandler): () => void 
     Deno.removeSync(folder, { recursive: true });
   }
   const logger = log("control");
+  const answering = new Set<Promise<void>>();
   acceptConnections(listener, "control", (conn) => {
-    answer(conn, handler).catch((error) => {
+    const done = answer(conn, handler).catch((error) => {
       logger.warn("control request failed: {error}", { error: (error as Error).message });
+    }).then(() => {
+      answering.delete(done);
     });
+    answering.add(done);
   });
-  return () => closeQuietly(listener);
+  return async () => {
+    closeQuietly(listener);
+    await Promise.all(answering);
+  };
 }
 
 async function answer(conn: Deno.Conn, handler: ControlHandler) {
   try {
     const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-    const line = await readLine(conn, signal, "the client sent no request in time");
+    const { text: line } = await readLine(conn, signal, "the client sent no request in time");
     let response: ControlResponse;
     try {
       const request = JSON.parse(line) as ControlRequest;
@@ -59,7 +74,19 @@ async function answer(conn: Deno.Conn, handler: ControlHandler) {
     } catch (error) {
       response = { ok: false, error: (error as Error).message };
     }
-    await writeAll(conn, new TextEncoder().encode(JSON.stringify(response) + "\n"));
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      closeQuietly(conn);
+    }, ANSWER_TIMEOUT_MS);
+    try {
+      await writeAll(conn, new TextEncoder().encode(JSON.stringify(response) + "\n"));
+    } catch (error) {
+      if (!late) throw error;
+      throw new Error(`the client did not read its answer within ${ANSWER_TIMEOUT_MS / 1000}s`);
+    } finally {
+      clearTimeout(timer);
+    }
   } finally {
     closeQuietly(conn);
   }

@@ -8,6 +8,7 @@ import type { InstanceInfo } from "../cluster/cluster.ts";
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Service } from "../service/service.ts";
+import type { SharedPorts } from "../service/shared_ports.ts";
 import type { State } from "../service/lifecycle.ts";
 import { VERSION } from "../version.ts";
 
@@ -27,6 +28,11 @@ export interface ServiceStatus {
   keptAwakeUntil: string | null;
   /** Why it is awake: `3 connections`, `schedule Mon-Fri 08:00-18:00 until Mon 18:00`; null asleep. */
   awakeBecause: string | null;
+  /**
+   * What its wake under way waits for: `waiting for 10.0.0.5:22: 20 s of
+   * READY_TIMEOUT 60 s, 3 clients held`; null when no wake is under way.
+   */
+  wakeProgress: string | null;
   /** The backend's `host:port` while known, else null. */
   target: string | null;
   /** Connections open now (including those waiting for a wake). */
@@ -53,6 +59,26 @@ export interface ServiceStatus {
   bytesOut: number;
   /** ISO time of the last connection or byte, or null before any. */
   lastActivity: string | null;
+  /** The names it answers to on a port shared by name (HOSTNAMES); empty when the port is its own. */
+  hostnames: string[];
+  /** Whether browsers get a waiting page while it wakes (WAITING_PAGE). */
+  waitingPage: boolean;
+  /** Waiting pages served, and pages of a failed wake. */
+  pages: { waiting: number; failed: number };
+}
+
+/** A port routed by name, as `status` shows it: which names went to which service. */
+export interface SharedPortStatus {
+  /** Its addresses and port: `[::]:80`. */
+  listen: string;
+  /** Whether its services share it by name (HOSTNAMES); else it is one WAITING_PAGE service's. */
+  byName: boolean;
+  /** Each pattern of each service, with the connections it routed. */
+  routes: { hostname: string; service: string; connections: number }[];
+  /** Connections closed before any service took them, by reason (`unknown_name`, `timeout`...). */
+  unrouted: Record<string, number>;
+  /** Connections whose first bytes are being read now. */
+  reading: number;
 }
 
 /** The daemon as `status` shows it. */
@@ -69,8 +95,16 @@ export interface DaemonStatus {
   actions: boolean;
   /** With ETCD_ENDPOINTS, the instances of the cluster, this one first. */
   instances?: InstanceInfo[];
+  /** The ports routed by name (HOSTNAMES, WAITING_PAGE), when there are any. */
+  sharedPorts?: SharedPortStatus[];
   /** Its services, in configuration order. */
   services: ServiceStatus[];
+  /**
+   * What the daemon warned of at its start, or at its last reload since, one
+   * line each (`FILE:LINE: message` where there is a place). Absent until its
+   * start is done: every service listens.
+   */
+  warnings?: string[];
 }
 
 /** A snapshot of one service. */
@@ -84,6 +118,7 @@ function serviceStatus(service: Service): ServiceStatus {
     stateSince: new Date(service.stateSince).toISOString(),
     keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
     awakeBecause: service.awakeBecause() ?? null,
+    wakeProgress: service.wakeProgress() ?? null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,
     totalConnections: stats.totalConnections,
@@ -97,7 +132,30 @@ function serviceStatus(service: Service): ServiceStatus {
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,
     lastActivity: stats.lastActivity ? new Date(stats.lastActivity).toISOString() : null,
+    hostnames: config.hostnames ?? [],
+    waitingPage: config.waitingPage !== undefined,
+    pages: { waiting: stats.waitingPages, failed: stats.errorPages },
   };
+}
+
+/** What each port routed by name routed, pattern by pattern. */
+function sharedPortStatus(shared: SharedPorts): SharedPortStatus[] {
+  return shared.routers.map((router) => {
+    const routed = shared.counts.routed.get(router.listen);
+    return {
+      listen: router.listen,
+      byName: router.patterns.some(({ service }) => service.config.hostnames !== undefined),
+      routes: router.patterns.flatMap(({ service, patterns }) =>
+        patterns.map((hostname) => ({
+          hostname,
+          service: service.config.name,
+          connections: routed?.get(`${hostname} ${service.config.name}`) ?? 0,
+        }))
+      ),
+      unrouted: Object.fromEntries(shared.counts.unrouted.get(router.listen) ?? []),
+      reading: router.reading,
+    };
+  });
 }
 
 /** A snapshot of the daemon. */
@@ -107,7 +165,10 @@ export function daemonStatus(
   configFiles: string[],
   actions = false,
   instances?: InstanceInfo[],
+  warnings?: string[],
+  shared?: SharedPorts,
 ): DaemonStatus {
+  const sharedPorts = shared ? sharedPortStatus(shared) : [];
   return {
     pid: Deno.pid,
     version: VERSION,
@@ -115,13 +176,17 @@ export function daemonStatus(
     configFiles,
     actions,
     ...(instances ? { instances } : {}),
+    ...(sharedPorts.length > 0 ? { sharedPorts } : {}),
     services: services.map(serviceStatus),
+    ...(warnings ? { warnings } : {}),
   };
 }
 
 /**
  * The seed's status lines, `NAME (port N) running`, each followed by the
- * service's state, target, connections, wakes and last activity.
+ * service's state, target, connections, wakes and last activity; then the
+ * ports routed by name, a line each; then what the daemon warned of at its
+ * start or last reload, a `warning: ` line each.
  */
 export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   if (status.services.length === 0) return "no service is active";
@@ -133,12 +198,21 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
   return instances + status.services.map((service) => {
     const udp = service.ports.some((port) => port.endsWith("/udp"));
     const details = [
-      `state ${service.state}` + (service.awakeBecause ? ` (${service.awakeBecause})` : ""),
+      `state ${service.state}` +
+      (service.awakeBecause
+        ? ` (${service.awakeBecause})`
+        : service.wakeProgress
+        ? ` (${service.wakeProgress})`
+        : ""),
       service.target ? `target ${service.target}` : undefined,
       service.keptAwakeUntil && !service.awakeBecause
         ? `kept awake until ${service.keptAwakeUntil}`
         : undefined,
       service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
+      service.hostnames?.length ? `names ${service.hostnames.join(" ")}` : undefined,
+      service.waitingPage
+        ? `waiting page (${service.pages.waiting} served, ${service.pages.failed} of a failed wake)`
+        : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
       udp
         ? `${service.openFlows} UDP flow${service.openFlows === 1 ? "" : "s"}, ` +
@@ -151,7 +225,22 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         : "no activity yet",
     ].filter(Boolean).join(", ");
     return `${service.name} (port ${service.port}) running\n  ${details}`;
-  }).join("\n");
+  }).join("\n") + (status.sharedPorts ?? []).map(formatSharedPort).join("") +
+    (status.warnings ?? []).map((warning) => `\nwarning: ${warning}`).join("");
+}
+
+/**
+ * A port routed by name: `port [::]:80 by name: app.example.com -> web (12),
+ * * -> docs (1); unrouted: 3 unknown_name, 1 timeout`, on a line of its own;
+ * or a WAITING_PAGE service's own: `port [::]:8080 reads request heads: * -> web (5)`.
+ */
+function formatSharedPort(port: SharedPortStatus): string {
+  const routes = port.routes
+    .map((route) => `${route.hostname} -> ${route.service} (${route.connections})`)
+    .join(", ");
+  const unrouted = Object.entries(port.unrouted).map(([reason, count]) => `${count} ${reason}`);
+  return `\nport ${port.listen} ${port.byName ? "by name" : "reads request heads"}: ${routes}` +
+    (unrouted.length > 0 ? `; unrouted: ${unrouted.join(", ")}` : "");
 }
 
 /** A duration in the past, in words: "5s ago", "3m 20s ago", "2h 5m ago". */

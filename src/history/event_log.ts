@@ -6,6 +6,7 @@
  * @module
  */
 
+import { openOwnFile, readOwnFile } from "../fs/own_files.ts";
 import { log } from "../log.ts";
 import type { State } from "../service/lifecycle.ts";
 import { type DaemonEvent, type HistoryEvent, parseEvent } from "./event.ts";
@@ -20,6 +21,8 @@ export const LOG_FILE = "events.jsonl";
 export interface EventLogOptions {
   /** The folder (STATE_PATH); undefined keeps the log in memory only. */
   folder?: string;
+  /** Where the folder is set, `FILE:LINE`, to begin a warning about it with. */
+  folderSource?: string;
   /** Bytes a file may hold before the next one begins; {@linkcode FILE_LIMIT} by default. */
   fileLimit?: number;
   /** Every watched service's state now, written at the head of each new file. */
@@ -50,7 +53,8 @@ export class EventLog {
    * Opens the log in `options.folder` (creating it), reading back the events
    * that its files hold; corrupt or truncated lines are skipped with a warning.
    * Without a folder, or when it cannot be written, the log is kept in memory
-   * only, with a warning naming the folder and why.
+   * only, with a warning naming the folder and why; so too when a file of the
+   * log is a link, has other hard links or is another user's (never followed).
    */
   constructor(options: EventLogOptions) {
     this.#options = options;
@@ -60,8 +64,13 @@ export class EventLog {
       this.#open(options.folder);
     } catch (error) {
       this.#log.warn(
-        "cannot keep the history in STATE_PATH {folder}: {error}; it lasts until sleepingd stops",
-        { folder: options.folder, error: (error as Error).message },
+        "{where}cannot keep the history in STATE_PATH {folder}: {error}; it lasts until " +
+          "sleepingd stops",
+        {
+          where: options.folderSource ? `${options.folderSource}: ` : "",
+          folder: options.folder,
+          error: (error as Error).message,
+        },
       );
     }
   }
@@ -116,7 +125,7 @@ export class EventLog {
     const newer = this.#readFile(current);
     this.#events = [...older.events, ...newer.events];
     this.#inOlderFile = older.events.length;
-    this.#file = Deno.openSync(current, { append: true, create: true, mode: 0o640 });
+    this.#file = openOwnFile(current, { append: true, create: true, mode: 0o640 });
     this.#size = newer.bytes;
     this.#brokenLine = newer.bytes > 0 && !newer.endsWithNewline;
   }
@@ -125,7 +134,7 @@ export class EventLog {
   #readFile(path: string): { events: HistoryEvent[]; bytes: number; endsWithNewline: boolean } {
     let text: string;
     try {
-      text = Deno.readTextFileSync(path);
+      text = readOwnFile(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         return { events: [], bytes: 0, endsWithNewline: true };
@@ -190,7 +199,7 @@ export class EventLog {
     this.#file = undefined;
     try {
       Deno.renameSync(current, `${current}.1`);
-      this.#file = Deno.openSync(current, { append: true, create: true, mode: 0o640 });
+      this.#file = openOwnFile(current, { append: true, create: true, mode: 0o640 });
     } catch (error) {
       this.#log.warn("cannot begin a new history file {path}: {error}; it is kept in memory", {
         path: current,

@@ -4,6 +4,8 @@
  * @module
  */
 
+import ipaddr from "ipaddr.js";
+
 /** Where a backend listens. */
 export interface Target {
   /** IPv4 or IPv6 address, or a host name. */
@@ -50,6 +52,18 @@ export function formatTarget(target: Target): string {
 /** An IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, as a dual-stack listener sees IPv4 clients) as IPv4. */
 export function unmapped(hostname: string): string {
   return hostname.replace(/^::ffff:(?=\d+\.)/, "");
+}
+
+/**
+ * The source a client counts as for per-source limits: its IPv4 address, or
+ * the /64 block of its IPv6 address (`2001:db8:1:2::/64`), as one host or
+ * site is handed a whole /64 and may use any address in it.
+ */
+export function sourceOf(hostname: string): string {
+  const address = unmapped(hostname);
+  if (!ipaddr.IPv6.isValid(address) || ipaddr.IPv4.isValid(address)) return address;
+  const parts = ipaddr.IPv6.parse(address).parts.slice(0, 4);
+  return `${new ipaddr.IPv6([...parts, 0, 0, 0, 0]).toString()}/64`;
 }
 
 /** Formats a socket address for logs, showing IPv4-mapped IPv6 addresses as IPv4. */

@@ -29,9 +29,18 @@ export class ClientHold implements Stream {
   readonly #data = Promise.withResolvers<void>();
   readonly #gone = Promise.withResolvers<string>();
 
-  /** Starts reading `conn` and keeping what it sends. */
-  constructor(conn: Deno.Conn) {
+  /**
+   * Starts reading `conn` and keeping what it sends, after `first`: bytes
+   * read from it already (the first bytes of a port routed by name).
+   */
+  constructor(conn: Deno.Conn, first?: Uint8Array) {
     this.#conn = conn;
+    if (first && first.length > 0) {
+      this.#chunks.push(first);
+      this.#held = first.length;
+      this.#sent = true;
+      this.#data.resolve();
+    }
     this.#readAhead();
   }
 

@@ -4,10 +4,15 @@
  * @module
  */
 
+import { sleep } from "../timers.ts";
 import { formatTarget } from "./address.ts";
 
 /** Pending connections the kernel may queue per listener while a wake is under way. */
 const BACKLOG = 4096;
+/** How long a port that a listener of this process has just closed may stay busy. */
+const FREED_WAIT_MS = 2_000;
+/** How often it is tried meanwhile. */
+const FREED_RETRY_MS = 10;
 
 /**
  * Listens on `port` at each address. `::` listens on every IPv6 and IPv4
@@ -26,6 +31,31 @@ export function listenAll(addresses: string[], port: number): Deno.TcpListener[]
   } catch (error) {
     for (const listener of listeners) listener.close();
     throw error;
+  }
+}
+
+/**
+ * {@linkcode listenAll} on a port that a listener of this process has just
+ * closed (a reload moving it): the runtime frees the port a moment after the
+ * listener's accept loop has ended, so "address already in use" is tried
+ * again, every 10 ms for up to 2 s (docs/ARCHITECTURE.md, "Reload and
+ * shutdown").
+ *
+ * @throws {Error} as listenAll does, once the port is still in use after that
+ */
+export async function listenAllWhenFreed(
+  addresses: string[],
+  port: number,
+): Promise<Deno.TcpListener[]> {
+  const deadline = Date.now() + FREED_WAIT_MS;
+  while (true) {
+    try {
+      return listenAll(addresses, port);
+    } catch (error) {
+      const inUse = (error as Error).cause instanceof Deno.errors.AddrInUse;
+      if (!inUse || Date.now() >= deadline) throw error;
+      await sleep(FREED_RETRY_MS);
+    }
   }
 }
 

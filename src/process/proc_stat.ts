@@ -1,5 +1,5 @@
 /**
- * What Linux's /proc says of a process: its state, process group and start time.
+ * What Linux's /proc says of a process: its state, process group, start time and environment.
  *
  * @module
  */
@@ -27,6 +27,26 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
   return { state: fields[0], pgrp: Number(fields[2]), startTime: Number(fields[19]) };
 }
 
+/** Clock ticks a second in /proc (USER_HZ, 100 on every Linux architecture sleepingd runs on). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * When `pid` started, in epoch milliseconds (from its start time and the boot
+ * time in /proc/stat), to the tick; undefined when it does not exist.
+ */
+export function startedAt(pid: number): number | undefined {
+  const stat = readProcStat(pid);
+  if (stat === undefined) return undefined;
+  let bootSeconds: number;
+  try {
+    bootSeconds = Number(/^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"))?.[1]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isFinite(bootSeconds)) return undefined;
+  return bootSeconds * 1000 + (stat.startTime * 1000) / TICKS_PER_SECOND;
+}
+
 /**
  * Whether a process is running. Zombies do not count: an orphan reparented to
  * a PID 1 that does not reap stays a zombie for good (docs/ARCHITECTURE.md, "Commands").
@@ -39,4 +59,19 @@ export function isAlive(pid: number): boolean {
 /** Whether a stat is of a zombie or dead process. */
 export function isDead(stat: ProcStat): boolean {
   return stat.state === "Z" || stat.state === "X";
+}
+
+/**
+ * The value of `name` in the environment `pid` started with (`/proc/PID/environ`);
+ * undefined when it has none, or the process is gone or not readable.
+ */
+export function readEnvironVariable(pid: number, name: string): string | undefined {
+  let environ: string;
+  try {
+    environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
+  const prefix = `${name}=`;
+  return environ.split("\0").find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
 }

@@ -1,6 +1,7 @@
 /**
  * Running a command as another user (`USER`): the account from the password
- * database, and `setpriv` (or `runuser`) to switch to it.
+ * database, `setpriv` (or `runuser`) to switch to it, and the environment and
+ * folder such a command starts with: its own, not the daemon's.
  *
  * @module
  */
@@ -38,23 +39,48 @@ async function lookUpUser(user: string): Promise<Account | undefined> {
   return undefined;
 }
 
+/** The PATH a command run as another user gets when sleepingd has none. */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** How to run a command as a user: the command line, its whole environment, its folder. */
+export interface AsUser {
+  /** `argv` prefixed with what switches to the user. */
+  argv: string[];
+  /**
+   * The environment it starts with, in place of sleepingd's: PATH, LANG,
+   * the variables `passEnv` names (from sleepingd's environment), and the
+   * HOME, USER and LOGNAME a login as that user would set.
+   */
+  env: Record<string, string>;
+  /** Its working folder: the user's home, or `/` when that is no folder. */
+  cwd: string;
+}
+
 /**
  * Prefixes `argv` so that it runs as `user` (unchanged if we already are that
- * user), and gives the HOME, USER and LOGNAME a login as that user would set.
+ * user), with a clean environment of its own and its home as working folder.
  *
+ * @param passEnv names of sleepingd's environment variables the command gets too (PASS_ENV)
  * @throws {Error} when the user does not exist, sleepingd is not root, or
  * neither setpriv nor runuser is installed
  */
 export async function asUser(
   user: string,
   argv: string[],
-): Promise<{ argv: string[]; env: Record<string, string> }> {
+  passEnv: readonly string[] = [],
+): Promise<AsUser> {
   const account = await lookUpUser(user);
   if (!account) throw new Error(`Cannot run command as user "${user}": no such user`);
   const { name, uid, gid, home } = account;
-  const env = { HOME: home, USER: name, LOGNAME: name };
+  const env: Record<string, string> = { PATH: Deno.env.get("PATH") ?? DEFAULT_PATH };
+  for (const variable of ["LANG", ...passEnv]) {
+    const value = Deno.env.get(variable);
+    if (value !== undefined) env[variable] = value;
+  }
+  Object.assign(env, { HOME: home, USER: name, LOGNAME: name });
+  const cwd = isFolder(home) ? home : "/";
   const self = Deno.uid();
-  if (uid === self) return { argv, env };
+  if (uid === self) return { argv, env, cwd };
   if (self !== 0) {
     throw new Error(
       `Cannot run command as user "${user}": sleepingd must run as root to switch users (running as uid ${self})`,
@@ -66,9 +92,18 @@ export async function asUser(
     return {
       argv: [setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv],
       env,
+      cwd,
     };
   }
   const runuser = findExecutable("runuser");
-  if (runuser) return { argv: [runuser, "-u", name, "--", ...argv], env };
+  if (runuser) return { argv: [runuser, "-u", name, "--", ...argv], env, cwd };
   throw new Error(`Cannot run command as user "${user}": neither setpriv nor runuser is on PATH`);
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }

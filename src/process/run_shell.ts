@@ -9,6 +9,7 @@
  * @module
  */
 
+import { constants } from "node:os";
 import { sleep, startTimer, within } from "../timers.ts";
 import { drain, Head, Tail } from "./output.ts";
 import { groupHasLiveProcess, signalGroup } from "./process_group.ts";
@@ -19,10 +20,19 @@ import { findExecutable } from "./which.ts";
 export interface ShellOptions {
   /** Seconds before the command is killed; `undefined` or 0 means no limit. */
   timeout?: number;
-  /** Extra environment variables, added to (and overriding) the daemon's environment. */
+  /**
+   * Extra environment variables, added to (and overriding) the daemon's environment, or,
+   * with `user`, to the user's own.
+   */
   env?: Record<string, string>;
-  /** Run as this user (name or uid); switching to another user needs root. */
+  /**
+   * Run as this user (name or uid), with a clean environment (PATH, LANG, HOME, USER,
+   * LOGNAME, `passEnv`'s variables and `env`) and its home as working folder; switching to
+   * another user needs root.
+   */
   user?: string;
+  /** With `user`: names of the daemon's environment variables the command gets too. */
+  passEnv?: readonly string[];
   /**
    * Aborting kills the command the way a timeout does, but the result has `aborted: true`
    * and keeps the exit code the command died with (usually 143) instead of 124.
@@ -89,7 +99,8 @@ const KILL_SETTLE_MS = 1000;
  * `killGraceMs` if any of it is still alive.
  *
  * @param command The command text, passed to the shell untouched.
- * @param options Timeout, extra environment, user, abort signal, kill grace.
+ * @param options Timeout, extra environment, user (and the variables it gets), abort signal,
+ * kill grace.
  * @returns The exit code, captured output and how the command ended. A failing command
  * resolves too: check `code`.
  * @throws {RangeError} If `timeout` or `killGraceMs` is negative or not a number.
@@ -106,13 +117,12 @@ const KILL_SETTLE_MS = 1000;
  * ```
  */
 export async function runShell(command: string, options: ShellOptions = {}): Promise<ShellResult> {
-  const { timeout = 0, env = {}, user, signal, killGraceMs = 2000, onSpawn } = options;
+  const { timeout = 0, env = {}, user, passEnv, signal, killGraceMs = 2000, onSpawn } = options;
   checkDuration("timeout", timeout);
   checkDuration("killGraceMs", killGraceMs);
   const shell = [findShell(), "-c", command];
-  const { argv, env: userEnv } = user === undefined
-    ? { argv: shell, env: {} }
-    : await asUser(user, shell);
+  const as = user === undefined ? undefined : await asUser(user, shell, passEnv);
+  const argv = as?.argv ?? shell;
   signal?.throwIfAborted();
 
   // Its own process group (pgid = pid), so that -pid reaches grandchildren too. `setsid`
@@ -123,7 +133,9 @@ export async function runShell(command: string, options: ShellOptions = {}): Pro
   const [program, ...args] = setsid ? [setsid, ...argv] : argv;
   const child = new Deno.Command(program, {
     args,
-    env: { ...userEnv, ...env },
+    env: { ...as?.env, ...env },
+    clearEnv: as !== undefined,
+    cwd: as?.cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -198,23 +210,31 @@ export function firstLine(text: string): string {
   return text.split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
 }
 
+/** Signal names by number (`15` → `SIGTERM`), as this system numbers them. */
+const SIGNAL_NAMES = new Map(
+  Object.entries(constants.signals).map(([name, number]) => [number as number, name]),
+);
+
 /**
  * Sums up a result in one line for the log: how it ended, after how long, and the last line
- * of stderr if there is one.
+ * of stderr if there is one. An exit code above 128 is said to be the signal it stands for,
+ * as the shell reports a command a signal killed.
  *
  * @example
  * ```ts
  * describeResult(result); // "exit 1 after 0.2s: nc: Address already in use"
+ * describeResult(result); // "exit 143 (killed by SIGTERM) after 3.0s"
  * describeResult(result); // "timed out after 5.0s"
  * ```
  */
 export function describeResult(result: ShellResult): string {
   const after = `after ${(result.durationMs / 1000).toFixed(1)}s`;
+  const signal = result.code > 128 ? SIGNAL_NAMES.get(result.code - 128) : undefined;
   const ending = result.timedOut
     ? `timed out ${after}`
     : result.aborted
     ? `aborted ${after}`
-    : `exit ${result.code} ${after}`;
+    : `exit ${result.code}${signal ? ` (killed by ${signal})` : ""} ${after}`;
   const lines = result.stderrTail.split("\n").map((line) => line.trim());
   const last = lines.findLast((line) => line !== "") ?? "";
   return last === "" ? ending : `${ending}: ${last.length > 200 ? last.slice(0, 199) + "…" : last}`;

@@ -8,7 +8,7 @@
 
 import { AddressRules } from "../config/address_rules.ts";
 import type { ServiceConfig } from "../config/types.ts";
-import { unmapped } from "../net/address.ts";
+import { sourceOf, unmapped } from "../net/address.ts";
 
 /** Why a client was closed without a backend, as `sleepingd_refused_total{reason}` counts it. */
 export type RefusalReason =
@@ -29,7 +29,7 @@ export interface Refusal {
   message: string;
 }
 
-/** The clients one service lets in, and how many each address holds now. */
+/** The clients one service lets in, and how many each source (address, or IPv6 /64) holds now. */
 export class Admission {
   #rules: AddressRules;
   #config: ServiceConfig;
@@ -66,23 +66,24 @@ export class Admission {
         message: `the service holds MAX_CONNECTIONS (${maxConnections}) already`,
       };
     }
-    const held = this.#perSource.get(address) ?? 0;
+    const source = sourceOf(address);
+    const held = this.#perSource.get(source) ?? 0;
     if (maxConnectionsPerSource !== undefined && held >= maxConnectionsPerSource) {
       return {
         reason: "max_connections_per_source",
-        message: `${address} holds MAX_CONNECTIONS_PER_SOURCE (${maxConnectionsPerSource}) already`,
+        message: `${source} holds MAX_CONNECTIONS_PER_SOURCE (${maxConnectionsPerSource}) already`,
       };
     }
-    this.#perSource.set(address, held + 1);
+    this.#perSource.set(source, held + 1);
     return undefined;
   }
 
   /** Uncounts a client that {@linkcode admit} let in. */
   left(client: Deno.NetAddr): void {
-    const address = unmapped(client.hostname);
-    const held = (this.#perSource.get(address) ?? 1) - 1;
-    if (held > 0) this.#perSource.set(address, held);
-    else this.#perSource.delete(address);
+    const source = sourceOf(client.hostname);
+    const held = (this.#perSource.get(source) ?? 1) - 1;
+    if (held > 0) this.#perSource.set(source, held);
+    else this.#perSource.delete(source);
   }
 }
 

@@ -33,15 +33,38 @@ export interface CommandContext {
   maxSeconds?: number;
   /** Told the command's pid as soon as it runs. */
   onSpawn?: (pid: number) => void;
+  /** A random id of this run, put in its environment as `SLEEPINGD_RUN_ID`, to recognise it later. */
+  runId?: string;
 }
+
+/** Commands whose failure is an error, logged as such when they end (CHECK_CMD may say "down"). */
+const MUST_SUCCEED: readonly Action[] = ["start", "stop"];
 
 /** A command that ran and did not exit 0 (or could not run at all). */
 export class CommandError extends Error {
+  /**
+   * Whether the command's failure is in the log already, as an error line
+   * from {@linkcode runServiceCommand}: whoever catches it says nothing more.
+   */
+  readonly logged: boolean;
+
   /** Creates an error such as `START_CMD exit 1 after 0.2s: last stderr line`. */
-  constructor(message: string, readonly result?: ShellResult) {
+  constructor(message: string, readonly result?: ShellResult, options: { logged?: boolean } = {}) {
     super(message);
     this.name = "CommandError";
+    this.logged = options.logged ?? false;
   }
+}
+
+/**
+ * Whether `error`, or an error it was caused by, is a command's failure that
+ * is in the log already: a failed START_CMD is logged once, when it ends.
+ */
+export function loggedAlready(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof CommandError && cause.logged) return true;
+  }
+  return false;
 }
 
 /** Runs one of a service's commands; how the wake and the idle monitor run theirs. */
@@ -53,8 +76,9 @@ export type RunCommand = (
 
 /**
  * Runs the service's command for `action` with the `SLEEPINGD_*` environment,
- * logging its start (debug), its outcome (info; debug for the polling
- * READY_CMD and IDLE_CMD) and, at trace level, what it printed.
+ * logging its start (debug), its outcome once (info; error for a START_CMD or
+ * STOP_CMD that failed; debug for the polling READY_CMD and IDLE_CMD) and, at
+ * trace level, what it printed.
  *
  * @returns the result, whatever the exit code
  * @throws {CommandError} when the command cannot be started at all
@@ -75,6 +99,7 @@ export async function runServiceCommand(
       timeout: limits.length > 0 ? Math.min(...limits) : undefined,
       env: commandEnv(service, action, context),
       user: service.user,
+      passEnv: service.passEnv,
       signal: context.signal,
       onSpawn: context.onSpawn,
     });
@@ -82,8 +107,13 @@ export async function runServiceCommand(
     const reason = error instanceof Error ? error.message : String(error);
     throw new CommandError(`Cannot run ${key}: ${reason}`);
   }
-  // Checks, starts and stops change things and are rare: info. READY_CMD and IDLE_CMD poll: debug.
-  const level = action === "ready" || action === "idle" ? "debug" : "info";
+  // Checks, starts and stops change things and are rare: info, or error for a failed start or
+  // stop, whose catchers then say nothing more. READY_CMD and IDLE_CMD poll: debug.
+  const level = action === "ready" || action === "idle"
+    ? "debug"
+    : failedLoudly(action, result)
+    ? "error"
+    : "info";
   logger[level]("[{service}] {key} {outcome}", {
     service: service.name,
     key,
@@ -110,21 +140,29 @@ export async function runServiceCommand(
 /** Throws a {@linkcode CommandError} unless the command exited 0. */
 export function requireSuccess(action: Action, result: ShellResult): ShellResult {
   if (result.code !== 0) {
-    throw new CommandError(`${COMMAND_KEY[action]} ${describeResult(result)}`, result);
+    throw new CommandError(`${COMMAND_KEY[action]} ${describeResult(result)}`, result, {
+      logged: failedLoudly(action, result),
+    });
   }
   return result;
+}
+
+/** Whether {@linkcode runServiceCommand} logged this result as an error: a start or stop failed. */
+function failedLoudly(action: Action, result: ShellResult): boolean {
+  return MUST_SUCCEED.includes(action) && result.code !== 0 && !result.aborted;
 }
 
 function commandEnv(
   service: ServiceConfig,
   action: Action,
-  { client, target }: CommandContext,
+  { client, target, runId }: CommandContext,
 ): Record<string, string> {
   const env: Record<string, string> = {
     SLEEPINGD_SERVICE: service.name,
     SLEEPINGD_PORT: String(service.port),
     SLEEPINGD_ACTION: action,
   };
+  if (runId) env.SLEEPINGD_RUN_ID = runId;
   if (client) {
     env.SLEEPINGD_CLIENT_ADDRESS = unmapped(client.hostname);
     env.SLEEPINGD_CLIENT_PORT = String(client.port);

@@ -11,7 +11,9 @@ import { formatAddr, formatTarget } from "../net/address.ts";
 import { closeQuietly, writeAll } from "../net/conn.ts";
 import { tuneConnection } from "../net/connect.ts";
 import { forward, type Stream } from "../net/forward.ts";
+import type { FirstBytes } from "../net/first_bytes.ts";
 import { ClientHold } from "../net/hold.ts";
+import { Prefixed } from "../net/prefixed.ts";
 import { proxyHeader } from "../net/proxy_protocol.ts";
 import { abortable, startTimer } from "../timers.ts";
 import type { Refusal } from "./admission.ts";
@@ -19,6 +21,7 @@ import { NoBackendError } from "./routing.ts";
 import type { Service } from "./service.ts";
 import type { Backend } from "./wake.ts";
 import type { PortMapping } from "../config/ports.ts";
+import { BrowserWait, PageAnswered } from "./waiting_page.ts";
 
 /** Connections log here: this module runs once per connection, so the logger is made once. */
 const logger = log("connection");
@@ -36,12 +39,14 @@ class ClientLeft extends Error {
  * Serves the client `client` of `service` until both sides are done, or
  * closes it at once when the limits of all services (`total`) or the
  * service refuse it. `port` is the MORE_PORTS entry it came on; undefined for PORT.
+ * `first` is what a port routed by name read of it already, to choose the service.
  */
 export async function serveConnection(
   service: Service,
   client: Deno.TcpConn,
   total: Refusal | undefined,
   port?: PortMapping,
+  first?: FirstBytes,
 ): Promise<void> {
   const name = service.config.name;
   const peer = formatAddr(client.remoteAddr);
@@ -62,7 +67,7 @@ export async function serveConnection(
     let backend: Backend;
     try {
       tuneConnection(client);
-      ({ source, backend } = await waitForBackend(service, client, port));
+      ({ source, backend } = await waitForBackend(service, client, port, first));
       const version = service.config.proxyProtocol;
       if (version) {
         // First, before the client's bytes: servers that speak first wait for it too.
@@ -73,8 +78,10 @@ export async function serveConnection(
           });
       }
     } catch (error) {
-      if (error instanceof NoBackendError && error.refusal) service.refused(error.refusal);
-      logger[error instanceof ClientLeft ? "info" : "warn"](
+      const cause = error instanceof PageAnswered ? error.cause : error;
+      if (cause instanceof NoBackendError && cause.refusal) service.refused(cause.refusal);
+      const quiet = error instanceof ClientLeft || error instanceof PageAnswered;
+      logger[quiet ? "info" : "warn"](
         "[{service}] closing connection from {peer}: {reason}",
         { service: name, peer, reason: (error as Error).message },
       );
@@ -93,7 +100,8 @@ export async function serveConnection(
     );
     const seconds = ((Date.now() - opened) / 1000).toFixed(2);
     const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
-    logger.info(
+    // LOG_CONNECTIONS=no keeps a busy service's connections out of the info log.
+    logger[service.config.logConnections ? "info" : "debug"](
       "[{service}] {peer} connection to {target} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
       {
         service: name,
@@ -124,13 +132,15 @@ async function waitForBackend(
   service: Service,
   client: Deno.TcpConn,
   port: PortMapping | undefined,
+  first: FirstBytes | undefined,
 ): Promise<{ source: Stream; backend: Backend }> {
   if (!service.config.routePerConnection && service.state === "awake") {
     const backend = await service.openBackend(client.remoteAddr, { wait: false, port });
-    if (backend) return { source: client, backend };
+    if (backend) return { source: first ? new Prefixed(client, first.bytes) : client, backend };
   }
   const { holdTimeout, wakeOn } = service.config;
-  const hold = new ClientHold(client);
+  const hold = new ClientHold(client, first?.bytes);
+  const browser = BrowserWait.of(service, first);
   const giveUp = new AbortController();
   const cancelTimer = holdTimeout > 0
     ? startTimer(holdTimeout * 1000, () => {
@@ -141,9 +151,13 @@ async function waitForBackend(
   hold.gone.then((why) => giveUp.abort(new ClientLeft(`the client left while it waited: ${why}`)));
   try {
     if (wakeOn === "data" && service.state !== "awake") await abortable(hold.data, giveUp.signal);
+    browser?.begin(giveUp);
     const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal, port });
     return { source: hold.release(), backend: backend! };
+  } catch (error) {
+    throw (await browser?.answer(hold, error)) ?? error;
   } finally {
     cancelTimer();
+    browser?.end();
   }
 }

@@ -278,7 +278,7 @@ export class DatagramRelay {
     const dropped = this.#unqueue(flow);
     if (dropped > 0) this.#service.dropped("no_backend", dropped);
     this.#service.flowClosed(flow.client);
-    logger.info(
+    logger[this.#service.config.logConnections ? "info" : "debug"](
       "[{service}] {peer} flow to {target} ended after {seconds}s, {datagramsIn} datagrams ({bytesIn} bytes) in, {datagramsOut} ({bytesOut} bytes) out: {why}",
       {
         service: this.#service.config.name,

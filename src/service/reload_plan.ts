@@ -7,6 +7,7 @@
 
 import { listenPorts, type PortMapping } from "../config/ports.ts";
 import type { ServiceConfig } from "../config/types.ts";
+import { routedByName } from "./name_router.ts";
 
 /** What a reload did, by service name. */
 export interface ReloadSummary {
@@ -121,14 +122,20 @@ function isRename(removed: ServiceConfig, added: ServiceConfig): boolean {
 
 /** Whether two settings of a service are the same, wherever in the files they were written. */
 function sameConfig(a: ServiceConfig, b: ServiceConfig): boolean {
-  const withoutSources = (key: string, value: unknown) => key === "source" ? undefined : value;
+  // Where a setting was written (`source`, `portSource`, ...) is no setting: lines may move.
+  const withoutSources = (key: string, value: unknown) =>
+    /^source$|Source$/.test(key) ? undefined : value;
   return JSON.stringify(a, withoutSources) === JSON.stringify(b, withoutSources);
 }
 
-/** Whether two settings listen on the same ports (each mapped alike) and addresses. */
+/**
+ * Whether two settings listen on the same ports (each mapped alike) and
+ * addresses, their PORT alike routed by name or not.
+ */
 function sameListen(a: ServiceConfig, b: ServiceConfig): boolean {
   const ports = (config: ServiceConfig) => JSON.stringify(listenPorts(config));
-  return ports(a) === ports(b) && a.listenAddresses.join(" ") === b.listenAddresses.join(" ");
+  return ports(a) === ports(b) && a.listenAddresses.join(" ") === b.listenAddresses.join(" ") &&
+    routedByName(a) === routedByName(b);
 }
 
 /** `8080/tcp`: what two services may not both listen on. */

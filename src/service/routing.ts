@@ -12,11 +12,12 @@ import { formatAddr, formatTarget, type Target } from "../net/address.ts";
 import { connectOnce, connectWhenReady } from "../net/connect.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
-import type { RunCommand } from "./commands.ts";
+import { loggedAlready, type RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
 import { ALONE, type Coordinator, type WakeClaim } from "./coordinator.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
+import { type Waiting, WakeProgress } from "./wake_progress.ts";
 
 const logger = log("service");
 
@@ -79,6 +80,8 @@ export interface RouteContext {
    * @throws {Error} naming the one that did not wake, and why
    */
   wakeDependencies(signal: AbortSignal): Promise<void>;
+  /** Who waits for the service's wake now: clients held, datagrams queued. */
+  waiting(): Waiting;
 }
 
 /** Finds the backend connection for each client of one service. */
@@ -101,6 +104,12 @@ export interface Router {
    * @throws {NoBackendError} saying why there is none
    */
   target(cause: string, client?: Deno.NetAddr, signal?: AbortSignal): Promise<Target>;
+
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  progress(): string | undefined;
 }
 
 /** The router for a configuration. */
@@ -129,6 +138,9 @@ function beginWake(context: RouteContext, reason: string): boolean {
  * @throws {WakeError} saying which dependency did not wake, or why the wake failed
  */
 async function wakeAfterDependencies(context: RouteContext, request: WakeRequest) {
+  if (request.config.dependsOn.length > 0) {
+    request.observer?.step({ step: "dependencies", since: Date.now() });
+  }
   try {
     await context.wakeDependencies(request.signal);
   } catch (error) {
@@ -173,6 +185,8 @@ class SharedWake implements Router {
   readonly #context: RouteContext;
   /** A CHECK_CMD under way to tell whether the backend is gone, shared by the clients asking. */
   #checking?: Promise<boolean | undefined>;
+  /** The progress of the wake under way, if one is. */
+  #progress?: WakeProgress;
 
   /** Creates the router for a service. */
   constructor(context: RouteContext) {
@@ -206,6 +220,11 @@ class SharedWake implements Router {
         await this.#waitForWake(client, cause, !port, signal, tries);
       }
     }
+  }
+
+  /** What the wake under way waits for. */
+  progress(): string | undefined {
+    return this.#progress?.describe();
   }
 
   /** Returns the target once awake, waking the backend as needed. */
@@ -299,6 +318,9 @@ class SharedWake implements Router {
         return;
       }
       let woken;
+      const progress = new WakeProgress(config, this.#context.waiting);
+      this.#progress = progress;
+      const stopLogging = progress.logEvery(name);
       try {
         woken = await wakeAfterDependencies(this.#context, {
           config: config(),
@@ -307,14 +329,20 @@ class SharedWake implements Router {
           client,
           knownTarget: life.lastTarget,
           onTarget,
+          observer: progress,
         });
       } catch (error) {
         coordinator.wakeEnded(name, undefined);
-        logger.error("[{service}] cannot wake: {reason}", {
-          service: name,
-          reason: (error as Error).message,
-        });
+        if (!loggedAlready(error)) {
+          logger.error("[{service}] cannot wake: {reason}", {
+            service: name,
+            reason: (error as Error).message,
+          });
+        }
         return abandonWake(error as WakeError);
+      } finally {
+        stopLogging();
+        this.#progress = undefined;
       }
       const { target, conn: proof } = woken;
       const conn = keepSpare ? proof : undefined;
@@ -376,10 +404,17 @@ class PerConnection implements Router {
   readonly #context: RouteContext;
   /** Routes under way; the last one to fail while `starting` cleans up. */
   #pending = 0;
+  /** The progress of each route under way, oldest first. */
+  readonly #routes = new Set<WakeProgress>();
 
   /** Creates the router for a service. */
   constructor(context: RouteContext) {
     this.#context = context;
+  }
+
+  /** What the oldest route under way waits for. */
+  progress(): string | undefined {
+    return this.#routes.values().next().value?.describe();
   }
 
   /** Never: validation refuses PROTOCOL=udp and MORE_PORTS with ROUTE_PER_CONNECTION. */
@@ -397,6 +432,9 @@ class PerConnection implements Router {
     beginWake(this.#context, `connection from ${formatAddr(client)}`);
     const signal = joinSignals(this.#context.wakeSignal(), options.signal);
     this.#pending++;
+    const progress = new WakeProgress(config, () => ({ clients: 1, datagrams: 0 }));
+    this.#routes.add(progress);
+    const stopLogging = progress.logEvery(config().name);
     try {
       const woken = await wakeAfterDependencies(this.#context, {
         config: config(),
@@ -404,6 +442,7 @@ class PerConnection implements Router {
         signal,
         client,
         onTarget,
+        observer: progress,
       });
       if (life.state === "starting") {
         const reason = `${formatTarget(woken.target)} accepted`;
@@ -413,7 +452,7 @@ class PerConnection implements Router {
     } catch (error) {
       const failure = error as WakeError;
       const gaveUp = options.signal?.aborted; // the client left, or waited HOLD_TIMEOUT
-      if (!gaveUp) {
+      if (!gaveUp && !loggedAlready(error)) {
         logger.error("[{service}] cannot route {client}: {reason}", {
           service: config().name,
           client: formatAddr(client),
@@ -426,6 +465,8 @@ class PerConnection implements Router {
       throw gaveUp ? options.signal!.reason : new NoBackendError(failure.message, { cause: error });
     } finally {
       this.#pending--;
+      stopLogging();
+      this.#routes.delete(progress);
     }
   }
 }

@@ -19,6 +19,7 @@ import { readProcStat } from "../process/proc_stat.ts";
 import {
   type Action,
   type CommandContext,
+  loggedAlready,
   requireSuccess,
   type RunCommand,
   runServiceCommand,
@@ -50,9 +51,11 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** How long a service's wakes usually take, in seconds, from its history; none by default. */
+  typicalWake?: (service: string) => number | undefined;
 }
 
-/** A command that runs: which, its pid (and process group), and its start time to recognise it. */
+/** A command that runs: which, its pid (and process group), and its start time and run id to recognise it. */
 export interface RunningCommand {
   /** Which of the service's commands it is. */
   action: Action;
@@ -60,6 +63,8 @@ export interface RunningCommand {
   pid: number;
   /** From /proc/PID/stat, in clock ticks since boot. */
   startTime: number;
+  /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
+  runId?: string;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -112,6 +117,10 @@ export class Service {
   #scheduling?: AbortController;
   /** Whether schedules run (crash recovery is done): a reload that adds windows begins them. */
   #schedulesOn = false;
+  /** How long the service's wakes usually take, from its history. */
+  readonly #typicalWake: (service: string) => number | undefined;
+  /** The last wake that failed: when, and why. */
+  #lastWakeFailure?: { at: number; message: string };
   readonly #log = log("service");
 
   /**
@@ -187,9 +196,14 @@ export class Service {
           }
         }
       },
+      waiting: () => ({
+        clients: this.stats.openConnections,
+        datagrams: this.stats.queuedDatagrams,
+      }),
     };
     this.#services = shared.services ?? (() => []);
     this.#coordinator = shared.coordinator ?? ALONE;
+    this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
   }
@@ -335,9 +349,27 @@ export class Service {
     this.#keptAwakeUntil = until;
   }
 
+  /**
+   * What the wake under way waits for, e.g. `waiting for 10.0.0.5:22: 20 s
+   * of READY_TIMEOUT 60 s, 3 clients held`; undefined when none is.
+   */
+  wakeProgress(): string | undefined {
+    return this.#router.progress();
+  }
+
   /** Epoch milliseconds when the current state was entered. */
   get stateSince(): number {
     return this.#lifecycle.since;
+  }
+
+  /** Seconds the service's wakes usually take, from its history; undefined before any. */
+  typicalWakeSeconds(): number | undefined {
+    return this.#typicalWake(this.#config.name);
+  }
+
+  /** The last wake that failed: when (epoch milliseconds) and why; undefined before any. */
+  get lastWakeFailure(): { at: number; message: string } | undefined {
+    return this.#lastWakeFailure;
   }
 
   /** The backend's target while it is known (awake, or stopping). */
@@ -630,6 +662,7 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
+    this.#lastWakeFailure = { at: Date.now(), message: reason };
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;
@@ -656,10 +689,12 @@ export class Service {
       requireSuccess("stop", await this.#run("stop", spec, { target: this.#lifecycle.target }));
       return "STOP_CMD done";
     } catch (error) {
-      this.#log.error("[{service}] {reason}", {
-        service: this.#config.name,
-        reason: (error as Error).message,
-      });
+      if (!loggedAlready(error)) {
+        this.#log.error("[{service}] {reason}", {
+          service: this.#config.name,
+          reason: (error as Error).message,
+        });
+      }
       return "STOP_CMD failed";
     }
   }
@@ -675,16 +710,22 @@ export class Service {
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
     let pid: number | undefined;
     const told = context.onSpawn;
+    const runId = crypto.randomUUID();
     const onSpawn = (spawned: number) => {
       pid = spawned;
       told?.(spawned);
       if (action === "start" && this.#waking) this.#waking.startRan = true;
-      this.#commands.set(pid, { action, pid, startTime: readProcStat(pid)?.startTime ?? 0 });
+      const startTime = readProcStat(pid)?.startTime ?? 0;
+      this.#commands.set(pid, { action, pid, startTime, runId });
       this.#onChange();
     };
     let result;
     try {
-      result = await runServiceCommand(this.#config, action, spec, { ...context, onSpawn });
+      result = await runServiceCommand(this.#config, action, spec, {
+        ...context,
+        runId,
+        onSpawn,
+      });
     } finally {
       if (pid !== undefined) {
         this.#commands.delete(pid);

@@ -34,6 +34,10 @@ export interface ServiceStats {
   queuedBytes: number;
   /** Epoch milliseconds of the last connection or byte forwarded; 0 before any. */
   lastActivity: number;
+  /** Waiting pages served to browsers (WAITING_PAGE) while the service woke. */
+  waitingPages: number;
+  /** Pages served to browsers saying why the wake failed. */
+  errorPages: number;
 }
 
 /** Counters all at zero, for a new service. */
@@ -53,5 +57,7 @@ export function newStats(): ServiceStats {
     queuedDatagrams: 0,
     queuedBytes: 0,
     lastActivity: 0,
+    waitingPages: 0,
+    errorPages: 0,
   };
 }

@@ -10,9 +10,10 @@ import { log } from "../log.ts";
 import { formatAddr } from "../net/address.ts";
 import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
-import { listenAll } from "../net/listen.ts";
+import { listenAll, listenAllWhenFreed } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
+import type { FirstBytes } from "../net/first_bytes.ts";
 import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
 import { type Refusal, WakeBudget } from "./admission.ts";
@@ -20,8 +21,10 @@ import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
-import { planReload, type ReloadSummary, sameCommands } from "./reload_plan.ts";
+import { planReload, type ReloadPlan, type ReloadSummary, sameCommands } from "./reload_plan.ts";
 import { Service } from "./service.ts";
+import { routedByName } from "./name_router.ts";
+import { type PreparedPorts, SharedPorts } from "./shared_ports.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
 
@@ -70,6 +73,10 @@ export class Supervisor {
   readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
+  /** How long a service's wakes usually take, from its history. */
+  readonly #typicalWake?: (service: string) => number | undefined;
+  /** The ports routed by name (HOSTNAMES, WAITING_PAGE): their listeners and routers. */
+  readonly #shared: SharedPorts;
   readonly #log = log("supervisor");
 
   /**
@@ -77,7 +84,8 @@ export class Supervisor {
    * `recorder` receives the events metrics count; `connectionBound` is how
    * many connections the open file limit allows, unless MAX_CONNECTIONS_TOTAL
    * says otherwise; `onChange` is told when any service's state changes,
-   * `onTransition` of each change of state.
+   * `onTransition` of each change of state; `typicalWake` says how long a
+   * service's wakes usually take (for its waiting page).
    */
   constructor(
     config: Config,
@@ -87,6 +95,7 @@ export class Supervisor {
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
+      typicalWake?: (service: string) => number | undefined;
     } = {},
   ) {
     this.#config = config;
@@ -95,6 +104,12 @@ export class Supervisor {
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
+    this.#typicalWake = options.typicalWake;
+    this.#shared = new SharedPorts({
+      serve: (service, client, first) => this.#track(service, client, undefined, first),
+      refuseAny: () => this.#refuseAny(this.#connections.size + this.#shared.reading),
+      timeout: () => this.#config.global.hostnameTimeout,
+    });
     this.#totalWakes = new WakeBudget(
       "MAX_WAKES_PER_HOUR_TOTAL",
       () => this.#config.global.maxWakesPerHourTotal,
@@ -109,6 +124,7 @@ export class Supervisor {
       onTransition: this.#onTransition,
       services: () => this.#services,
       coordinator: this.#coordinator,
+      typicalWake: this.#typicalWake,
     });
   }
 
@@ -120,6 +136,11 @@ export class Supervisor {
   /** The configuration in force. */
   get config(): Config {
     return this.#config;
+  }
+
+  /** The ports routed by name, with what they routed. */
+  get sharedPorts(): SharedPorts {
+    return this.#shared;
   }
 
   /**
@@ -185,6 +206,7 @@ export class Supervisor {
     const opened = new Map<Service, Opened>();
     try {
       for (const service of this.#services) opened.set(service, await listenFor(service.config));
+      await this.#shared.listen(this.#config.services, this.#services);
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -229,10 +251,18 @@ export class Supervisor {
     return this.#connectionEvents;
   }
 
-  /** Registers an accepted connection and handles it until it is closed. */
-  #track(service: Service, client: Deno.TcpConn, port: PortMapping | undefined) {
+  /**
+   * Registers an accepted connection and handles it until it is closed;
+   * `first` is what a port routed by name read of it.
+   */
+  #track(
+    service: Service,
+    client: Deno.TcpConn,
+    port: PortMapping | undefined,
+    first?: FirstBytes,
+  ) {
     const entry: Connection = { client, service, done: Promise.resolve() };
-    const held = this.#connections.size;
+    const held = this.#connections.size + this.#shared.reading;
     this.#connectionEvents++;
     // serveConnection() resolves with undefined; anything else is an error of sleepingd's own.
     const forget = (error?: unknown) => {
@@ -246,7 +276,8 @@ export class Supervisor {
       }
     };
     // One handler for both outcomes, not finally(): a quiet connection holds what it chains.
-    entry.done = serveConnection(service, client, this.#refuseAny(held), port).then(forget, forget);
+    entry.done = serveConnection(service, client, this.#refuseAny(held), port, first)
+      .then(forget, forget);
     this.#connections.add(entry);
   }
 
@@ -302,8 +333,10 @@ export class Supervisor {
     for (const { from, to } of plan.renamed) old.set(to, old.get(from)!);
     const fresh = new Map(config.services.map((service) => [service.name, service]));
     const opened = new Map<string, Opened>();
+    let shared: PreparedPorts;
     try {
       for (const name of plan.listenBefore) opened.set(name, await listenFor(fresh.get(name)!));
+      shared = await this.#shared.prepare(config.services, releasedPorts(plan, old));
     } catch (error) {
       for (const ports of opened.values()) closeOpened(ports);
       throw error;
@@ -330,11 +363,13 @@ export class Supervisor {
     this.#config = config;
     const byName = new Map(this.#services.map((service) => [service.config.name, service]));
     for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
+    released.push(this.#shared.swap(shared, this.#services));
     await Promise.all(released);
+    await this.#shared.listenAfter(shared, config.services, this.#services);
     for (const name of plan.listenAfter) {
       const service = byName.get(name)!;
       try {
-        this.#serveAll(service, await listenOnceReleased(service.config));
+        this.#serveAll(service, await listenFor(service.config, true));
       } catch (error) {
         this.#log.error("{error}", { error: (error as Error).message });
       }
@@ -377,6 +412,7 @@ export class Supervisor {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     await this.#reloading; // what a reload under way adds is closed too
+    const sharedClosed = this.#shared.close();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());
     this.#relays.clear();
@@ -385,6 +421,7 @@ export class Supervisor {
     });
     await this.#closeInOrder();
     await Promise.all([
+      sharedClosed,
       ...this.#drains.values(),
       ...[...this.#connections].map((entry) => entry.done),
     ]);
@@ -447,17 +484,25 @@ interface Opened {
 
 /**
  * Opens a service's listeners and UDP sockets: PORT's, then MORE_PORTS'.
+ * `freed`: a reload has just closed the listeners that held its TCP ports,
+ * which may stay busy a moment.
  *
- * @throws {Error} naming the service's file:line, the address and the reason;
- * what was opened before the failure is closed again
+ * @throws {Error} naming the file:line of PORT (or MORE_PORTS), the address
+ * and the reason; what was opened before the failure is closed again
  */
-async function listenFor(config: ServiceConfig): Promise<Opened> {
+async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> {
   const opened: Opened = { tcp: [], udp: [] };
+  let where = config.portSource ?? config.source;
   try {
     for (const [index, mapping] of listenPorts(config).entries()) {
+      if (index === 0 && routedByName(config)) continue; // its port's router listens (SharedPorts)
+      if (index > 0) where = config.morePortsSource ?? where;
       const port = index === 0 ? undefined : mapping;
       if (mapping.protocol === "tcp") {
-        for (const listener of listenAll(config.listenAddresses, mapping.listen)) {
+        const listeners = freed
+          ? await listenAllWhenFreed(config.listenAddresses, mapping.listen)
+          : listenAll(config.listenAddresses, mapping.listen);
+        for (const listener of listeners) {
           opened.tcp.push({ listener, port });
         }
       } else {
@@ -469,37 +514,25 @@ async function listenFor(config: ServiceConfig): Promise<Opened> {
     return opened;
   } catch (error) {
     closeOpened(opened);
-    const where = `${config.source.file}:${config.source.line}`;
-    throw new Error(`${where}: [${config.name}] ${(error as Error).message}`, { cause: error });
+    const at = `${where.file}:${where.line}`;
+    throw new Error(`${at}: [${config.name}] ${(error as Error).message}`);
   }
 }
-
-/** How long a reload waits for a port its old listener held to be free again. */
-const RELEASE_WAIT_MS = 1_000;
 
 /**
- * {@linkcode listenFor}, for a port an old listener held: the runtime frees
- * a closed listener's socket a moment after its accept loop has ended, so
- * "address already in use" is tried again for up to a second.
+ * The TCP ports the services' own listeners give up in a reload: those of
+ * removed services and of services that move (PORT only when it was their own).
  */
-async function listenOnceReleased(config: ServiceConfig): Promise<Opened> {
-  const deadline = Date.now() + RELEASE_WAIT_MS;
-  while (true) {
-    try {
-      return await listenFor(config);
-    } catch (error) {
-      if (!inUse(error) || Date.now() > deadline) throw error;
-      await sleep(10);
+function releasedPorts(plan: ReloadPlan, old: Map<string, Service>): Set<number> {
+  const freed = new Set<number>();
+  for (const name of [...plan.removed, ...plan.relisten]) {
+    const config = old.get(name)!.config;
+    for (const [index, mapping] of listenPorts(config).entries()) {
+      if (index === 0 && routedByName(config)) continue;
+      if (mapping.protocol === "tcp") freed.add(mapping.listen);
     }
   }
-}
-
-/** Whether a listen failed because the address is in use. */
-function inUse(error: unknown): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if (cause instanceof Deno.errors.AddrInUse) return true;
-  }
-  return false;
+  return freed;
 }
 
 function closeOpened(opened: Opened) {

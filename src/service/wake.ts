@@ -13,6 +13,7 @@ import { connectWhenReady } from "../net/connect.ts";
 import { describeResult, firstLine } from "../process/run_shell.ts";
 import { sleep } from "../timers.ts";
 import { type Action, CommandError, requireSuccess, type RunCommand } from "./commands.ts";
+import type { WakeObserver } from "./wake_progress.ts";
 
 /**
  * Exit codes with which the shell says a command cannot run at all (126: not
@@ -40,6 +41,8 @@ export interface WakeRequest {
    * this one died mid-wake.
    */
   onTarget?: (target: Target) => void;
+  /** Told of each step as it begins, and of each failed try, to say what the wake waits for. */
+  observer?: WakeObserver;
 }
 
 /** A backend that is up, and the connection that proved it (none for PROTOCOL=udp). */
@@ -125,20 +128,30 @@ export async function checkBackend(
  * that leaves nothing for STOP_CMD to clean up.
  */
 async function bringUp(
-  { config, run, signal, client, knownTarget }: WakeRequest,
+  { config, run, signal, client, knownTarget, observer }: WakeRequest,
   progress: { startRan: boolean },
 ): Promise<Target> {
   const { checkCmd, startCmd } = config;
   if (checkCmd) {
+    observer?.step({ step: "check", since: Date.now() });
     const check = await run("check", checkCmd, { client, signal });
     signal.throwIfAborted();
     const target = check.code === 0 ? targetFrom("check", check.stdout, knownTarget) : undefined;
     if (target) return target;
     if (!startCmd) {
-      requireSuccess("check", check);
+      if (CANNOT_RUN.includes(check.code)) {
+        throw new CommandError(`CHECK_CMD cannot run: ${describeResult(check)}`, check);
+      }
+      if (check.code !== 0) {
+        throw new CommandError(
+          `CHECK_CMD says the backend is down (${describeResult(check)}) and there is no START_CMD`,
+          check,
+        );
+      }
       throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
     }
   }
+  observer?.step({ step: "start", since: Date.now() });
   const onSpawn = () => progress.startRan = true;
   const start = requireSuccess("start", await run("start", startCmd!, { client, signal, onSpawn }));
   const target = targetFrom("start", start.stdout, knownTarget);
@@ -163,12 +176,14 @@ function targetFrom(action: Action, stdout: string, known?: Target): Target | un
  * target accepts a connection (TCP only), both within READY_TIMEOUT.
  */
 async function waitReady(
-  { config, run, signal }: WakeRequest,
+  { config, run, signal, observer }: WakeRequest,
   target: Target,
 ): Promise<Deno.TcpConn | undefined> {
   const { readyCmd, readyTimeout, connectTimeout } = config;
-  const deadline = Date.now() + readyTimeout * 1000;
+  const since = Date.now();
+  const deadline = since + readyTimeout * 1000;
   if (readyCmd) {
+    observer?.step({ step: "ready", since, target });
     let backoff = FIRST_READY_BACKOFF_MS;
     while (true) {
       const left = (deadline - Date.now()) / 1000;
@@ -182,6 +197,7 @@ async function waitReady(
       if (CANNOT_RUN.includes(ready.code)) {
         throw new CommandError(`READY_CMD cannot run: ${describeResult(ready)}`, ready);
       }
+      observer?.attemptFailed(`READY_CMD ${describeResult(ready)}`);
       if (Date.now() + backoff >= deadline) {
         throw new CommandError(
           `READY_CMD did not exit 0 within READY_TIMEOUT (${readyTimeout}s): last run ${
@@ -197,11 +213,13 @@ async function waitReady(
   if (config.protocol === "udp") return undefined;
   const logger = log("connect");
   const address = formatTarget(target);
+  observer?.step({ step: "connect", since, target });
   try {
     return await connectWhenReady(target, deadline, {
       signal,
       timeoutMs: connectTimeout * 1000,
       onAttempt: (attempt, failure) => {
+        if (failure) observer?.attemptFailed((failure.error as Error).message);
         logger.trace("[{service}] connect attempt {attempt} to {target}: {outcome}", () => ({
           service: config.name,
           attempt,

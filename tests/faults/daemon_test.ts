@@ -290,6 +290,44 @@ Deno.test("a pidfile naming a live process that is not sleepingd is stale: run r
   }
 });
 
+Deno.test("the pidfile holds the pid alone, and one dated before the sleepingd it names started is stale", async () => {
+  await using dir = await tempDir("sleepingd-pidfile-");
+  const configFor = async (name: string) => {
+    const file = `${dir.path}/${name}.conf`;
+    await Deno.writeTextFile(
+      file,
+      `VARRUN_PATH=${dir.path}/${name}/run\nSTATE_PATH=${dir.path}/${name}/state\n${
+        alphaConfig(`${dir.path}/${name}`, freePort(), freePort())
+      }`,
+    );
+    await Deno.mkdir(`${dir.path}/${name}/run`, { recursive: true });
+    return file;
+  };
+  const older = await startDaemon(await configFor("older"));
+  try {
+    // `kill -USR1 $(cat sleepingd.pid)` signals the daemon and nothing else.
+    assert.equal(
+      await Deno.readTextFile(`${dir.path}/older/run/sleepingd.pid`),
+      `${older.pid}\n`,
+    );
+    // A pidfile written before that daemon started (as after a crash, its pid reused by
+    // another sleepingd) does not name it: the second daemon replaces it instead of giving up.
+    const pidfile = `${dir.path}/newer/run/sleepingd.pid`;
+    const file = await configFor("newer");
+    await Deno.writeTextFile(pidfile, `${older.pid}\n`);
+    await Deno.utime(pidfile, new Date(0), new Date(0));
+    const newer = await startDaemon(file);
+    try {
+      assert.equal(readNumber(pidfile), newer.pid);
+    } finally {
+      assert.equal(await stopDaemon(newer), 0, newer.lines.join("\n"));
+    }
+    assert.ok(isAlive(older.pid), "the daemon the stale pidfile named is untouched");
+  } finally {
+    assert.equal(await stopDaemon(older), 0, older.lines.join("\n"));
+  }
+});
+
 Deno.test({
   name: "sleepingd stop never signals a live process that is not sleepingd, named by a pidfile",
   async fn() {

@@ -172,7 +172,7 @@ function checkRun(harness: Harness, n: number, client: Deno.NetAddr) {
   assert.match(argv[0], /(^|\/)(ba)?sh$/);
   assert.equal(read("text"), text, "$BASH_EXECUTION_STRING is the configured text");
   assert.equal(read("argc").trim(), "0", "no positional arguments");
-  const env = sleepingdEnv(read("env"));
+  const { SLEEPINGD_RUN_ID: runId, ...env } = sleepingdEnv(read("env"));
   assert.deepEqual(env, {
     SLEEPINGD_ACTION: "start",
     SLEEPINGD_CLIENT_ADDRESS: client.hostname,
@@ -180,6 +180,7 @@ function checkRun(harness: Harness, n: number, client: Deno.NetAddr) {
     SLEEPINGD_PORT: String(harness.port),
     SLEEPINGD_SERVICE: "echo",
   });
+  assert.match(runId, /^[0-9a-f-]{36}$/, "START_CMD's random run id");
   assert.ok(!read("env").includes("touch"), "no client byte in the environment");
 }
 
