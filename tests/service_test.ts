@@ -533,6 +533,26 @@ Deno.test("a shutdown while another instance wakes the backend runs neither STAR
   }
 });
 
+Deno.test("a wake that sleep cancels is no failed wake: no failure for a waiting page to show", async () => {
+  const harness = await startHarness((dir, port) => ({
+    startCmd: command(
+      `echo > '${dir}/at-gate'\n${waitForGate(dir)}\n${startEchoBackend(dir, port)}`,
+    ),
+  }));
+  try {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await waitFor("START_CMD at its gate", () => exists(`${harness.dir}/at-gate`));
+    await harness.supervisor.sleep(harness.service, false);
+    assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
+    client.close();
+    assert.equal(harness.service.state, "asleep");
+    assert.equal(harness.service.lastWakeFailure, undefined);
+  } finally {
+    await openGate(harness.dir);
+    await harness.close();
+  }
+});
+
 Deno.test("a client arriving while STOP_CMD cleans up a failed wake waits, then wakes again", async () => {
   const harness = await startHarness((dir, port) => ({
     startCmd: command(`echo start >> '${dir}/starts'; echo "127.0.0.1 ${port}"`),

@@ -662,7 +662,10 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
-    this.#lastWakeFailure = { at: Date.now(), message: reason };
+    // A wake `sleep` cancelled did not fail: the next client (or a waiting page) wakes it again.
+    if (this.#wakeCancelledAt < life.since) {
+      this.#lastWakeFailure = { at: Date.now(), message: reason };
+    }
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;
