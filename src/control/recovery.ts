@@ -17,6 +17,8 @@ import type { SavedState } from "./state_file.ts";
 
 /** How long a leftover command gets between TERM and KILL. */
 const LEFTOVER_GRACE_MS = 2_000;
+/** The variable that carries each command's run id. */
+const RUN_ID = "SLEEPINGD_RUN_ID";
 
 /**
  * For each service, from what the previous daemon saved (if it saved
@@ -75,47 +77,76 @@ async function recoverService(service: Service, before: ServiceSnapshot | undefi
 /**
 /**
  * Why a saved service needs STOP_CMD now, or undefined: a stop under way, or
- * a wake after START_CMD ran (the backend may be on its way up, and nobody
- * else will stop it).
+ * a wake where START_CMD ran or was about to (the backend may be on its way
+ * up, and nobody else will stop it).
  */
 function unfinishedWork(before: ServiceSnapshot): string | undefined {
   if (before.state === "stopping") return "a daemon killed mid-stop left the stop unfinished";
-  if (before.state !== "starting" || !before.startRan) return undefined;
+  if (before.state !== "starting") return undefined;
   const start = before.commands?.find((command) => command.action === "start");
-  return start
-    ? `a daemon killed mid-wake left START_CMD (pid ${start.pid}) behind`
-    : "a daemon killed mid-wake left the backend starting (START_CMD had ended)";
+  if (start?.pid !== undefined) {
+    return `a daemon killed mid-wake left START_CMD (pid ${start.pid}) behind`;
+  }
+  if (start) return "a daemon killed mid-wake as START_CMD began";
+  return before.startRan
+    ? "a daemon killed mid-wake left the backend starting (START_CMD had ended)"
+    : undefined;
 }
 
 /**
- * Ends the process group of a command a killed daemon left, if that very
- * process still runs: the same pid, start time and run id
- * (`SLEEPINGD_RUN_ID` in the environment it started with), so that a pid
- * reused, or a state file that names another process, never ends anyone
- * else's.
+ * Ends the process groups of a command a killed daemon left: that very
+ * process, if it still runs (the same pid, start time and run id:
+ * `SLEEPINGD_RUN_ID` in the environment it started with), or, when the
+ * daemon died before it could save the pid, whatever carries its run id. So
+ * a pid reused, or a state file that names another process, never ends
+ * anyone else's.
  */
 async function endLeftover(name: string, leftover: RunningCommand): Promise<void> {
-  const stat = readProcStat(leftover.pid);
-  if (stat === undefined || stat.startTime !== leftover.startTime) return; // gone, or pid reused
-  const key = COMMAND_KEY[leftover.action] ?? "the command";
-  const runId = readEnvironVariable(leftover.pid, "SLEEPINGD_RUN_ID");
-  if (leftover.runId === undefined || runId !== leftover.runId) {
+  const key = COMMAND_KEY[leftover.action] ?? "a command";
+  const groups = leftover.pid === undefined
+    ? groupsCarrying(leftover.runId)
+    : ownGroup(name, key, leftover);
+  for (const group of groups) {
+    log("recovery").warn("[{service}] ending {key} (pid {pid}) left by the last daemon", {
+      service: name,
+      key,
+      pid: group,
+    });
+  }
+  await Promise.all(groups.map((group) => terminateGroup(group, LEFTOVER_GRACE_MS)));
+}
+
+/** The group of a saved pid, if that very process still runs (one group at most). */
+function ownGroup(name: string, key: string, leftover: RunningCommand): number[] {
+  const pid = leftover.pid!;
+  const stat = readProcStat(pid);
+  if (stat === undefined || stat.startTime !== leftover.startTime) return []; // gone, or reused
+  if (leftover.runId === undefined || readEnvironVariable(pid, RUN_ID) !== leftover.runId) {
     log("recovery").warn(
       "[{service}] left pid {pid} alone: it is not the {key} the last daemon ran (its " +
         "SLEEPINGD_RUN_ID {differs})",
       {
         service: name,
-        pid: leftover.pid,
+        pid,
         key,
         differs: leftover.runId === undefined ? "was not saved" : "differs",
       },
     );
-    return;
+    return [];
   }
-  log("recovery").warn("[{service}] ending {key} (pid {pid}) left by the last daemon", {
-    service: name,
-    key,
-    pid: leftover.pid,
-  });
-  await terminateGroup(leftover.pid, LEFTOVER_GRACE_MS);
+  return [pid];
+}
+
+/** The process groups of the live processes whose environment carries `runId`. */
+function groupsCarrying(runId: string | undefined): number[] {
+  if (runId === undefined) return [];
+  const groups = new Set<number>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || readEnvironVariable(Number(entry.name), RUN_ID) !== runId) {
+      continue;
+    }
+    const stat = readProcStat(entry.name);
+    if (stat && stat.state !== "Z") groups.add(stat.pgrp);
+  }
+  return [...groups];
 }

@@ -55,16 +55,19 @@ export interface ServiceShared {
   typicalWake?: (service: string) => number | undefined;
 }
 
-/** A command that runs: which, its pid (and process group), and its start time and run id to recognise it. */
+/**
+ * A command that runs, or is about to: which, its run id, and once it runs
+ * its pid (and process group) and start time, to recognise it.
+ */
 export interface RunningCommand {
   /** Which of the service's commands it is. */
   action: Action;
-  /** The pid, which is also the process group's id. */
-  pid: number;
-  /** From /proc/PID/stat, in clock ticks since boot. */
-  startTime: number;
   /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
   runId?: string;
+  /** The pid, which is also the process group's id; absent until it runs. */
+  pid?: number;
+  /** From /proc/PID/stat, in clock ticks since boot; absent until it runs. */
+  startTime?: number;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -95,8 +98,8 @@ export class Service {
   readonly #admission: Admission;
   readonly #wakes: WakeBudget;
   readonly #onChange: () => void;
-  /** The commands running now, by pid. */
-  readonly #commands = new Map<number, RunningCommand>();
+  /** The commands running now (or about to), by run id. */
+  readonly #commands = new Map<string, RunningCommand>();
   /** While starting: whether START_CMD has run, and the target once a command named it. */
   #waking?: { startRan: boolean; target?: Target };
   /** Aborted to cancel the wakes under way (`sleep`); replaced at once by a fresh one. */
@@ -385,7 +388,9 @@ export class Service {
       target: this.target ?? this.#waking?.target,
     };
     if (this.#waking?.startRan) snapshot.startRan = true;
-    if (this.#commands.size > 0) snapshot.commands = [...this.#commands.values()];
+    if (this.#commands.size > 0) {
+      snapshot.commands = [...this.#commands.values()].map((command) => ({ ...command }));
+    }
     return snapshot;
   }
 
@@ -706,22 +711,24 @@ export class Service {
   readonly #runCommand: RunCommand = (action, spec, context) => this.#run(action, spec, context);
 
   /**
-   * Runs one of the service's commands and records how it ended; while it
-   * runs, it is saved with the state (a daemon started after this one died
-   * ends it), and a START_CMD marks the wake as one STOP_CMD cleans up after.
+   * Runs one of the service's commands and records how it ended. It is saved
+   * with the state from before it runs (its run id) until it has ended, so
+   * that a daemon started after this one died, however soon, finds and ends
+   * it; a START_CMD marks the wake as one STOP_CMD cleans up after.
    */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
-    let pid: number | undefined;
     const told = context.onSpawn;
     const runId = crypto.randomUUID();
-    const onSpawn = (spawned: number) => {
-      pid = spawned;
-      told?.(spawned);
+    const command: RunningCommand = { action, runId };
+    const onSpawn = (pid: number) => {
+      told?.(pid);
       if (action === "start" && this.#waking) this.#waking.startRan = true;
-      const startTime = readProcStat(pid)?.startTime ?? 0;
-      this.#commands.set(pid, { action, pid, startTime, runId });
+      command.pid = pid;
+      command.startTime = readProcStat(pid)?.startTime ?? 0;
       this.#onChange();
     };
+    this.#commands.set(runId, command);
+    this.#onChange();
     let result;
     try {
       result = await runServiceCommand(this.#config, action, spec, {
@@ -730,10 +737,8 @@ export class Service {
         onSpawn,
       });
     } finally {
-      if (pid !== undefined) {
-        this.#commands.delete(pid);
-        this.#onChange();
-      }
+      this.#commands.delete(runId);
+      this.#onChange();
     }
     this.#recorder.commandEnded(this.#config.name, action, result.code, result.durationMs / 1000);
     return result;
