@@ -168,7 +168,9 @@ async function crashAt(phase: Phase, check: boolean) {
     assert.equal(
       status.state,
       running ? "awake" : "asleep",
-      `status says ${status.state}, the backend ${running ? "runs" : "does not run"}`,
+      `status says ${status.state}, the backend ${running ? "runs" : "does not run"}; ` +
+        `the killed daemon's log:\n${first.lines.join("\n")}\nthe next one's:\n` +
+        second.lines.join("\n"),
     );
     assert.equal(status.state, SETTLES[phase]);
     if (running) assert.equal(status.target, `127.0.0.1:${backend}`);
