@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 export const VARIANT_NAMES = [
   "direct",
   "sleepingd",
+  "sleepingd-kernel",
   "socat",
   "haproxy",
   "systemd-socket-proxyd",
@@ -21,7 +22,7 @@ export const VARIANT_NAMES = [
 export type VariantName = typeof VARIANT_NAMES[number];
 
 /** The parts of the bench, in the order they run; `--skip` leaves some out. */
-export const PART_NAMES = ["client", "iperf3", "redis", "wrk", "memory", "wake"] as const;
+export const PART_NAMES = ["client", "iperf3", "redis", "wrk", "kernel", "memory", "wake"] as const;
 
 /** One part of the bench: a group of tables or rows. */
 export type PartName = typeof PART_NAMES[number];
@@ -62,6 +63,8 @@ bench's own client and with real clients and servers, and prints ratios.
                     iperf3   iperf3 throughput, 1 and 4 streams
                     redis    redis-benchmark GET, pipelined GET, ping-pong latency
                     wrk      wrk against nginx: new connections/s, keep-alive requests/s
+                    kernel   FORWARD=kernel: iperf3, redis-benchmark and wrk on three hosts in
+                             network namespaces (root, nftables, conntrack), both paths
                     memory   idle memory per connection, memory after a burst, leak test
                     wake     wake overhead, 1000 clients in one wake
   --json FILE     where to write every number as JSON (default: bench/results.json)

@@ -35,8 +35,20 @@ export interface Workload {
   lowerIsBetter?: boolean;
   /** Whose CPU is the client's: the bench's own (`self`), or the program it runs (`reaped`). */
   client: "self" | "reaped";
-  /** Runs it once against 127.0.0.1:`port`; aborting `signal` ends it with an error. */
-  run(port: number, signal: AbortSignal): Promise<Sample>;
+  /**
+   * Runs it once against 127.0.0.1:`port`, or against `reach` when given (the
+   * kernel part's clients run on a host of their own); aborting `signal` ends it
+   * with an error.
+   */
+  run(port: number, signal: AbortSignal, reach?: Reach): Promise<Sample>;
+}
+
+/** Where a client program runs and which address it connects to, when not 127.0.0.1 here. */
+export interface Reach {
+  /** The address to connect to. */
+  host: string;
+  /** What runs the client on its own host: `ip netns exec NS`. */
+  prefix: string[];
 }
 
 /** One run of a workload for one variant, with the CPU each process used during it. */
@@ -67,7 +79,10 @@ async function runOnce(workload: Workload, variant: Variant, server: Server): Pr
   meter.start();
   const started = performance.now();
   try {
-    const sample = await Promise.race([workload.run(variant.port, abort.signal), timedOut]);
+    const sample = await Promise.race([
+      workload.run(variant.port, abort.signal, variant.reach),
+      timedOut,
+    ]);
     const seconds = (performance.now() - started) / 1000;
     const used = meter.seconds();
     const cpu = Object.fromEntries(

@@ -30,10 +30,12 @@ import {
   startNginx,
   startRedis,
 } from "./servers.ts";
-import { startVariants, stopVariants } from "./variants.ts";
+import { startVariants, stopVariants, type Variant } from "./variants.ts";
 import { oneWakeForAll, renderOneWake, renderWakeOverhead, wakeOverhead } from "./wake.ts";
 import { startWakeDaemon } from "./wake_daemon.ts";
 import { warmUp, workloads } from "./workloads.ts";
+import { kernelPartMissing, makeNetwork, startKernelVariants } from "./kernel.ts";
+import type { Reach } from "./measure.ts";
 import { wrkWarmUp, wrkWorkloads } from "./wrk.ts";
 
 /** Runs per variant and workload in a full run; `--quick` runs each once. */
@@ -68,7 +70,7 @@ export async function runPart(part: PartName, context: PartContext): Promise<voi
       return await tablesPart(part, context, context.echo, workloads(quick), warmUp);
     case "iperf3":
       heading("iperf3 -> iperf3 -s");
-      return await toolPart(part, context, ["iperf3", "iperf3"], startIperf3Server, {
+      return await toolPart(part, context, ["iperf3", "iperf3"], () => startIperf3Server(), {
         workloads: iperf3Workloads(quick),
         warmUp: iperf3WarmUp,
       });
@@ -84,6 +86,12 @@ export async function runPart(part: PartName, context: PartContext): Promise<voi
         workloads: await wrkWorkloads(quick, context.tempDir),
         warmUp: wrkWarmUp,
       });
+    case "kernel":
+      heading(
+        "FORWARD=kernel: client -> host (the proxies; sleepingd on both paths) -> backend, " +
+          "three hosts in network namespaces",
+      );
+      return await kernelPart(context);
     case "memory":
       heading("memory: proxy RSS (VmRSS of /proc/PID/status) -> bench/backend.ts");
       return await memoryPart(context);
@@ -143,7 +151,8 @@ async function tablesPart(
 ): Promise<void> {
   const repeats = context.options.quick ? 1 : REPEATS;
   const { variants, skipped } = await startVariants(
-    context.options.variants,
+    // The kernel path forwards no loopback client: it has its own part.
+    context.options.variants.filter((name) => name !== "sleepingd-kernel"),
     { backendPort: server.port, tempDir: context.tempDir },
     warmUp,
   );
@@ -153,16 +162,114 @@ async function tablesPart(
       return skip(context, `${part}: the direct connection fails; nothing to compare with`);
     }
     const tables: Table[] = context.results.tables[part] = [];
-    for (const workload of workloads) {
-      const outcomes = await measure(workload, variants, server, repeats);
-      throwIfInterrupted();
-      const table = summarize(workload, outcomes, repeats);
-      tables.push(table);
-      console.log(`\n${table.title}\n${legend(table)}\n${renderTable(table)}`);
-    }
+    await measureTables(workloads, variants, server, repeats, tables);
   } finally {
     await stopVariants(variants);
   }
+}
+
+/** Measures each workload against every variant, printing each table and keeping it in `tables`. */
+async function measureTables(
+  workloads: Workload[],
+  variants: Variant[],
+  server: Server,
+  repeats: number,
+  tables: Table[],
+): Promise<void> {
+  for (const workload of workloads) {
+    const outcomes = await measure(workload, variants, server, repeats);
+    throwIfInterrupted();
+    const table = summarize(workload, outcomes, repeats);
+    tables.push(table);
+    console.log(`\n${table.title}\n${legend(table)}\n${renderTable(table)}`);
+  }
+}
+
+/**
+ * The kernel part: iperf3, redis-benchmark and wrk from a client host to a
+ * backend host, directly (routed by the host between) and through haproxy
+ * and sleepingd's two paths on that host. Its conntrack table (the bench's
+ * own test host) is emptied before each run, so that no run inherits the
+ * last one's TIME-WAIT entries; the most entries a run left is printed
+ * beside nf_conntrack_max.
+ */
+async function kernelPart(context: PartContext): Promise<void> {
+  const missing = kernelPartMissing();
+  if (missing) return skip(context, `kernel: ${missing}`);
+  if (!context.options.variants.includes("sleepingd-kernel")) {
+    return skip(context, "kernel: it measures sleepingd-kernel, which --only leaves out");
+  }
+  const quick = context.options.quick;
+  const repeats = quick ? 1 : REPEATS;
+  const network = await makeNetwork();
+  const tools = [
+    {
+      tool: "iperf3",
+      debianPackage: "iperf3",
+      client: "iperf3",
+      start: (_: string) => startIperf3Server(network.backend),
+      workloads: iperf3Workloads(quick),
+      warmUp: iperf3WarmUp,
+    },
+    {
+      tool: "redis",
+      debianPackage: "redis-tools",
+      client: "redis-benchmark",
+      start: (dir: string) => startRedis(dir, network.backend),
+      workloads: redisWorkloads(quick),
+      warmUp: redisWarmUp,
+    },
+    {
+      tool: "wrk",
+      debianPackage: "wrk",
+      client: "wrk",
+      start: (dir: string) => startNginx(dir, network.backend),
+      workloads: await wrkWorkloads(quick, context.tempDir),
+      warmUp: wrkWarmUp,
+    },
+  ];
+  const tables: Table[] = context.results.tables.kernel = [];
+  let mostEntries = 0;
+  for (const { tool, debianPackage, client, start, workloads, warmUp } of tools) {
+    if (findProgram(client) === undefined) {
+      skip(context, `kernel: ${notInstalled(client, debianPackage)}`);
+      continue;
+    }
+    const dir = await Deno.makeTempDir({ dir: context.tempDir, prefix: `kernel-${tool}` });
+    const started = await start(dir);
+    if ("missing" in started) {
+      skip(context, `kernel: ${started.missing}`);
+      continue;
+    }
+    const { server } = started;
+    const { variants, skipped } = await startKernelVariants(
+      context.options.variants,
+      network,
+      server.port,
+      context.tempDir,
+      warmUp,
+    );
+    try {
+      skipped.forEach((message) => skip(context, `${message} (kernel, ${tool})`));
+      const measured = workloads.map((workload): Workload => ({
+        ...workload,
+        run: async (port: number, signal: AbortSignal, reach?: Reach) => {
+          await network.forgetConnections();
+          const sample = await workload.run(port, signal, reach);
+          mostEntries = Math.max(mostEntries, (await network.conntrack()).count);
+          return sample;
+        },
+      }));
+      await measureTables(measured, variants, server, repeats, tables);
+    } finally {
+      await stopVariants(variants);
+      await server.stop();
+    }
+  }
+  const { max } = await network.conntrack();
+  console.log(
+    `\n  conntrack on the host: at most ${mostEntries} entries after a run, of nf_conntrack_max ${max}`,
+  );
 }
 
 /** The memory rows of sleepingd, haproxy and systemd-socket-proxyd, and the leak test. */

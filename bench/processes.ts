@@ -184,8 +184,9 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: stri
 }
 
 /**
- * Resolves once something listens on 127.0.0.1:`port`, read from
- * `/proc/net/tcp`: no probe connection reaches the listener (nor, through a
+ * Resolves once something listens on `address`:`port` (127.0.0.1 unless
+ * said), read from the child's `/proc/PID/net/tcp` (its own network
+ * namespace): no probe connection reaches the listener (nor, through a
  * proxy, the server behind it). Rejects when `child` exits first, or after
  * `timeoutMs`, with the child's last lines.
  */
@@ -193,13 +194,17 @@ export async function waitForListener(
   child: Child,
   port: number,
   timeoutMs: number,
+  address = "127.0.0.1",
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  // /proc writes an IPv4 address as the hex of its 32 bits in the host's order (little-endian).
+  const hexAddress = address.split(".").reverse()
+    .map((part) => Number(part).toString(16).toUpperCase().padStart(2, "0")).join("");
+  const local = `${hexAddress}:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   let exited = false;
   child.exited.then(() => exited = true);
   while (true) {
-    const table = await Deno.readTextFile("/proc/net/tcp");
+    const table = await Deno.readTextFile(`/proc/${child.pid}/net/tcp`).catch(() => "");
     const listening = table.split("\n").some((line) => {
       // Columns: sl, local_address, rem_address, st (0A = LISTEN), ...
       const [, address, , state] = line.trim().split(/\s+/);
@@ -209,7 +214,7 @@ export async function waitForListener(
     if (exited || performance.now() > deadline) {
       const why = exited ? "it exited" : `nothing listens after ${timeoutMs} ms`;
       throw new Error(
-        `${child.name} does not listen on 127.0.0.1:${port}: ${why}\n${tail(child.lines)}`,
+        `${child.name} does not listen on ${address}:${port}: ${why}\n${tail(child.lines)}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -260,6 +265,17 @@ export async function run(command: string, args: string[], signal?: AbortSignal)
     signal?.removeEventListener("abort", killIt);
     forget();
   }
+}
+
+/** {@linkcode run} on the host `prefix` names (`ip netns exec NS`), or here without one. */
+export function runOn(
+  prefix: string[] | undefined,
+  command: string,
+  args: string[],
+  signal?: AbortSignal,
+): Promise<Ran> {
+  const [program, ...rest] = [...(prefix ?? []), command, ...args];
+  return run(program, rest, signal);
 }
 
 /** Runs `command args` to its end and returns its stdout and stderr, or "" when it fails. */

@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Sample, Workload } from "./measure.ts";
-import { findProgram, run } from "./processes.ts";
+import type { Reach, Sample, Workload } from "./measure.ts";
+import { findProgram, runOn } from "./processes.ts";
 
 /** The redis-benchmark workloads of a full run, or of a `--quick` one (a quarter of the requests). */
 export function redisWorkloads(quick: boolean): Workload[] {
@@ -20,11 +20,12 @@ export function redisWorkloads(quick: boolean): Workload[] {
       title: `redis GET: redis-benchmark -c 50 -n ${gets} -t get (requests/s)`,
       unit: "req/s",
       client: "reaped",
-      run: async (port, signal) => {
+      run: async (port, signal, reach) => {
         const result = await redisBenchmark(
           port,
           ["-c", "50", "-n", `${gets}`, "-t", "get"],
           signal,
+          reach,
         );
         return { value: result.rps, extras: { "p50 ms": result.p50, "p99 ms": result.p99 } };
       },
@@ -33,9 +34,9 @@ export function redisWorkloads(quick: boolean): Workload[] {
       title: `redis pipelined GET: redis-benchmark -c 50 -P 16 -n ${pipelined} -t get (requests/s)`,
       unit: "req/s",
       client: "reaped",
-      run: async (port, signal) => {
+      run: async (port, signal, reach) => {
         const args = ["-c", "50", "-P", "16", "-n", `${pipelined}`, "-t", "get"];
-        const result = await redisBenchmark(port, args, signal);
+        const result = await redisBenchmark(port, args, signal, reach);
         return { value: result.rps, extras: { "p50 ms": result.p50, "p99 ms": result.p99 } };
       },
     },
@@ -46,9 +47,9 @@ export function redisWorkloads(quick: boolean): Workload[] {
       unit: "ms",
       lowerIsBetter: true,
       client: "reaped",
-      run: async (port, signal): Promise<Sample> => {
+      run: async (port, signal, reach): Promise<Sample> => {
         const args = ["-c", "1", "-n", `${pings}`, "-t", "ping_inline"];
-        const result = await redisBenchmark(port, args, signal);
+        const result = await redisBenchmark(port, args, signal, reach);
         return { value: result.p50, extras: { "p99 ms": result.p99, "rate req/s": result.rps } };
       },
     },
@@ -56,11 +57,12 @@ export function redisWorkloads(quick: boolean): Workload[] {
 }
 
 /** A short benchmark, unmeasured: wakes sleepingd and warms up its JIT. */
-export async function redisWarmUp(port: number): Promise<void> {
+export async function redisWarmUp(port: number, reach?: Reach): Promise<void> {
   await redisBenchmark(
     port,
     ["-c", "50", "-n", "20000", "-t", "get,ping_inline"],
     new AbortController().signal,
+    reach,
   );
 }
 
@@ -74,14 +76,21 @@ interface RedisResult {
   p99: number;
 }
 
-/** Runs `redis-benchmark -h 127.0.0.1 -p PORT ARGS --csv`; returns its last test's numbers. */
+/** Runs `redis-benchmark -h 127.0.0.1 (or reach) -p PORT ARGS --csv`; returns its last test's numbers. */
 async function redisBenchmark(
   port: number,
   args: string[],
   signal: AbortSignal,
+  reach?: Reach,
 ): Promise<RedisResult> {
   const program = findProgram("redis-benchmark")!;
-  const ran = await run(program, ["-h", "127.0.0.1", "-p", `${port}`, ...args, "--csv"], signal);
+  const host = reach?.host ?? "127.0.0.1";
+  const ran = await runOn(
+    reach?.prefix,
+    program,
+    ["-h", host, "-p", `${port}`, ...args, "--csv"],
+    signal,
+  );
   const lines = ran.stdout.trim().split("\n").map((line) => line.replaceAll('"', "").split(","));
   const header = lines[0] ?? [];
   const last = lines.at(-1) ?? [];

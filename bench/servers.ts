@@ -39,6 +39,23 @@ export interface Server {
 /** A started server, or the line saying what to install. */
 export type ServerStarted = { server: Server } | { missing: string };
 
+/** Where a server runs and listens: 127.0.0.1 here, or a host of the kernel part's network. */
+export interface Place {
+  /** The address it listens on. */
+  address: string;
+  /** What runs it on its host: `ip netns exec NS`, or nothing here. */
+  prefix: string[];
+}
+
+/** 127.0.0.1 on this host. */
+export const HERE: Place = { address: "127.0.0.1", prefix: [] };
+
+/** Starts `program args` at `place`, as {@linkcode start} does. */
+function startAt(place: Place, name: string, program: string, args: string[], cwd?: string): Child {
+  const [command, ...rest] = [...place.prefix, program, ...args];
+  return start(name, command, rest, cwd);
+}
+
 function server(child: Child, port: number): Server {
   let exited = false;
   child.exited.then(() => exited = true);
@@ -61,30 +78,30 @@ export async function startEchoBackend(): Promise<Server> {
 }
 
 /** `iperf3 -s -B 127.0.0.1 -p B`: one test at a time, for as long as the bench runs. */
-export async function startIperf3Server(): Promise<ServerStarted> {
+export async function startIperf3Server(place: Place = HERE): Promise<ServerStarted> {
   const iperf3 = findProgram("iperf3");
   if (iperf3 === undefined) return { missing: notInstalled("iperf3", "iperf3") };
   const port = freePort();
-  const child = start("iperf3 -s", iperf3, ["-s", "-B", "127.0.0.1", "-p", `${port}`]);
-  await waitForListener(child, port, STARTUP_TIMEOUT_MS);
+  const child = startAt(place, "iperf3 -s", iperf3, ["-s", "-B", place.address, "-p", `${port}`]);
+  await waitForListener(child, port, STARTUP_TIMEOUT_MS, place.address);
   return { server: server(child, port) };
 }
 
 /** `redis-server` without persistence, in the foreground, its files in `dir`. */
-export async function startRedis(dir: string): Promise<ServerStarted> {
+export async function startRedis(dir: string, place: Place = HERE): Promise<ServerStarted> {
   const redis = findProgram("redis-server");
   if (redis === undefined) return { missing: notInstalled("redis-server", "redis-server") };
   const port = freePort();
-  const child = start("redis-server", redis, [
-    ...["--port", `${port}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    ...["--daemonize", "no", "--dir", dir, "--logfile", ""],
+  const child = startAt(place, "redis-server", redis, [
+    ...["--port", `${port}`, "--bind", place.address, "--save", "", "--appendonly", "no"],
+    ...["--daemonize", "no", "--dir", dir, "--logfile", "", "--protected-mode", "no"],
   ]);
-  await waitForListener(child, port, STARTUP_TIMEOUT_MS);
+  await waitForListener(child, port, STARTUP_TIMEOUT_MS, place.address);
   return { server: server(child, port) };
 }
 
 /** The nginx configuration of the bench: one process, `PAGE_BYTES` page, no access log. */
-function nginxConfig(port: number, dir: string): string {
+function nginxConfig(port: number, dir: string, address: string): string {
   return `daemon off;
 master_process off;
 worker_processes 1;
@@ -106,7 +123,7 @@ http {
   default_type text/html;
 
   server {
-    listen 127.0.0.1:${port};
+    listen ${address}:${port};
     root ${dir}/www;
   }
 }
@@ -114,14 +131,14 @@ http {
 }
 
 /** nginx in the foreground as one process with {@linkcode nginxConfig}, its files in `dir`. */
-export async function startNginx(dir: string): Promise<ServerStarted> {
+export async function startNginx(dir: string, place: Place = HERE): Promise<ServerStarted> {
   const nginx = findProgram("nginx");
   if (nginx === undefined) return { missing: notInstalled("nginx", "nginx") };
   const port = freePort();
   await Deno.mkdir(`${dir}/www`, { recursive: true });
   await Deno.writeTextFile(`${dir}/www/index.html`, "x".repeat(PAGE_BYTES));
-  await Deno.writeTextFile(`${dir}/nginx.conf`, nginxConfig(port, dir));
-  const child = start("nginx", nginx, [
+  await Deno.writeTextFile(`${dir}/nginx.conf`, nginxConfig(port, dir, place.address));
+  const child = startAt(place, "nginx", nginx, [
     "-p",
     dir,
     "-c",
@@ -129,6 +146,6 @@ export async function startNginx(dir: string): Promise<ServerStarted> {
     "-e",
     `${dir}/error.log`,
   ]);
-  await waitForListener(child, port, STARTUP_TIMEOUT_MS);
+  await waitForListener(child, port, STARTUP_TIMEOUT_MS, place.address);
   return { server: server(child, port) };
 }

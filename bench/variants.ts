@@ -7,6 +7,7 @@
  */
 
 import type { VariantName } from "./args.ts";
+import type { Reach } from "./measure.ts";
 import {
   type Child,
   findProgram,
@@ -32,6 +33,8 @@ export interface Variant {
   port: number;
   /** The proxy process, whose CPU time and memory are reported; none for `direct`. */
   pid?: number;
+  /** Where its clients run and connect, when not on 127.0.0.1 here (the kernel part). */
+  reach?: Reach;
   /** Stops the proxy (nothing for `direct`). */
   stop(): Promise<void>;
 }
@@ -65,6 +68,8 @@ async function launch(name: VariantName, context: VariantContext): Promise<Start
       return { variant: { name, port: context.backendPort, stop: () => Promise.resolve() } };
     case "sleepingd":
       return { variant: await startSleepingd(context) };
+    case "sleepingd-kernel":
+      return { skipped: "the kernel path forwards no loopback client: see the kernel part" };
     case "socat":
       return await startSocat(context);
     case "haproxy":
@@ -127,7 +132,11 @@ export function setSleepingdSettings(settings: readonly string[]): void {
  * and VARRUN_PATH, unless `lines` say otherwise); resolves once it logs that
  * it is running.
  */
-export async function startSleepingdWith(lines: string[], dir: string): Promise<Child> {
+export async function startSleepingdWith(
+  lines: string[],
+  dir: string,
+  prefix: string[] = [],
+): Promise<Child> {
   const configFile = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     configFile,
@@ -142,12 +151,17 @@ export async function startSleepingdWith(lines: string[], dir: string): Promise<
   );
   await Deno.mkdir(`${dir}/run`, { recursive: true });
   const main = new URL("../src/main.ts", import.meta.url).pathname;
-  const child = start(
-    "sleepingd",
+  const [command, ...args] = [
+    ...prefix,
     Deno.execPath(),
-    ["run", "-A", main, "-f", configFile, "run"],
-    dir,
-  );
+    "run",
+    "-A",
+    main,
+    "-f",
+    configFile,
+    "run",
+  ];
+  const child = start("sleepingd", command, args, dir);
   await child.waitForLine((line) => line.includes("is running"), STARTUP_TIMEOUT_MS);
   return child;
 }
@@ -209,6 +223,7 @@ export function haproxyConfig(
   port: number,
   backendPort: number,
   maxConnections = DEFAULT_MAX_CONNECTIONS,
+  addresses: { listen: string; backend: string } = { listen: "127.0.0.1", backend: "127.0.0.1" },
 ): string {
   return `global
   nbthread 1
@@ -221,8 +236,8 @@ defaults
   timeout server 60s
 
 listen bench
-  bind 127.0.0.1:${port}
-  server backend 127.0.0.1:${backendPort}
+  bind ${addresses.listen}:${port}
+  server backend ${addresses.backend}:${backendPort}
 `;
 }
 

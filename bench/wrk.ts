@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Sample, Workload } from "./measure.ts";
-import { findProgram, run } from "./processes.ts";
+import type { Reach, Sample, Workload } from "./measure.ts";
+import { findProgram, runOn } from "./processes.ts";
 
 /** Connections wrk keeps open (or reopens) at once. */
 const CONNECTIONS = 50;
@@ -39,11 +39,12 @@ export async function wrkWorkloads(quick: boolean, dir: string): Promise<Workloa
         "-H 'Connection: close' (one request per connection, connections/s)",
       unit: "conn/s",
       client: "reaped",
-      run: async (port, signal) => {
+      run: async (port, signal, reach) => {
         const { sample, requests } = await wrk(
           port,
           [...common, "-H", "Connection: close"],
           signal,
+          reach,
         );
         return { ...sample, connections: requests };
       },
@@ -52,30 +53,40 @@ export async function wrkWorkloads(quick: boolean, dir: string): Promise<Workloa
       title: `wrk keep-alive: wrk -t 1 -c ${CONNECTIONS} -d ${seconds}s (requests/s)`,
       unit: "req/s",
       client: "reaped",
-      run: async (port, signal) => (await wrk(port, common, signal)).sample,
+      run: async (port, signal, reach) => (await wrk(port, common, signal, reach)).sample,
     },
   ];
 }
 
 /** wrk's shortest run on kept-alive connections, unmeasured: wakes sleepingd and warms up its JIT. */
-export async function wrkWarmUp(port: number): Promise<void> {
-  const ran = await run(findProgram("wrk")!, [
-    ...["-t", "1", "-c", `${CONNECTIONS}`, "-d", "1s", `http://127.0.0.1:${port}/`],
+export async function wrkWarmUp(port: number, reach?: Reach): Promise<void> {
+  const ran = await runOn(reach?.prefix, findProgram("wrk")!, [
+    ...[
+      "-t",
+      "1",
+      "-c",
+      `${CONNECTIONS}`,
+      "-d",
+      "1s",
+      `http://${reach?.host ?? "127.0.0.1"}:${port}/`,
+    ],
   ]);
   if (ran.code !== 0) throw new Error(`wrk exited with code ${ran.code}: ${ran.stderr.trim()}`);
 }
 
 /**
- * Runs wrk with `args` against `http://127.0.0.1:PORT/`; returns its requests
- * per second with its latency and its errors when there are any, and how many
- * requests were answered.
+ * Runs wrk with `args` against `http://127.0.0.1:PORT/` (or `reach`'s host);
+ * returns its requests per second with its latency and its errors when there
+ * are any, and how many requests were answered.
  */
 async function wrk(
   port: number,
   args: string[],
   signal: AbortSignal,
+  reach?: Reach,
 ): Promise<{ sample: Sample; requests: number }> {
-  const ran = await run(findProgram("wrk")!, [...args, `http://127.0.0.1:${port}/`], signal);
+  const url = `http://${reach?.host ?? "127.0.0.1"}:${port}/`;
+  const ran = await runOn(reach?.prefix, findProgram("wrk")!, [...args, url], signal);
   const line = ran.stdout.split("\n").find((text) => text.startsWith("WRK_JSON "));
   if (ran.code !== 0 || line === undefined) {
     throw new Error(`wrk exited with code ${ran.code}: ${(ran.stderr || ran.stdout).trim()}`);

@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { checkCommand } from "./cli/check.ts";
+import { cleanupCommand } from "./cli/cleanup.ts";
 import { reloadCommand } from "./cli/reload.ts";
 import { runCommand } from "./cli/run.ts";
 import { startCommand } from "./cli/start.ts";
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, Command> = {
   reload: reloadCommand,
   run: runCommand,
   check: checkCommand,
+  cleanup: cleanupCommand,
   version: versionCommand,
 };
 

@@ -30,6 +30,8 @@ export interface DaemonOptions {
   fdLimit?: number;
   /** Runs it with this soft limit of file descriptors only (`ulimit -Sn`): it may raise it. */
   softFdLimit?: number;
+  /** Runs it in this network namespace (`ip netns exec NETNS`), as a test host of tests/_netns.ts. */
+  netns?: string;
   /** Shell lines run before the daemon, in the shell that becomes it, e.g. `exec 7<FILE`. */
   prelude?: string;
   /** Deno's arguments that run the program, e.g. a bundle's (default: `run -A src/main.ts`). */
@@ -60,9 +62,12 @@ export async function startDaemon(
     ? `ulimit -Sn ${options.softFdLimit}`
     : undefined;
   const prelude = [ulimit, options.prelude].filter(Boolean).join(" && ");
-  const [program, ...args] = prelude === ""
+  const wrapped = prelude === ""
     ? argv
     : ["bash", "-c", `${prelude} && exec "$@"`, "bash", ...argv];
+  const [program, ...args] = options.netns === undefined
+    ? wrapped
+    : ["ip", "netns", "exec", options.netns, ...wrapped];
   const child = new Deno.Command(program, {
     args,
     cwd: REPO,

@@ -37,6 +37,8 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     udpFlowTimeout: 60,
     keepAwake: [],
     dependsOn: [],
+    forward: "proxy",
+    masquerade: "auto",
     ...overrides,
   };
 }

@@ -1,25 +1,37 @@
 /**
  * The module layers of docs/ARCHITECTURE.md, checked on the sources: imports
  * only go down, from cli/ to control/ to history/ and dashboard/, to service/, to
- * net/, process/ and config/.
+ * kernel/, to net/, process/ and config/.
  */
 import assert from "node:assert/strict";
 import { REPO } from "./_helpers.ts";
 
 /** Each layer, with the layers its modules must not import from. */
 const FORBIDDEN: Record<string, string[]> = {
-  "log.ts": ["service", "control", "cli", "config", "net", "process"],
-  "log_file.ts": ["service", "control", "cli", "config", "net", "process"],
-  "timers.ts": ["service", "control", "cli", "config", "net", "process"],
-  "clock.ts": ["service", "control", "cli", "config", "net", "process"],
-  config: ["service", "control", "cli", "net", "process"],
-  net: ["service", "control", "cli", "config", "process"],
-  process: ["service", "control", "cli", "config", "net"],
-  fs: ["service", "control", "cli", "config", "net", "process", "history", "cluster", "dashboard"],
+  "log.ts": ["service", "control", "cli", "config", "net", "process", "kernel"],
+  "log_file.ts": ["service", "control", "cli", "config", "net", "process", "kernel"],
+  "timers.ts": ["service", "control", "cli", "config", "net", "process", "kernel"],
+  "clock.ts": ["service", "control", "cli", "config", "net", "process", "kernel"],
+  config: ["service", "control", "cli", "net", "process", "kernel"],
+  net: ["service", "control", "cli", "config", "process", "kernel"],
+  process: ["service", "control", "cli", "config", "net", "kernel"],
+  fs: [
+    "service",
+    "control",
+    "cli",
+    "config",
+    "net",
+    "process",
+    "history",
+    "cluster",
+    "dashboard",
+    "kernel",
+  ],
+  kernel: ["service", "control", "cli", "history", "dashboard", "cluster", "waiting"],
   service: ["control", "cli", "history", "dashboard", "cluster"],
-  history: ["control", "cli", "dashboard"],
+  history: ["control", "cli", "dashboard", "kernel"],
   cluster: ["control", "cli", "dashboard", "history"],
-  dashboard: ["service", "control", "cli", "config", "net", "process", "history"],
+  dashboard: ["service", "control", "cli", "config", "net", "process", "history", "kernel"],
   waiting: [
     "service",
     "control",
@@ -31,6 +43,7 @@ const FORBIDDEN: Record<string, string[]> = {
     "dashboard",
     "cluster",
     "fs",
+    "kernel",
   ],
   control: ["cli"],
 };

@@ -108,6 +108,7 @@ MIN_AWAKE_TIME=120
       "  idle if: who | grep -q . && exit 1 || exit 0 (timeout 3s)\n" +
       "  awake at least: 120s once woken\n" +
       "  user: nobody (a clean environment, with DOCKER_HOST AWS_PROFILE passed on)\n" +
+      "  published targets: used when CHECK_CMD confirms them\n" +
       "  cost: 0.25 EUR an hour awake\n",
   );
   assert.equal(code, 0);

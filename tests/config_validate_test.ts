@@ -109,6 +109,8 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         udpFlowTimeout: 60,
         keepAwake: [],
         dependsOn: [],
+        forward: "proxy",
+        masquerade: "auto",
       },
       {
         name: "Nodeapp in docker containers",
@@ -143,6 +145,8 @@ Deno.test("buildConfig() reads the seed's two examples as the seed describes the
         udpFlowTimeout: 60,
         keepAwake: [],
         dependsOn: [],
+        forward: "proxy",
+        masquerade: "auto",
       },
     ],
     inactive: [],
@@ -183,6 +187,8 @@ Deno.test("buildConfig() gives every key its default", () => {
       udpFlowTimeout: 60,
       keepAwake: [],
       dependsOn: [],
+      forward: "proxy",
+      masquerade: "auto",
     }],
     inactive: [],
     warnings: [],
@@ -684,6 +690,81 @@ Deno.test("buildConfig() reads ETCD_ENDPOINTS and CLUSTER_NAME, refusing an endp
     't.conf:1: Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "b:2379" ' +
     "is not",
   ]);
+});
+
+Deno.test("buildConfig() reads etcd's TLS files and user, each checked where it is set", async () => {
+  await using dir = await tempFiles({ "ca.pem": "", "cert.pem": "", "key.pem": "", "pw": "" });
+  const https = "ETCD_ENDPOINTS=https://a:2379\n";
+  const config = build(
+    `${https}ETCD_CA_FILE=${dir.path}/ca.pem\nETCD_CERT_FILE=${dir.path}/cert.pem\n` +
+      `ETCD_KEY_FILE=${dir.path}/key.pem\nETCD_USER=sd\nETCD_PASSWORD_FILE=${dir.path}/pw\n${WEB}`,
+  );
+  assert.equal(config.global.etcdCaFile, `${dir.path}/ca.pem`);
+  assert.deepEqual(config.global.etcdClientCert, {
+    certFile: `${dir.path}/cert.pem`,
+    keyFile: `${dir.path}/key.pem`,
+  });
+  assert.deepEqual(config.global.etcdUser, { name: "sd", passwordFile: `${dir.path}/pw` });
+  assert.deepEqual(errorsOf(`${https}ETCD_CERT_FILE=${dir.path}/cert.pem\n${WEB}`), [
+    't.conf:2: Cannot use "ETCD_CERT_FILE" without "ETCD_KEY_FILE": set both, or neither',
+  ]);
+  assert.deepEqual(errorsOf(`${https}ETCD_USER=sd\n${WEB}`), [
+    't.conf:2: Cannot use "ETCD_USER" without "ETCD_PASSWORD_FILE": set both, or neither',
+  ]);
+  assert.deepEqual(errorsOf(`${https}ETCD_CA_FILE=${dir.path}/none.pem\n${WEB}`), [
+    `t.conf:2: Cannot use "ETCD_CA_FILE" as ${dir.path}/none.pem cannot be found: No such file ` +
+    `or directory (os error 2): stat '${dir.path}/none.pem'`,
+  ]);
+  assert.deepEqual(
+    errorsOf(`ETCD_ENDPOINTS=http://a:2379\nETCD_CA_FILE=${dir.path}/ca.pem\n${WEB}`),
+    [
+      't.conf:2: Cannot use "ETCD_CA_FILE" with an http:// endpoint ("http://a:2379"): TLS ' +
+      "needs https:// URLs",
+    ],
+  );
+  assert.deepEqual(
+    warningsOf(
+      `ETCD_ENDPOINTS=http://a:2379\nETCD_USER=sd\nETCD_PASSWORD_FILE=${dir.path}/pw\n${WEB}` +
+        "CHECK_CMD=is-up\n",
+    ),
+    [
+      't.conf:2: ETCD_USER\'s password crosses the network unencrypted to "http://a:2379": use ' +
+      "https://",
+    ],
+  );
+  assert.deepEqual(warningsOf(`ETCD_USER=sd\n${WEB}`), [
+    't.conf:1: Ignoring "ETCD_USER" as ETCD_ENDPOINTS is not set',
+  ]);
+});
+
+Deno.test("buildConfig() reads CLUSTER_TARGETS: addresses and CIDR blocks, each with an optional port", () => {
+  const etcd = "ETCD_ENDPOINTS=http://a:2379\n";
+  const targets = "10.0.0.5:5432 10.0.1.0/24 [2001:db8::5]:22 2001:db8::/64 [2001:db8::/64]:22";
+  assert.deepEqual(
+    service(`${etcd}CLUSTER_TARGETS=${targets}\n${WEB}`).clusterTargets,
+    targets.split(" "),
+  );
+  assert.equal(service(`${etcd}${WEB}`).clusterTargets, undefined);
+  assert.deepEqual(errorsOf(`${etcd}${WEB}CLUSTER_TARGETS=10.0.0.5:99999 web.example\n`), [
+    't.conf:5: Cannot use "CLUSTER_TARGETS" as "10.0.0.5:99999" has a port outside 1-65535',
+    't.conf:5: Cannot use "CLUSTER_TARGETS" as "web.example" is not an IP address or CIDR ' +
+    "block, with or without a port (10.0.0.5:5432)",
+  ]);
+  assert.deepEqual(warningsOf(`CLUSTER_TARGETS=10.0.0.5\n${WEB}`), [
+    't.conf:1: Ignoring "CLUSTER_TARGETS" as ETCD_ENDPOINTS is not set',
+  ]);
+});
+
+Deno.test("buildConfig() warns when several instances cannot trust a backend another one woke", () => {
+  const etcd = "ETCD_ENDPOINTS=http://a:2379\n";
+  assert.deepEqual(warningsOf(`${etcd}${WEB}`), [
+    "t.conf:4: [web] has neither CHECK_CMD nor CLUSTER_TARGETS: a backend another instance woke " +
+    "is not trusted, so this instance runs START_CMD again, which must then succeed on a backend " +
+    "that is already up; set CHECK_CMD, or CLUSTER_TARGETS to the backends' addresses",
+  ]);
+  assert.deepEqual(warningsOf(`${etcd}${WEB}CHECK_CMD=is-up\n`), []);
+  assert.deepEqual(warningsOf(`${etcd}${WEB}CLUSTER_TARGETS=10.0.0.5\n`), []);
+  assert.deepEqual(warningsOf(WEB), []);
 });
 
 Deno.test("buildConfig() reads METRICS_HOSTS, refusing an entry that is not a host name", () => {

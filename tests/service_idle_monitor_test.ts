@@ -14,6 +14,10 @@ function monitor(settings: Partial<ServiceConfig>) {
     awakeSince: Date.now(),
     keptAwakeUntil: 0,
     stops: [] as IdleVerdict[],
+    /** How many stops to refuse (the service stays awake, as when another instance says no). */
+    refusals: 0,
+    /** How many times othersBusy() fails (as when etcd answers garbage) before it answers. */
+    othersFail: 0,
   };
   const idle = new IdleMonitor({
     config: () => state.config,
@@ -24,11 +28,14 @@ function monitor(settings: Partial<ServiceConfig>) {
       state.keptAwakeUntil > Date.now()
         ? `kept awake until ${new Date(state.keptAwakeUntil).toISOString()}`
         : undefined,
-    othersBusy: () => Promise.resolve(undefined),
+    othersBusy: () =>
+      state.othersFail-- > 0
+        ? Promise.reject(new Error("etcd answered garbage"))
+        : Promise.resolve(undefined),
     runIdleCmd: (signal) => runShell(state.config.idleCmd!.text, { signal }),
     stop: (verdict) => {
       state.stops.push(verdict);
-      idle.stop();
+      if (state.refusals-- <= 0) idle.stop();
       return Promise.resolve();
     },
   });
@@ -91,6 +98,16 @@ Deno.test("IdleMonitor.start() stops the service once it has been idle for IDLE_
   await waitFor("the idle stop", () => state.stops.length === 1);
   assert.equal(state.stops[0].outcome, "sleep");
   assert.equal(idle.running, false);
+});
+
+Deno.test("IdleMonitor.start() survives a refused stop and a failed check: it asks again at the next check", async () => {
+  const { idle, state } = monitor({ idleTime: 0.1, idleCheckInterval: 0.05 });
+  state.refusals = 2;
+  state.othersFail = 1;
+  idle.start();
+  await waitFor("the third idle stop, after two refusals", () => state.stops.length === 3);
+  assert.equal(idle.running, false);
+  assert.deepEqual(state.stops.map((stop) => stop.outcome), ["sleep", "sleep", "sleep"]);
 });
 
 Deno.test("IdleMonitor.start() runs nothing when IDLE_TIME or IDLE_CHECK_INTERVAL is blank or 0", () => {

@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
 import { runAction } from "../src/control/actions.ts";
-import { ALONE, type Coordinator } from "../src/service/coordinator.ts";
+import { ALONE, type Coordinator, NO_CLAIM, type StopClaim } from "../src/service/coordinator.ts";
 import type { Service } from "../src/service/service.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
 import { waitFor } from "./_helpers.ts";
@@ -54,14 +54,14 @@ class Refuser implements Coordinator {
   /** Stops refused so far. */
   refused = 0;
   claimWake = ALONE.claimWake;
-  wakeEnded() {}
   othersBusy = ALONE.othersBusy;
-  claimStop = () => {
-    if (!this.refuse) return Promise.resolve(undefined);
+  claimStop = (): Promise<StopClaim> => {
+    if (!this.refuse) return Promise.resolve({ claim: NO_CLAIM });
     this.refused++;
-    return Promise.resolve("the model's other instance refuses");
+    return Promise.resolve({ refusal: "the model's other instance refuses" });
   };
-  stopEnded() {}
+  gone() {}
+  firstClient() {}
 }
 
 /** The system under test and the test's side of it. */
@@ -357,7 +357,7 @@ class Sleep extends Step {
       "the model",
     );
     if (model.state === "awake" && model.refuse) {
-      await assert.rejects(action, /model is not put to sleep: the model's other instance refuses/);
+      await assert.rejects(action, /model is not asleep: the model's other instance refuses/);
       return;
     }
     assert.equal(await action, "model is asleep");

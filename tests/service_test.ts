@@ -512,8 +512,10 @@ Deno.test("a shutdown while another instance wakes the backend runs neither STAR
       claims.push(`claimWake ${service}`);
       return abortable(new Promise<never>(() => {}), signal);
     },
-    wakeEnded: (service) => claims.push(`wakeEnded ${service}`),
-    stopEnded: (service) => claims.push(`stopEnded ${service}`),
+    claimStop(service, reason) {
+      claims.push(`claimStop ${service}`);
+      return ALONE.claimStop(service, reason);
+    },
   };
   const harness = await startHarness(() => ({}), {
     coordinator: elsewhere,
@@ -526,7 +528,7 @@ Deno.test("a shutdown while another instance wakes the backend runs neither STAR
     assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
     client.close();
     assert.deepEqual([harness.starts(), harness.stops()], [0, 0], "nothing of this instance ran");
-    assert.deepEqual(claims, ["claimWake echo"], "nor did it give back a lock it never held");
+    assert.deepEqual(claims, ["claimWake echo"], "nor did it claim a stop");
     assert.equal(harness.service.state, "asleep");
   } finally {
     await harness.close();

@@ -15,6 +15,9 @@ import { DEFAULT_PATTERN } from "../config/hostnames.ts";
 import { portGroups } from "../service/name_router.ts";
 import { formatTarget } from "../net/address.ts";
 import type { Command } from "./options.ts";
+import { ConfigError, InvalidConfigError } from "../config/config_error.ts";
+import { describeHostSettings, kernelPathErrors, kernelPathWarnings } from "../kernel/checks.ts";
+import { tableName } from "../kernel/rules.ts";
 
 /** A key's default, for the keys `check` shows only when they are set otherwise. */
 function defaultOf(name: string): number {
@@ -37,6 +40,11 @@ the key it likely means), an IDLE_TIME that stops nothing, and a VARRUN_PATH
 or STATE_PATH that this user cannot write. Errors go to stderr, each as
 FILE:LINE: message, and the exit code is 1.
 
+With FORWARD=kernel it also checks this host, at the FORWARD line: Linux,
+root or CAP_NET_ADMIN, nft and conntrack (errors when missing); IPv4
+forwarding and other tables' forward chains that drop (warnings). It shows
+the host-wide settings the kernel path reads and never changes.
+
 Examples:
   sleepingd check
   sleepingd -f sleepingd.conf -f local.conf check`,
@@ -45,6 +53,12 @@ Examples:
     const config = await loadConfig(options.configFiles);
     for (const warning of config.warnings) printWarning(warning);
     for (const warning of folderWarnings(config.global)) printWarning(warning);
+    const kernelErrors = kernelPathErrors(config);
+    if (kernelErrors.length > 0) {
+      throw new InvalidConfigError(kernelErrors.map((issue) => new ConfigError(issue)));
+    }
+    const table = tableName(config.global.varrunPath);
+    for (const warning of await kernelPathWarnings(config, table)) printWarning(warning);
     console.log(describeConfig(config));
     return 0;
   },
@@ -54,7 +68,7 @@ Examples:
 function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
-    : config.services.flatMap(describeService);
+    : config.services.flatMap((service) => describeService(service, config.global));
   const limits = describeLimits([
     [config.global.maxConnectionsTotal, "connections"],
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
@@ -83,6 +97,16 @@ function describeDaemon(config: Config): string[] {
   const lines: string[] = [];
   if (etcdEndpoints) {
     lines.push(`cluster: ${clusterName}, through etcd at ${etcdEndpoints.join(" ")}`);
+    const { etcdCaFile, etcdClientCert, etcdUser } = config.global;
+    if (etcdCaFile) lines.push(`  etcd's certificate: signed by an authority of ${etcdCaFile}`);
+    if (etcdClientCert) {
+      lines.push(
+        `  client certificate: ${etcdClientCert.certFile} (key ${etcdClientCert.keyFile})`,
+      );
+    }
+    if (etcdUser) {
+      lines.push(`  etcd user: ${etcdUser.name} (password in ${etcdUser.passwordFile})`);
+    }
   }
   if (metricsAddress) {
     const url = `http://${formatTarget(metricsAddress)}`;
@@ -132,7 +156,8 @@ function formatSize(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-function describeService(service: ServiceConfig): string[] {
+function describeService(service: ServiceConfig, global: Config["global"]): string[] {
+  const table = tableName(global.varrunPath);
   const lines = [`${service.name} (port ${service.port})`];
   const detail = (label: string, text: string) => lines.push(`  ${label}: ${text}`);
   if (service.listenAddresses.join(" ") !== "::") {
@@ -158,6 +183,13 @@ function describeService(service: ServiceConfig): string[] {
   if (service.routePerConnection) detail("route", "per connection");
   if (!service.logConnections) detail("log", "each connection at the debug level only");
   if (service.proxyProtocol) detail("proxy protocol", service.proxyProtocol);
+  if (service.forward === "kernel") {
+    detail(
+      "forward",
+      `by the kernel while awake (MASQUERADE=${service.masquerade}; loopback clients through ` +
+        `sleepingd), nftables table inet ${table}; ${describeHostSettings()}`,
+    );
+  }
   if (service.allow.length > 0) detail("allow", service.allow.join(" "));
   if (service.deny.length > 0) detail("deny", service.deny.join(" "));
   const limits = describeLimits([
@@ -200,11 +232,19 @@ function describeService(service: ServiceConfig): string[] {
     const passed = service.passEnv ? `, with ${service.passEnv.join(" ")} passed on` : "";
     detail("user", `${service.user} (a clean environment${passed})`);
   }
+  if (global.etcdEndpoints) detail("published targets", describeTrust(service));
   if (service.costPerHour) {
     const { amount, currency } = service.costPerHour;
     detail("cost", `${amount}${currency ? ` ${currency}` : ""} an hour awake`);
   }
   return lines;
+}
+
+/** Which target another instance publishes this one may use. */
+function describeTrust(service: ServiceConfig): string {
+  if (service.checkCmd) return "used when CHECK_CMD confirms them";
+  if (service.clusterTargets) return `used when in ${service.clusterTargets.join(" ")}`;
+  return "not used (no CHECK_CMD nor CLUSTER_TARGETS): each instance runs START_CMD";
 }
 
 /**

@@ -421,6 +421,30 @@ export const KEYS: readonly KeyDefinition[] = [
       "proxy_protocol; haproxy: accept-proxy). Blank means off.",
   },
   {
+    name: "FORWARD",
+    kind: "choice",
+    default: "proxy",
+    choices: ["proxy", "kernel"],
+    doc: "Who carries the connections of an awake service: proxy (sleepingd copies the bytes) " +
+      "or kernel (Linux only: while the service is awake, rules in sleepingd's own nftables " +
+      "table forward new connections and datagrams from other hosts and from this host's own " +
+      "addresses straight to the backend, and sleepingd only watches them through conntrack " +
+      "and counters; loopback clients stay on the proxy). Asleep, starting or stopping, " +
+      "sleepingd holds and wakes as with proxy. kernel needs root or CAP_NET_ADMIN, nft " +
+      "(nftables) and conntrack; it does not take PROXY_PROTOCOL, ROUTE_PER_CONNECTION, " +
+      "HOSTNAMES or WAITING_PAGE.",
+  },
+  {
+    name: "MASQUERADE",
+    kind: "choice",
+    default: "auto",
+    choices: ["auto", "yes", "no"],
+    doc: "With FORWARD=kernel: whether the backend sees this host's address (yes) or the " +
+      "client's own (no), which needs the backend's replies to come back through this host. " +
+      "auto: no when the backend is on a network this host is directly attached to (a VM or " +
+      "container bridge, where this host is normally the backend's gateway), else yes.",
+  },
+  {
     name: "COST_PER_HOUR",
     kind: "cost",
     default: "",
@@ -556,6 +580,62 @@ export const KEYS: readonly KeyDefinition[] = [
     globalOnly: true,
     doc: "The name the instances sharing ETCD_ENDPOINTS coordinate under: those with the " +
       "same name share their services (by section name). Global section only.",
+  },
+  {
+    name: "ETCD_CA_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the certificate authorities that sign etcd's certificate, for " +
+      "https:// endpoints, trusted beside the system's. Blank means the system's only. " +
+      "Global section only.",
+  },
+  {
+    name: "ETCD_CERT_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the client certificate sleepingd shows etcd (for etcd's " +
+      "--client-cert-auth), with ETCD_KEY_FILE. Through etcd's HTTP gateway, which sleepingd " +
+      "uses, a certificate cannot name the user: leave its Common Name empty (etcd refuses " +
+      "one that has one) and, with etcd authentication on, set ETCD_USER. Blank means none. " +
+      "Global section only.",
+  },
+  {
+    name: "ETCD_KEY_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "PEM file of the private key of ETCD_CERT_FILE. Keep it readable by sleepingd's user " +
+      "only. Global section only.",
+  },
+  {
+    name: "ETCD_USER",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "The etcd user sleepingd acts as when etcd has authentication on, with " +
+      "ETCD_PASSWORD_FILE; it needs read and write on /sleepingd/CLUSTER_NAME/. Blank means " +
+      "none. Global section only.",
+  },
+  {
+    name: "ETCD_PASSWORD_FILE",
+    kind: "text",
+    default: "",
+    globalOnly: true,
+    doc: "File holding ETCD_USER's password (its first line). Keep it readable by " +
+      "sleepingd's user only. Global section only.",
+  },
+  {
+    name: "CLUSTER_TARGETS",
+    kind: "addresses",
+    default: "",
+    doc: "With ETCD_ENDPOINTS and no CHECK_CMD: the backend addresses another instance may " +
+      "publish for the service, each an IP address or CIDR block with an optional port " +
+      "(10.0.0.5:5432 10.0.1.0/24 [2001:db8::5]:22). A published target is used only if " +
+      "this instance's own wake gave it, CHECK_CMD confirms it, or it is in this list; " +
+      "otherwise this instance runs START_CMD itself (one instance at a time). Blank means " +
+      "none.",
   },
   {
     name: "METRICS_ADDRESS",

@@ -69,6 +69,11 @@ export interface ServiceConfig {
   allow: string[];
   /** `DENY`: client addresses and CIDR blocks that may not connect; it wins over `allow`. */
   deny: string[];
+  /**
+   * `CLUSTER_TARGETS`: the targets (addresses or CIDR blocks, with an optional
+   * port) another instance may publish; `undefined` means none.
+   */
+  clusterTargets?: string[];
   /** `MAX_CONNECTIONS`: connections held at once, waiting ones included; `undefined` means no limit. */
   maxConnections?: number;
   /** `MAX_CONNECTIONS_PER_SOURCE`: connections one client address may hold at once. */
@@ -134,6 +139,20 @@ export interface ServiceConfig {
   /** `COST_PER_HOUR`: what an hour awake costs, for the dashboard; `undefined` means not shown. */
   costPerHour?: { amount: number; currency: string };
   /**
+   * `FORWARD`: who carries an awake service's connections, sleepingd (`proxy`) or the
+   * kernel's nftables rules (`kernel`).
+   * @default "proxy"
+   */
+  forward: "proxy" | "kernel";
+  /** Where FORWARD was set, when it was: the line `check` names for what the kernel path needs. */
+  forwardSource?: Location;
+  /**
+   * `MASQUERADE`: with FORWARD=kernel, whether the backend sees this host's address (`yes`),
+   * the client's (`no`), or `auto` (no when the backend's network is directly attached).
+   * @default "auto"
+   */
+  masquerade: "auto" | "yes" | "no";
+  /**
    * `HOSTNAMES`: the name patterns the service answers to on a port shared by
    * name (`app.example.com`, `*.example.com`, `*`); `undefined` when the port is its own.
    */
@@ -196,6 +215,12 @@ export interface GlobalConfig {
    * @default "sleepingd"
    */
   clusterName: string;
+  /** `ETCD_CA_FILE`: PEM file of the authorities that sign etcd's certificate. */
+  etcdCaFile?: string;
+  /** `ETCD_CERT_FILE` and `ETCD_KEY_FILE`: the client certificate shown to etcd, and its key. */
+  etcdClientCert?: { certFile: string; keyFile: string };
+  /** `ETCD_USER` and `ETCD_PASSWORD_FILE`: the etcd user, and the file of its password. */
+  etcdUser?: { name: string; passwordFile: string };
   /** `API_TOKEN_FILE`: the file with the HTTP API's token; `undefined` means the API is off. */
   apiTokenFile?: string;
   /** `METRICS_HOSTS`: host names requests to METRICS_ADDRESS may name; `undefined` when none. */

@@ -28,6 +28,7 @@ import { readPageFile } from "./page_file.ts";
 import type { RawEntry } from "./parse.ts";
 import { parsePortMapping, type Protocol } from "./ports.ts";
 import { isTimeZone, parseKeepAwake } from "./schedule.ts";
+import { parseTargetRule } from "./target_rules.ts";
 import type {
   CommandSpec,
   Config,
@@ -130,6 +131,16 @@ export function validateConfig(
   }
 
   const endpoints = etcdEndpoints(globalSettings, issues);
+  const access = etcdAccess(globalSettings, endpoints, issues);
+  checkClusterTargets(
+    [
+      globalSettings,
+      ...merged.sections.map((section) => new Settings(section, undefined, values)),
+    ],
+    endpoints,
+    issues,
+  );
+  if (endpoints !== undefined) checkClusterTrust(built, issues);
   const hostnameTimeout = globalSettings.get("HOSTNAME_TIMEOUT") as number;
   if (hostnameTimeout === 0) {
     issues.error(
@@ -177,6 +188,7 @@ export function validateConfig(
       ...optional("metricsHosts", metricsHosts),
       ...optional("etcdEndpoints", endpoints),
       clusterName: globalSettings.get("CLUSTER_NAME") as string,
+      ...access,
       ...optional(
         "metricsAddress",
         metricsAddress === undefined ? undefined : parseHostPort(metricsAddress),
@@ -314,6 +326,8 @@ interface Built {
   hostnamesAt?: Location;
   /** The entry that sets IDLE_TIME for it (its own or the global one), when one does. */
   idleTimeAt?: RawEntry;
+  /** The entry that sets START_CMD for it, when one does. */
+  startCmdAt?: RawEntry;
 }
 
 /** Builds an active service (none when its port is missing or bad), recording what is wrong. */
@@ -373,6 +387,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     connectTimeout: settings.get("CONNECT_TIMEOUT") as number,
     allow: (settings.get("ALLOW") as string[] | undefined) ?? [],
     deny: (settings.get("DENY") as string[] | undefined) ?? [],
+    ...optional("clusterTargets", clusterTargets(settings)),
     ...optional("maxConnections", positive(settings.get("MAX_CONNECTIONS"))),
     ...optional("maxConnectionsPerSource", positive(settings.get("MAX_CONNECTIONS_PER_SOURCE"))),
     holdTimeout: settings.get("HOLD_TIMEOUT") as number,
@@ -396,11 +411,15 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     ...optional("timeZone", timeZone(settings, issues)),
     ...optional("minAwakeTime", positive(settings.get("MIN_AWAKE_TIME"))),
     ...optional("costPerHour", cost(settings.get("COST_PER_HOUR"))),
+    forward: settings.get("FORWARD") as "proxy" | "kernel",
+    ...optional("forwardSource", settings.entry("FORWARD")?.location),
+    masquerade: settings.get("MASQUERADE") as "auto" | "yes" | "no",
     ...optional("hostnames", settings.get("HOSTNAMES") as string[] | undefined),
     ...optional("waitingPage", waitingPage(settings, issues)),
   };
   checkMorePorts(service, settings, issues);
   checkUdpByName(service, settings, issues);
+  checkKernelForward(service, settings, issues);
   return [{
     service,
     portAt: portEntry!.location,
@@ -408,6 +427,7 @@ function buildService(settings: Settings, isGlobal: boolean, issues: Issues): Bu
     dependsOnAt: settings.entry("DEPENDS_ON")?.location,
     hostnamesAt: settings.entry("HOSTNAMES")?.location,
     idleTimeAt: settings.entry("IDLE_TIME"),
+    startCmdAt: settings.entry("START_CMD"),
   }];
 }
 
@@ -492,6 +512,68 @@ function checkMorePorts(service: ServiceConfig, settings: Settings, issues: Issu
         "connection's own START_CMD serves one TCP port; set ROUTE_PER_CONNECTION=no",
     );
   }
+}
+
+/**
+ * Records an error for each key FORWARD=kernel cannot honour, at that key's
+ * line, and warns about a MASQUERADE of the section's own that FORWARD=proxy ignores.
+ */
+function checkKernelForward(service: ServiceConfig, settings: Settings, issues: Issues): void {
+  if (service.forward !== "kernel") {
+    const own = settings.section.entries.get("MASQUERADE");
+    if (own !== undefined && service.masquerade !== "auto") {
+      issues.warn(
+        own,
+        `Ignoring MASQUERADE in ${settings.describe()} as FORWARD is proxy: sleepingd's own ` +
+          "connections reach the backend; set FORWARD=kernel for the kernel to forward",
+      );
+    }
+    return;
+  }
+  const refuse = (key: string, why: string) => {
+    const entry = settings.entry(key)!;
+    issues.error(
+      entry.location,
+      key,
+      `Cannot use ${key} with FORWARD=kernel in ${settings.describe()}: ${why}; ` +
+        `set FORWARD=proxy or remove ${key}`,
+    );
+  };
+  if (service.proxyProtocol) {
+    refuse(
+      "PROXY_PROTOCOL",
+      "the kernel forwards the client's packets as they are, with no header to add (with " +
+        "MASQUERADE=no the backend sees the client's own address)",
+    );
+  }
+  if (service.routePerConnection) {
+    refuse(
+      "ROUTE_PER_CONNECTION",
+      "the kernel sends every connection of the service to one backend, while a connection's " +
+        "own START_CMD would pick its own",
+    );
+  }
+  for (
+    const [key, set] of [["HOSTNAMES", service.hostnames], ["WAITING_PAGE", service.waitingPage]]
+  ) {
+    if (set === undefined) continue;
+    refuse(
+      key as string,
+      "sleepingd reads each connection's first bytes on a port it routes by name or with a " +
+        "waiting page, and the kernel path would take that port's connections from it",
+    );
+  }
+  if (service.listenAddresses.every(isLoopback)) {
+    refuse(
+      "LISTEN_ADDRESS",
+      "only loopback clients can reach a loopback address, and they stay on the proxy path",
+    );
+  }
+}
+
+/** Whether `address` is a loopback address (127.0.0.0/8, ::1, or `localhost`). */
+function isLoopback(address: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(address) || address === "::1" || address === "localhost";
 }
 
 /** Records an error for a DEPENDS_ON that names no active service, and for each cycle. */
@@ -741,6 +823,153 @@ function etcdEndpoints(settings: Settings, issues: Issues): string[] | undefined
     `Cannot use "ETCD_ENDPOINTS" as each must be an http:// or https:// URL: "${bad}" is not`,
   );
   return undefined;
+}
+
+/**
+ * ETCD_CA_FILE, ETCD_CERT_FILE with ETCD_KEY_FILE, and ETCD_USER with
+ * ETCD_PASSWORD_FILE, when each is whole and its files exist (the daemon
+ * reads them at start); records an error naming the line of each that is not,
+ * and a warning for each set without ETCD_ENDPOINTS.
+ */
+function etcdAccess(
+  settings: Settings,
+  endpoints: string[] | undefined,
+  issues: Issues,
+): Pick<Config["global"], "etcdCaFile" | "etcdClientCert" | "etcdUser"> {
+  const names = [
+    "ETCD_CA_FILE",
+    "ETCD_CERT_FILE",
+    "ETCD_KEY_FILE",
+    "ETCD_USER",
+    "ETCD_PASSWORD_FILE",
+  ];
+  const set = names.filter((name) => settings.get(name) !== undefined);
+  if (endpoints === undefined) {
+    for (const name of set) {
+      issues.warn(settings.entry(name)!, `Ignoring "${name}" as ETCD_ENDPOINTS is not set`);
+    }
+    return {};
+  }
+  let whole = true;
+  const file = (name: string) => {
+    const path = settings.get(name) as string | undefined;
+    if (path === undefined) return undefined;
+    try {
+      if (Deno.statSync(path).isFile) return path;
+      issues.error(
+        settings.entry(name)!.location,
+        name,
+        `Cannot use "${name}" as ${path} is not a file`,
+      );
+    } catch (error) {
+      issues.error(
+        settings.entry(name)!.location,
+        name,
+        `Cannot use "${name}" as ${path} cannot be found: ${(error as Error).message}`,
+      );
+    }
+    whole = false;
+    return undefined;
+  };
+  const pair = (first: string, second: string) => {
+    const lone = [first, second].filter((name) => set.includes(name));
+    if (lone.length !== 1) return;
+    const other = lone[0] === first ? second : first;
+    issues.error(
+      settings.entry(lone[0])!.location,
+      lone[0],
+      `Cannot use "${lone[0]}" without "${other}": set both, or neither`,
+    );
+    whole = false;
+  };
+  pair("ETCD_CERT_FILE", "ETCD_KEY_FILE");
+  pair("ETCD_USER", "ETCD_PASSWORD_FILE");
+  const caFile = file("ETCD_CA_FILE");
+  const certFile = file("ETCD_CERT_FILE");
+  const keyFile = file("ETCD_KEY_FILE");
+  const passwordFile = file("ETCD_PASSWORD_FILE");
+  const plain = endpoints.find((url) => url.startsWith("http://"));
+  for (const name of ["ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"]) {
+    if (plain === undefined || !set.includes(name)) continue;
+    issues.error(
+      settings.entry(name)!.location,
+      name,
+      `Cannot use "${name}" with an http:// endpoint ("${plain}"): TLS needs https:// URLs`,
+    );
+    whole = false;
+  }
+  if (plain !== undefined && set.includes("ETCD_USER")) {
+    issues.warn(
+      settings.entry("ETCD_USER")!,
+      `ETCD_USER's password crosses the network unencrypted to "${plain}": use https://`,
+    );
+  }
+  if (!whole) return {};
+  const user = settings.get("ETCD_USER") as string | undefined;
+  return {
+    ...optional("etcdCaFile", caFile),
+    ...optional(
+      "etcdClientCert",
+      certFile && keyFile ? { certFile, keyFile } : undefined,
+    ),
+    ...optional("etcdUser", user && passwordFile ? { name: user, passwordFile } : undefined),
+  };
+}
+
+/**
+ * Checks each CLUSTER_TARGETS set (in the global section or a service's),
+ * recording an error naming the line of an entry that cannot be read, and a
+ * warning when there is no ETCD_ENDPOINTS to use it with.
+ */
+function checkClusterTargets(
+  sections: Settings[],
+  endpoints: string[] | undefined,
+  issues: Issues,
+): void {
+  for (const settings of sections) {
+    const entry = settings.section.entries.get("CLUSTER_TARGETS");
+    const targets = clusterTargets(settings);
+    if (entry === undefined || targets === undefined) continue;
+    if (endpoints === undefined) {
+      issues.warn(entry, 'Ignoring "CLUSTER_TARGETS" as ETCD_ENDPOINTS is not set');
+      continue;
+    }
+    for (const target of targets) {
+      try {
+        parseTargetRule(target);
+      } catch (error) {
+        issues.error(
+          entry.location,
+          "CLUSTER_TARGETS",
+          `Cannot use "CLUSTER_TARGETS" as ${(error as Error).message}`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Warns about a service of several instances that has no way to trust a
+ * backend another instance woke (neither CHECK_CMD nor CLUSTER_TARGETS): each
+ * instance then runs its START_CMD again, which must succeed on a backend that
+ * is already up (docs/ARCHITECTURE.md, "Several instances").
+ */
+function checkClusterTrust(built: Built[], issues: Issues): void {
+  for (const { service, description, startCmdAt } of built) {
+    if (startCmdAt === undefined || service.checkCmd || service.clusterTargets?.length) continue;
+    issues.warn(
+      startCmdAt,
+      `${description} has neither CHECK_CMD nor CLUSTER_TARGETS: a backend another instance ` +
+        "woke is not trusted, so this instance runs START_CMD again, which must then succeed on " +
+        "a backend that is already up; set CHECK_CMD, or CLUSTER_TARGETS to the backends' addresses",
+    );
+  }
+}
+
+/** CLUSTER_TARGETS as written, or undefined when it is blank. */
+function clusterTargets(settings: Settings): string[] | undefined {
+  const targets = (settings.get("CLUSTER_TARGETS") as string[] | undefined)?.filter(Boolean);
+  return targets?.length ? targets : undefined;
 }
 
 /** A host name as METRICS_HOSTS lists it: letters, digits, hyphens, dots. */

@@ -20,8 +20,10 @@ import { history } from "../history/timeline.ts";
 import { typicalWakeSeconds } from "../history/typical_wake.ts";
 import type { State } from "../service/lifecycle.ts";
 import { runAction } from "./actions.ts";
+import { readEtcdAccess } from "../cluster/access.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import type { Service } from "../service/service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { requireTrustedFolder, UntrustedPathError } from "../fs/trusted_path.ts";
 import { exposure, readToken } from "./api_token.ts";
 import { serveHttp } from "./http.ts";
@@ -30,6 +32,7 @@ import { Metrics } from "./metrics.ts";
 import type { ControlResponse } from "./protocol.ts";
 import { AlreadyRunningError, claimRunDir, releaseRunDir, type RunDir, runDir } from "./run_dir.ts";
 import { recover } from "./recovery.ts";
+import { checkKernelPath, openKernelTable } from "./kernel.ts";
 import { serveControl } from "./server.ts";
 import { handleOtherSignals } from "./signals.ts";
 import { readSavedState, removeSavedState, saveState } from "./state_file.ts";
@@ -44,6 +47,12 @@ const RESTART_ONLY = [
   { name: "LOG_MAX_SIZE", field: "logMaxSize" },
   { name: "LOG_MAX_FILES", field: "logMaxFiles" },
   { name: "METRICS_ADDRESS", field: "metricsAddress" },
+  // The instance joined its cluster at start: it stays in it until it restarts.
+  { name: "ETCD_ENDPOINTS", field: "etcdEndpoints" },
+  { name: "CLUSTER_NAME", field: "clusterName" },
+  { name: "ETCD_CA_FILE", field: "etcdCaFile" },
+  { name: "ETCD_CERT_FILE or ETCD_KEY_FILE", field: "etcdClientCert" },
+  { name: "ETCD_USER or ETCD_PASSWORD_FILE", field: "etcdUser" },
 ] as const;
 
 /** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
@@ -94,6 +103,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   }
   if (config.global.metricsAddress) await checkTokenFile(config.global.apiTokenFile);
   const metrics = new Metrics();
+  // Before anything listens: no rule of a daemon killed before this one may outlive it.
+  const kernel = await openKernelTable(config);
   const dir = runDir(config.global.varrunPath);
   let saving = false; // once the run folder is this daemon's
   const save = () => {
@@ -109,10 +120,16 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   });
   const { etcdEndpoints, clusterName } = config.global;
   const cluster: Cluster | undefined = etcdEndpoints
-    ? new Cluster(etcdEndpoints, clusterName, (): readonly Service[] => supervisor.services)
+    ? new Cluster({
+      endpoints: etcdEndpoints,
+      name: clusterName,
+      access: await readEtcdAccess(config.global),
+      services: (): readonly Service[] => supervisor.services,
+    })
     : undefined;
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
+    kernel,
     typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
     connectionBound: await connectionBound(),
     onChange: save,
@@ -157,11 +174,13 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   let http: { shutdown(): Promise<void> } | undefined;
   try {
     await supervisor.listen();
-    await cluster?.start();
     daemonEvent("started");
     // The schedules begin once recovery has adopted or cleaned up what a killed daemon left.
+    // Recovery comes first of all, so that no client wakes a service it has to clean up, even
+    // while etcd is slow to answer the join.
     recover(supervisor.services, saved).then(() => supervisor.startSchedules());
     save();
+    await cluster?.start();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
         metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),
@@ -181,6 +200,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       });
     }
   } catch (error) {
+    await closeKernelTable(kernel);
     control?.close();
     events.close();
     releaseRunDir(dir);
@@ -215,10 +235,12 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   const forced = await Promise.race([supervisor.shutdown().then(() => undefined), again.promise]);
   if (forced) {
     logger.error("{signal} again: exiting without finishing the shutdown", { signal: forced });
+    await closeKernelTable(kernel);
     events.close();
     releaseRunDir(dir);
     return 1;
   }
+  await closeKernelTable(kernel);
   await cluster?.leave();
   daemonEvent("stopped");
   events.close();
@@ -233,6 +255,18 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
   stopOtherSignals();
   logger.info("sleepingd stopped");
   return 0;
+}
+
+/** Removes the daemon's nftables table, saying so when it cannot. */
+async function closeKernelTable(kernel: KernelForwarder | undefined): Promise<void> {
+  try {
+    await kernel?.close();
+  } catch (error) {
+    log("daemon").error("cannot remove the nftables table {table}: {error}", {
+      table: kernel!.table,
+      error: (error as Error).message,
+    });
+  }
 }
 
 /**
@@ -377,6 +411,7 @@ async function applyReload(
   const logger = log("daemon");
   try {
     const config = await loadConfig(configFiles);
+    await checkKernelPath(config);
     const before = supervisor.config.global;
     const summary = await supervisor.reload(config);
     logWarnings(config);

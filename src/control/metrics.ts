@@ -175,6 +175,44 @@ export class Metrics implements Recorder {
       (s) => s.stats.lastActivity / 1000,
     );
 
+    family(
+      "sleepingd_forward_path",
+      "gauge",
+      "1 for the path that carries each service's new connections now (proxy, or kernel while " +
+        "FORWARD=kernel rules are in place), else 0.",
+    );
+    for (const service of services) {
+      for (const path of ["proxy", "kernel"]) {
+        const value = service.path.path === path ? 1 : 0;
+        out.push(
+          `sleepingd_forward_path${labels({ service: service.config.name, path })} ${value}`,
+        );
+      }
+    }
+    perService(
+      "sleepingd_kernel_connections_open",
+      "gauge",
+      "FORWARD=kernel: TCP connections the kernel forwards now (conntrack: established).",
+      (s) => s.stats.kernelConnections,
+    );
+    perService(
+      "sleepingd_kernel_connections_total",
+      "counter",
+      "FORWARD=kernel: TCP connections the kernel forwarded.",
+      (s) => s.stats.kernelConnectionsTotal,
+    );
+    perService(
+      "sleepingd_kernel_udp_flows_total",
+      "counter",
+      "FORWARD=kernel: UDP flows the kernel forwarded.",
+      (s) => s.stats.kernelFlowsTotal,
+    );
+    byDirection(
+      "sleepingd_kernel_bytes_total",
+      "counter",
+      "FORWARD=kernel: bytes of the packets the kernel forwarded (headers included), by direction.",
+      (s) => ({ in: s.stats.kernelBytesIn, out: s.stats.kernelBytesOut }),
+    );
     perService(
       "sleepingd_udp_flows_open",
       "gauge",

@@ -59,12 +59,34 @@ export interface ServiceStatus {
   bytesOut: number;
   /** ISO time of the last connection or byte, or null before any. */
   lastActivity: string | null;
+  /** FORWARD: who carries the connections while awake, `proxy` or `kernel`. */
+  forward: "proxy" | "kernel";
+  /** Which carries new connections now: `kernel` while the service's rules are in place. */
+  path: "proxy" | "kernel";
+  /** With FORWARD=kernel: how the kernel reaches the backend, or why the proxy carries them now. */
+  pathNote: string | null;
+  /** With FORWARD=kernel: what the kernel forwarded (bytes are of packets, headers included). */
+  kernel: KernelStatus | null;
   /** The names it answers to on a port shared by name (HOSTNAMES); empty when the port is its own. */
   hostnames: string[];
   /** Whether browsers get a waiting page while it wakes (WAITING_PAGE). */
   waitingPage: boolean;
   /** Waiting pages served, and pages of a failed wake. */
   pages: { waiting: number; failed: number };
+}
+
+/** What the kernel forwarded for a service with FORWARD=kernel. */
+export interface KernelStatus {
+  /** TCP connections open now (set up, not closing). */
+  openConnections: number;
+  /** TCP connections forwarded since the daemon started. */
+  totalConnections: number;
+  /** UDP flows forwarded since the daemon started. */
+  totalFlows: number;
+  /** Bytes of the packets from clients. */
+  bytesIn: number;
+  /** Bytes of the packets from the backend. */
+  bytesOut: number;
 }
 
 /** A port routed by name, as `status` shows it: which names went to which service. */
@@ -135,6 +157,30 @@ function serviceStatus(service: Service): ServiceStatus {
     hostnames: config.hostnames ?? [],
     waitingPage: config.waitingPage !== undefined,
     pages: { waiting: stats.waitingPages, failed: stats.errorPages },
+    ...pathStatus(service),
+  };
+}
+
+/** Which path carries the service, and what the kernel forwarded for it. */
+function pathStatus(
+  service: Service,
+): Pick<ServiceStatus, "forward" | "path" | "pathNote" | "kernel"> {
+  const { stats, config } = service;
+  const { path, note } = service.path;
+  const kernel = config.forward === "kernel" || stats.kernelConnectionsTotal > 0;
+  return {
+    forward: config.forward,
+    path,
+    pathNote: config.forward === "kernel" ? note : null,
+    kernel: kernel
+      ? {
+        openConnections: stats.kernelConnections,
+        totalConnections: stats.kernelConnectionsTotal,
+        totalFlows: stats.kernelFlowsTotal,
+        bytesIn: stats.kernelBytesIn,
+        bytesOut: stats.kernelBytesOut,
+      }
+      : null,
   };
 }
 
@@ -209,11 +255,19 @@ export function formatStatus(status: DaemonStatus, now = Date.now()): string {
         ? `kept awake until ${service.keptAwakeUntil}`
         : undefined,
       service.ports.length > 1 || udp ? `ports ${service.ports.join(" ")}` : undefined,
+      service.forward === "kernel"
+        ? `path ${service.path}${service.pathNote ? ` (${service.pathNote})` : ""}`
+        : undefined,
       service.hostnames?.length ? `names ${service.hostnames.join(" ")}` : undefined,
       service.waitingPage
         ? `waiting page (${service.pages.waiting} served, ${service.pages.failed} of a failed wake)`
         : undefined,
       `${service.openConnections} open / ${service.totalConnections} total connections`,
+      service.kernel
+        ? `through the kernel ${service.kernel.openConnections} open / ` +
+          `${service.kernel.totalConnections} total connections, ${service.kernel.bytesIn} bytes in, ` +
+          `${service.kernel.bytesOut} out`
+        : undefined,
       udp
         ? `${service.openFlows} UDP flow${service.openFlows === 1 ? "" : "s"}, ` +
           `${service.datagramsIn} datagrams in, ${service.datagramsOut} out`

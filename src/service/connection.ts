@@ -7,7 +7,7 @@
  */
 
 import { log } from "../log.ts";
-import { formatAddr, formatTarget } from "../net/address.ts";
+import { formatAddr, formatTarget, unmapped } from "../net/address.ts";
 import { closeQuietly, writeAll } from "../net/conn.ts";
 import { tuneConnection } from "../net/connect.ts";
 import { forward, type Stream } from "../net/forward.ts";
@@ -62,6 +62,8 @@ export async function serveConnection(
     return;
   }
   const opened = Date.now();
+  // FORWARD=kernel only: which path carried new connections when this one came.
+  const carriedBy = service.config.forward === "kernel" ? service.path.path : "proxy";
   try {
     let source: Stream;
     let backend: Backend;
@@ -99,7 +101,8 @@ export async function serveConnection(
       (direction, bytes) => service.bytesForwarded(direction, bytes),
     );
     const seconds = ((Date.now() - opened) / 1000).toFixed(2);
-    const ending = result.error ? `: ${(result.error as Error).message ?? result.error}` : "";
+    const ending = (result.error ? `: ${(result.error as Error).message ?? result.error}` : "") +
+      (service.config.forward === "kernel" ? ` (${proxiedBecause(client, carriedBy)})` : "");
     // LOG_CONNECTIONS=no keeps a busy service's connections out of the info log.
     logger[service.config.logConnections ? "info" : "debug"](
       "[{service}] {peer} connection to {target} closed after {seconds}s, {bytesIn} bytes in, {bytesOut} bytes out{ending}",
@@ -116,6 +119,15 @@ export async function serveConnection(
   } finally {
     service.connectionClosed(client.remoteAddr);
   }
+}
+
+/** Why a client of a FORWARD=kernel service came through sleepingd, for its log line. */
+function proxiedBecause(client: Deno.TcpConn, carriedBy: "proxy" | "kernel"): string {
+  const address = unmapped(client.remoteAddr.hostname);
+  if (address === "::1" || address.startsWith("127.")) return "proxied: a loopback client";
+  return carriedBy === "kernel"
+    ? "proxied: a client the kernel does not forward"
+    : "proxied: the kernel path was not in place";
 }
 
 /**

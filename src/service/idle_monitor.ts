@@ -42,6 +42,11 @@ export interface IdleInputs {
   runIdleCmd(signal: AbortSignal): Promise<ShellResult>;
   /** Stops the service because it is idle. */
   stop(verdict: IdleVerdict): Promise<void>;
+  /**
+   * The last word before an idle stop (the kernel path withdraws its rules and
+   * counts again): why the service stays awake after all, or undefined.
+   */
+  beforeStop?(): Promise<string | undefined>;
 }
 
 /** Checks one service's idleness while it is awake. */
@@ -126,15 +131,44 @@ export class IdleMonitor {
     return { outcome: "busy", reason };
   }
 
+  /**
+   * Checks every `intervalMs` until `signal` is aborted (the service left
+   * awake). A stop that was refused (another instance said no) or a check
+   * that failed ends nothing: the next check asks again.
+   */
   async #watch(intervalMs: number, signal: AbortSignal) {
     const service = this.#inputs.config().name;
     while (true) {
       await sleep(intervalMs, signal);
-      const verdict = await this.shouldSleep(signal);
+      let verdict;
+      try {
+        verdict = await this.shouldSleep(signal);
+      } catch (error) {
+        signal.throwIfAborted();
+        this.#log.error("[{service}] idle check failed, trying again: {error}", {
+          service,
+          error: (error as Error).message,
+        });
+        continue;
+      }
       signal.throwIfAborted();
       if (verdict.outcome === "sleep") {
-        await this.#inputs.stop(verdict);
-        return;
+        // The kernel path's last word: a connection it opened meanwhile keeps the service awake.
+        const late = await this.#inputs.beforeStop?.();
+        signal.throwIfAborted();
+        if (late === undefined) {
+          // Once stopped, the service is no longer awake, which aborts `signal`.
+          await this.#inputs.stop(verdict).catch((error) => {
+            this.#log.error("[{service}] idle stop failed, trying again: {error}", {
+              service,
+              error: (error as Error).message,
+            });
+          });
+          continue;
+        }
+        verdict.outcome = "busy";
+        verdict.reason = late;
+        this.#idleCmdSince = undefined;
       }
       // Busy is worth a line at -v; the count towards IDLE_TIME only at --debug.
       if (verdict.outcome === "busy") {

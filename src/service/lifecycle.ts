@@ -29,14 +29,16 @@ const NEXT: Record<State, readonly State[]> = {
   asleep: ["starting", "awake", "stopping"],
   // To asleep when a wake failed; to stopping when it failed after START_CMD ran.
   starting: ["awake", "asleep", "stopping"],
-  // To asleep when the backend refused a connection: it stopped on its own.
+  // To asleep when the backend refused a connection (it stopped on its own), or when another
+  // instance stopped it.
   awake: ["stopping", "asleep"],
   stopping: ["asleep"],
 };
 
 /** A change to a state, with what the new state needs to know. */
 export type Entry =
-  | { to: "asleep"; reason: string }
+  /** `stopReason`: from awake, why the backend stopped (`gone` unless said). */
+  | { to: "asleep"; reason: string; stopReason?: StopReason }
   | { to: "starting"; reason: string }
   /** `conn`: the connection that proved readiness, for the first client that asks. */
   | { to: "awake"; reason: string; target: Target; conn?: Deno.TcpConn }
@@ -53,7 +55,7 @@ export interface Change {
   reason: string;
   /** Seconds the state left had lasted. */
   lasted: number;
-  /** Why the backend stops: entering and leaving `stopping`, and `gone` on `awake → asleep`. */
+  /** Why the backend stops: entering and leaving `stopping`, and on `awake → asleep` (`gone`, `elsewhere`). */
   stopReason?: StopReason;
   /** The backend's target, entering `awake`. */
   target?: Target;
@@ -172,7 +174,7 @@ export class Lifecycle {
     });
     const change: Change = { from, to: entry.to, reason: entry.reason, lasted };
     if (entry.to === "stopping" || from === "stopping") change.stopReason = this.#stopReason;
-    if (from === "awake" && entry.to === "asleep") change.stopReason = "gone";
+    if (from === "awake" && entry.to === "asleep") change.stopReason = entry.stopReason ?? "gone";
     if (entry.to === "awake") change.target = entry.target;
     this.#parts.onChange?.(change);
     const next = this.#next;
@@ -230,7 +232,7 @@ export class Lifecycle {
         this.#target = undefined;
         if (from === "starting") wakeEnded(false);
         if (from === "stopping") recorder.stopped(name, this.#stopReason);
-        if (from === "awake") recorder.stopped(name, "gone");
+        if (from === "awake") recorder.stopped(name, entry.stopReason ?? "gone");
         break;
     }
   }

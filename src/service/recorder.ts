@@ -17,6 +17,7 @@ import type { Action } from "./commands.ts";
  * - `failed_wake`: a wake failed after START_CMD ran, STOP_CMD cleaned up
  * - `gone`: the backend refused a connection while awake: it had stopped on its own
  * - `after_crash`: a daemon killed mid-wake left a START_CMD behind; STOP_CMD cleaned up
+ * - `elsewhere`: another sleepingd instance stopped it (several instances); this one followed
  */
 export type StopReason =
   | "idle"
@@ -25,7 +26,8 @@ export type StopReason =
   | "removed"
   | "failed_wake"
   | "gone"
-  | "after_crash";
+  | "after_crash"
+  | "elsewhere";
 
 /**
  * Why UDP datagrams were dropped, as `sleepingd_udp_dropped_total{reason}` counts them:

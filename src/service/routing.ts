@@ -14,7 +14,14 @@ import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import { loggedAlready, type RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
-import { ALONE, type Coordinator, type WakeClaim } from "./coordinator.ts";
+import {
+  type Coordinator,
+  NO_CLAIM,
+  type Outcome,
+  type TrustTarget,
+  type WakeClaim,
+} from "./coordinator.ts";
+import { trustPublished } from "./published_target.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
 import { type Waiting, WakeProgress } from "./wake_progress.ts";
@@ -150,9 +157,10 @@ async function wakeAfterDependencies(context: RouteContext, request: WakeRequest
 }
 
 /**
- * Waits until this instance may run the wake of `name`, or another one has
- * the backend awake: alone, at once. A coordinator that fails says "run"
- * (it logs why); only the end of the wake (`signal`) makes this throw.
+ * Waits until this instance may run the wake of `name` (under a claim), or
+ * another one has the backend awake at a target `trust` accepts. A
+ * coordinator that fails says "run"; only the end of the wake (`signal`:
+ * a shutdown, `sleep`) makes this throw: that is no leave to run.
  *
  * @throws the abort reason of `signal`
  */
@@ -160,14 +168,13 @@ async function claimWake(
   coordinator: Coordinator,
   name: string,
   signal: AbortSignal,
+  trust: TrustTarget,
 ): Promise<WakeClaim> {
-  if (coordinator === ALONE) return { run: true };
   try {
-    return await coordinator.claimWake(name, signal);
-  } catch (error) {
+    return await coordinator.claimWake(name, signal, trust);
+  } catch {
     signal.throwIfAborted();
-    logger.error("[{service}] waking alone: {error}", { service: name, error });
-    return { run: true };
+    return { run: true, claim: NO_CLAIM };
   }
 }
 
@@ -185,6 +192,8 @@ class SharedWake implements Router {
   readonly #context: RouteContext;
   /** A CHECK_CMD under way to tell whether the backend is gone, shared by the clients asking. */
   #checking?: Promise<boolean | undefined>;
+  /** The target last found gone, until a wake succeeds: never taken from another instance again. */
+  #dead?: Target;
   /** The progress of the wake under way, if one is. */
   #progress?: WakeProgress;
 
@@ -302,9 +311,10 @@ class SharedWake implements Router {
     const signal = this.#context.wakeSignal();
     const name = config().name;
     const runWake = async () => {
-      let claim;
+      // Another instance may run this wake, or have run it: then only its target is needed.
+      let answer: WakeClaim;
       try {
-        claim = await claimWake(coordinator, name, signal);
+        answer = await claimWake(coordinator, name, signal, this.#trust);
       } catch {
         // Ended (shutdown, sleep) while another instance wakes it: nothing of this one's ran.
         const reason = signal.reason instanceof Error
@@ -312,12 +322,13 @@ class SharedWake implements Router {
           : String(signal.reason);
         return abandonWake(new WakeError(reason, { cause: signal.reason }));
       }
-      if ("target" in claim) {
-        const reason = `${formatTarget(claim.target)} awake, woken by ${claim.by}`;
-        life.transition("starting", { to: "awake", target: claim.target, reason });
+      if ("target" in answer) {
+        const reason = `${formatTarget(answer.target)} awake, woken by ${answer.by}`;
+        life.transition("starting", { to: "awake", target: answer.target, reason });
         return;
       }
       let woken;
+      let failure: unknown;
       const progress = new WakeProgress(config, this.#context.waiting);
       this.#progress = progress;
       const stopLogging = progress.logEvery(name);
@@ -332,25 +343,36 @@ class SharedWake implements Router {
           observer: progress,
         });
       } catch (error) {
-        coordinator.wakeEnded(name, undefined);
-        if (!loggedAlready(error)) {
-          logger.error("[{service}] cannot wake: {reason}", {
-            service: name,
-            reason: (error as Error).message,
-          });
-        }
-        return abandonWake(error as WakeError);
+        failure = error;
       } finally {
         stopLogging();
         this.#progress = undefined;
+      }
+      if (!woken) {
+        if (!loggedAlready(failure)) {
+          logger.error("[{service}] cannot wake: {reason}", {
+            service: name,
+            reason: (failure as Error).message,
+          });
+        }
+        // STOP_CMD cleans up under the claim: no other instance wakes it meanwhile.
+        let outcome: Outcome | undefined;
+        try {
+          await abandonWake(failure as WakeError);
+          if ((failure as WakeError).startRan && config().stopCmd) outcome = { state: "asleep" };
+        } finally {
+          answer.claim.end(outcome);
+        }
+        return;
       }
       const { target, conn: proof } = woken;
       const conn = keepSpare ? proof : undefined;
       if (!keepSpare && proof) closeQuietly(proof);
       const seconds = ((Date.now() - life.since) / 1000).toFixed(2);
       const reason = `${formatTarget(target)} ${proof ? "accepted" : "ready"} after ${seconds}s`;
+      this.#dead = undefined;
       life.transition("starting", { to: "awake", target, conn, reason });
-      coordinator.wakeEnded(name, target);
+      answer.claim.end({ state: "awake", target });
     };
     runWake().catch((error) => {
       logger.fatal("[{service}] the wake left the life cycle broken: {error}", {
@@ -389,10 +411,23 @@ class SharedWake implements Router {
     }
     const gone = `${address} is gone: ${message}`;
     if (life.state === "awake" && life.target === target) {
+      this.#dead = target;
       life.transition("awake", { to: "asleep", reason: gone });
+      this.#context.coordinator.gone(config().name, target);
     }
     return gone;
   }
+
+  /**
+   * Whether a target another instance published may be used: never the one
+   * found gone here; else as {@linkcode trustPublished} decides.
+   */
+  readonly #trust: TrustTarget = async (target, by) => {
+    const { config, run, signal, life } = this.#context;
+    const dead = this.#dead;
+    if (dead && dead.hostname === target.hostname && dead.port === target.port) return undefined;
+    return await trustPublished(config(), target, by, { run, signal, known: life.lastTarget });
+  };
 }
 
 /**

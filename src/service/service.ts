@@ -26,7 +26,7 @@ import {
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
 import { abortable, sleep } from "../timers.ts";
-import { ALONE, type Coordinator } from "./coordinator.ts";
+import { ALONE, type Claim, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
 import { type Change, Lifecycle, type State } from "./lifecycle.ts";
@@ -34,7 +34,12 @@ import { type DropReason, NO_RECORDER, type Recorder, type StopReason } from "./
 import { Admission, type Refusal, type RefusalReason, WakeBudget } from "./admission.ts";
 import { type OpenOptions, type RouteContext, type Router, routerFor } from "./routing.ts";
 import { newStats, type ServiceStats } from "./stats.ts";
+import { KernelPath, type KernelShared, type PathStatus } from "./kernel_path.ts";
+import { trustPublished } from "./published_target.ts";
 import { type Backend, checkBackend, type WakeError } from "./wake.ts";
+
+/** Milliseconds between two claims to clean up after a crash while etcd cannot say. */
+const CLAIM_RETRY_MS = 1_000;
 
 /** Why a service ends: sleepingd shuts down, or a reload removed it. */
 export type CloseReason = "shutdown" | "removed";
@@ -51,6 +56,8 @@ export interface ServiceShared {
   services?: () => readonly Service[];
   /** The other sleepingd instances in front of the same backends; ALONE by default. */
   coordinator?: Coordinator;
+  /** The daemon's nftables table, for FORWARD=kernel; without it every service proxies. */
+  kernel?: KernelShared;
   /** How long a service's wakes usually take, in seconds, from its history; none by default. */
   typicalWake?: (service: string) => number | undefined;
 }
@@ -114,12 +121,16 @@ export class Service {
   readonly #services: () => readonly Service[];
   /** The other instances in front of the same backends. */
   readonly #coordinator: Coordinator;
+  /** The last refusal of a stop logged, so that one repeated at every idle check is logged once. */
+  #lastRefusal?: string;
   /** The KEEP_AWAKE windows, when there are any. */
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
   /** Whether schedules run (crash recovery is done): a reload that adds windows begins them. */
   #schedulesOn = false;
+  /** FORWARD=kernel: the kernel forwards while awake; there when the daemon has a table. */
+  readonly #kernel?: KernelPath;
   /** How long the service's wakes usually take, from its history. */
   readonly #typicalWake: (service: string) => number | undefined;
   /** The last wake that failed: when, and why. */
@@ -140,7 +151,7 @@ export class Service {
     this.#wakes = new WakeBudget("MAX_WAKES_PER_HOUR", () => this.#config.maxWakesPerHour);
     this.#idle = new IdleMonitor({
       config: () => this.#config,
-      openConnections: () => this.stats.openConnections,
+      openConnections: () => this.stats.openConnections + this.stats.kernelConnections,
       lastActivity: () => this.stats.lastActivity,
       awakeSince: () => this.#lifecycle.since,
       keptAwake: () => this.keptAwake(),
@@ -148,10 +159,11 @@ export class Service {
       runIdleCmd: (signal) =>
         this.#run("idle", this.#config.idleCmd!, { target: this.#lifecycle.target, signal }),
       stop: async (verdict) => {
-        const refusal = await this.stop("idle", verdict.reason);
-        // Refused (another instance is busy, or cannot be asked): the checks go on.
-        if (refusal !== undefined && this.state === "awake") this.#idle.start();
+        await this.stop("idle", verdict.reason); // refused: the next check asks again
+        // Refused while the kernel path had withdrawn for it: the kernel forwards again.
+        if (this.state === "awake") this.#kernel?.resume();
       },
+      beforeStop: () => this.#kernel?.beforeIdleStop() ?? Promise.resolve(undefined),
     });
     const current = () => this.#config;
     this.#lifecycle = new Lifecycle({
@@ -163,6 +175,7 @@ export class Service {
       idle: this.#idle,
       onChange: (change) => {
         this.#waking = change.to === "starting" ? { startRan: false } : undefined;
+        this.#kernel?.changed(change);
         this.#onChange();
         shared.onTransition?.(this, change);
       },
@@ -209,6 +222,29 @@ export class Service {
     this.#typicalWake = shared.typicalWake ?? (() => undefined);
     this.#router = routerFor(config, this.#routeContext);
     this.#schedule = scheduleOf(config);
+    if (shared.kernel) {
+      this.#kernel = new KernelPath({
+        shared: shared.kernel,
+        config: () => this.#config,
+        life: this.#lifecycle,
+        stats: this.stats,
+        recorder,
+        check: async (target) => {
+          const found = await checkBackend(
+            this.#config,
+            this.#runCommand,
+            this.#closing.signal,
+            target,
+          );
+          return found === undefined ? undefined : found !== null;
+        },
+      });
+    }
+  }
+
+  /** Which path carries the service's new connections now (FORWARD), and why. */
+  get path(): PathStatus {
+    return this.#kernel?.status ?? { path: "proxy", note: "" };
   }
 
   /** The service's configuration. */
@@ -268,10 +304,13 @@ export class Service {
    */
   awakeBecause(): string | undefined {
     if (this.state !== "awake") return undefined;
-    const { openConnections, openFlows, lastActivity } = this.stats;
+    const { openConnections, openFlows, lastActivity, kernelConnections } = this.stats;
     const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
     const reasons = [
       openConnections ? plural(openConnections, "connection") : undefined,
+      kernelConnections
+        ? `${plural(kernelConnections, "connection")} through the kernel`
+        : undefined,
       openFlows ? plural(openFlows, "UDP flow") : undefined,
       this.keptAwake(),
     ];
@@ -430,7 +469,32 @@ export class Service {
     const entry = { to: "stopping", stopReason: "after_crash", reason, target } as const;
     if (!life.tryTransition("asleep", entry)) return;
     await endLeftovers();
+    // With other instances, STOP_CMD runs under the claim, unless another is waking or stopping it.
+    const claim = await this.#claimStopAfterCrash();
+    if (typeof claim === "string") {
+      life.transition("stopping", { to: "asleep", reason: claim });
+      return;
+    }
     life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
+    claim.end({ state: "asleep" });
+  }
+
+  /**
+   * The claim to clean up after a crash: asked again each second while etcd
+   * cannot say (no stop on a guess), until the service closes.
+   *
+   * @returns the claim, or why there is none (another instance is waking or stopping it)
+   */
+  async #claimStopAfterCrash(): Promise<Claim | string> {
+    while (true) {
+      const answer = await this.#coordinator.claimStop(this.#config.name, "after_crash");
+      if ("claim" in answer) return answer.claim;
+      this.#logRefusal("cleaning up after the crash", answer.refusal);
+      if (!answer.unreachable || this.#closing.signal.aborted) {
+        return `no STOP_CMD: ${answer.refusal}`;
+      }
+      await sleep(CLAIM_RETRY_MS, this.#closing.signal).catch(() => {});
+    }
   }
 
   /** The idle monitor, for tests that ask it directly. */
@@ -455,6 +519,7 @@ export class Service {
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
     if (this.#lifecycle.state === "awake") this.#idle.start();
+    this.#kernel?.reconfigure();
   }
 
   /**
@@ -463,7 +528,8 @@ export class Service {
    * counting the refusal. Pair a client let in with {@linkcode connectionClosed}.
    */
   admit(client: Deno.NetAddr): Refusal | undefined {
-    const refusal = this.#admission.admit(client, this.stats.openConnections);
+    const open = this.stats.openConnections + this.stats.kernelConnections;
+    const refusal = this.#admission.admit(client, open);
     if (refusal) {
       this.refused(refusal.reason);
       return refusal;
@@ -471,7 +537,17 @@ export class Service {
     this.stats.openConnections++;
     this.stats.totalConnections++;
     this.stats.lastActivity = Date.now();
+    this.#sayIfFirst();
     return undefined;
+  }
+
+  /**
+   * Tells the other instances at once when the first client comes: an idle
+   * stop may be under way elsewhere, asking whether this instance is busy.
+   */
+  #sayIfFirst() {
+    const open = this.stats.openConnections + this.stats.openFlows;
+    if (open === 1) this.#coordinator.firstClient(this.#config.name);
   }
 
   /** Records that a client {@linkcode admit} let in is closed. */
@@ -499,6 +575,7 @@ export class Service {
     if (refusal) return refusal;
     this.stats.openFlows++;
     this.stats.totalFlows++;
+    this.#sayIfFirst();
     return undefined;
   }
 
@@ -535,7 +612,12 @@ export class Service {
    * @throws {NoBackendError} when the backend cannot be woken or reached
    */
   openBackend(client: Deno.NetAddr, options?: OpenOptions): Promise<Backend | undefined> {
-    return this.#router.open(client, options);
+    const opened = this.#router.open(client, options);
+    if (!this.#kernel?.waitsForProof) return opened;
+    return opened.then((backend) => {
+      if (backend) this.#kernel?.proven();
+      return backend;
+    });
   }
 
   /**
@@ -562,8 +644,7 @@ export class Service {
    *
    * @param reason why, for metrics
    * @param detail why, for the log
-   * @returns why another instance refused the stop; undefined when it was
-   * not refused (stopped, or not awake)
+   * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
    */
   async stop(
     reason: StopReason,
@@ -571,29 +652,33 @@ export class Service {
     beforeStop?: () => Promise<void>,
   ): Promise<string | undefined> {
     const life = this.#lifecycle;
-    const name = this.#config.name;
+    let claim: Claim | undefined;
     // Alone, nothing to ask: the stop begins at once, as it always did.
-    const claimed = life.state === "awake" && this.#coordinator !== ALONE;
-    if (claimed) {
-      const refusal = await this.#coordinator.claimStop(name, reason);
-      if (refusal) {
-        this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
-          service: name,
-          reason: detail,
-          refusal,
-        });
-        return refusal;
+    if (life.state === "awake" && this.#coordinator !== ALONE) {
+      const answer = await this.#coordinator.claimStop(this.#config.name, reason);
+      if ("refusal" in answer) {
+        this.#logRefusal(detail, answer.refusal);
+        return answer.refusal;
+      }
+      claim = answer.claim;
+      const busy = reason === "idle" ? await this.#busySinceAsked() : undefined;
+      if (busy) {
+        claim.end();
+        this.#logRefusal(detail, busy);
+        return busy;
       }
     }
+    this.#lastRefusal = undefined;
     if (beforeStop) await beforeStop();
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
-      // Only a claim of this stop's own is given back, never a wake's lock.
-      if (claimed) this.#coordinator.stopEnded(name, false);
+      claim?.end();
       while (life.state === "stopping") await life.changed();
       return undefined;
     }
-    life.transition("stopping", { to: "asleep", reason: await this.#runStopCmd() });
-    this.#coordinator.stopEnded(name, true);
+    await this.#kernel?.settled(); // no rule left pointing at a backend about to stop
+    const done = await this.#runStopCmd();
+    life.transition("stopping", { to: "asleep", reason: done });
+    claim?.end({ state: "asleep" });
     return undefined;
   }
 
@@ -632,12 +717,55 @@ export class Service {
   }
 
   /**
+   * Why an idle stop claimed may not go on after all: a client came here, or
+   * another instance published one, while the lock was being taken (asking
+   * once more narrows the time a client elsewhere goes unseen to one publication).
+   */
+  async #busySinceAsked(): Promise<string | undefined> {
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    const open = openConnections + openFlows + kernelConnections;
+    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
+    return await this.#coordinator.othersBusy(this.#config.name, this.#config.idleTime ?? 0);
+  }
+
+  /** Logs why a stop may not happen now, once in a row for the same refusal (each idle check asks). */
+  #logRefusal(detail: string, refusal: string) {
+    if (refusal === this.#lastRefusal) return;
+    this.#lastRefusal = refusal;
+    this.#log.info("[{service}] not stopping ({reason}): {refusal}", {
+      service: this.#config.name,
+      reason: detail,
+      refusal,
+    });
+  }
+
+  /**
    * Takes in that another instance stopped the backend: awake to asleep
    * without STOP_CMD, if no connection of this instance is open.
    */
   stoppedElsewhere(by: string): void {
-    if (this.stats.openConnections > 0 || this.stats.openFlows > 0) return;
-    this.#lifecycle.tryTransition("awake", { to: "asleep", reason: `stopped by ${by}` });
+    const { openConnections, openFlows, kernelConnections } = this.stats;
+    if (openConnections > 0 || openFlows > 0 || kernelConnections > 0) return;
+    this.#lifecycle.tryTransition("awake", {
+      to: "asleep",
+      reason: `stopped by ${by}`,
+      stopReason: "elsewhere",
+    });
+  }
+
+  /**
+   * Takes in that another instance woke the backend at `target`: awake here
+   * too, if the service is asleep and trusts the target (see
+   * {@linkcode trustPublished}), so that its idle checks see to the stop.
+   */
+  async followWake(target: Target, by: string): Promise<void> {
+    if (this.state !== "asleep") return;
+    const trusted = await trustPublished(this.#config, target, by, {
+      run: this.#runCommand,
+      signal: this.#closing.signal,
+      known: this.#lifecycle.lastTarget,
+    });
+    if (trusted) this.adopt(trusted, `awake, woken by ${by}`);
   }
 
   /**
@@ -649,6 +777,14 @@ export class Service {
     this.cancelWakes(reason);
     await this.#lifecycle.settled();
     await this.stop(reason, closeDetail(reason));
+  }
+
+  /**
+   * Stops the kernel from forwarding new connections (the service is removed,
+   * or sleepingd shuts down, and its listeners close); those it forwards go on.
+   */
+  stopForwarding(): void {
+    this.#kernel?.stopForwarding();
   }
 
   /**

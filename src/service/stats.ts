@@ -34,6 +34,16 @@ export interface ServiceStats {
   queuedBytes: number;
   /** Epoch milliseconds of the last connection or byte forwarded; 0 before any. */
   lastActivity: number;
+  /** FORWARD=kernel: TCP connections the kernel forwards now (set up, not closing). */
+  kernelConnections: number;
+  /** FORWARD=kernel: TCP connections the kernel forwarded since the daemon started. */
+  kernelConnectionsTotal: number;
+  /** FORWARD=kernel: UDP flows the kernel forwarded since the daemon started. */
+  kernelFlowsTotal: number;
+  /** FORWARD=kernel: bytes of the packets from clients the kernel forwarded, headers included. */
+  kernelBytesIn: number;
+  /** FORWARD=kernel: bytes of the packets from the backend the kernel forwarded, headers included. */
+  kernelBytesOut: number;
   /** Waiting pages served to browsers (WAITING_PAGE) while the service woke. */
   waitingPages: number;
   /** Pages served to browsers saying why the wake failed. */
@@ -57,6 +67,11 @@ export function newStats(): ServiceStats {
     queuedDatagrams: 0,
     queuedBytes: 0,
     lastActivity: 0,
+    kernelConnections: 0,
+    kernelConnectionsTotal: 0,
+    kernelFlowsTotal: 0,
+    kernelBytesIn: 0,
+    kernelBytesOut: 0,
     waitingPages: 0,
     errorPages: 0,
   };

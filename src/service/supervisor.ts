@@ -23,6 +23,7 @@ import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
 import { planReload, type ReloadPlan, type ReloadSummary, sameCommands } from "./reload_plan.ts";
 import { Service } from "./service.ts";
+import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { routedByName } from "./name_router.ts";
 import { type PreparedPorts, SharedPorts } from "./shared_ports.ts";
 
@@ -73,6 +74,8 @@ export class Supervisor {
   readonly #coordinator?: Coordinator;
   /** Told of each change of state. */
   readonly #onTransition?: (service: Service, change: Change) => void;
+  /** The daemon's nftables table, for the services with FORWARD=kernel. */
+  readonly #kernel?: KernelForwarder;
   /** How long a service's wakes usually take, from its history. */
   readonly #typicalWake?: (service: string) => number | undefined;
   /** The ports routed by name (HOSTNAMES, WAITING_PAGE): their listeners and routers. */
@@ -95,6 +98,7 @@ export class Supervisor {
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
+      kernel?: KernelForwarder;
       typicalWake?: (service: string) => number | undefined;
     } = {},
   ) {
@@ -104,6 +108,7 @@ export class Supervisor {
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
+    this.#kernel = options.kernel;
     this.#typicalWake = options.typicalWake;
     this.#shared = new SharedPorts({
       serve: (service, client, first) => this.#track(service, client, undefined, first),
@@ -124,6 +129,8 @@ export class Supervisor {
       onTransition: this.#onTransition,
       services: () => this.#services,
       coordinator: this.#coordinator,
+      kernel: this.#kernel &&
+        { forwarder: this.#kernel, shutdownGrace: () => this.#config.global.shutdownGrace },
       typicalWake: this.#typicalWake,
     });
   }
@@ -168,8 +175,8 @@ export class Supervisor {
    * connections have had up to SHUTDOWN_GRACE to finish (closed after; at
    * once with `force`).
    *
-   * @throws {Error} when a service that DEPENDS_ON it is not asleep, or
-   * another instance refuses the stop (nothing is closed then)
+   * @throws {Error} when a needer keeps it awake, or another instance (or
+   * etcd's silence) keeps it from stopping now (nothing is closed then)
    */
   async sleep(service: Service, force: boolean): Promise<void> {
     const name = service.config.name;
@@ -193,7 +200,7 @@ export class Supervisor {
     };
     const detail = force ? "asked to sleep at once" : "asked to sleep";
     const refusal = await service.stop("requested", detail, finish);
-    if (refusal !== undefined) throw new Error(`${name} is not put to sleep: ${refusal}`);
+    if (refusal !== undefined) throw new Error(`${name} is not asleep: ${refusal}`);
   }
 
   /**
@@ -345,6 +352,7 @@ export class Supervisor {
     const released = plan.relisten.map((name) => this.#stopListening(old.get(name)!));
     for (const name of plan.removed) {
       const service = old.get(name)!;
+      service.stopForwarding();
       released.push(this.#stopListening(service));
       const drain = this.#drain(service).finally(() => this.#drains.delete(service));
       this.#drains.set(service, drain);
@@ -412,6 +420,7 @@ export class Supervisor {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     await this.#reloading; // what a reload under way adds is closed too
+    for (const service of this.#services) service.stopForwarding();
     const sharedClosed = this.#shared.close();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
     for (const relays of this.#relays.values()) relays.forEach((relay) => relay.close());

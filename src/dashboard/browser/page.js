@@ -28,6 +28,9 @@
  * @property {string | null} target the backend, when known
  * @property {number} openConnections
  * @property {string[]} [hostnames] HOSTNAMES, on a port shared by name
+ * @property {"proxy" | "kernel"} [path] which path carries new connections now (FORWARD)
+ * @property {string | null} [pathNote] with FORWARD=kernel, how the kernel reaches the backend, or why not
+ * @property {{ openConnections: number } | null} [kernel] with FORWARD=kernel, what the kernel forwards
  * @property {boolean} [waitingPage] whether browsers get a waiting page (WAITING_PAGE)
  */
 
@@ -503,6 +506,18 @@ function updateRow(row, service) {
   }
   if (service.waitingPage) byName.append(byName.childNodes.length ? " · " : "", "waiting page");
   if (byName.childNodes.length > 0) row.facts.append(byName);
+  // FORWARD=kernel: which path carries new connections now, and the kernel's open connections.
+  if (service.kernel) {
+    const path = make("span", "route");
+    path.dataset.path = service.path;
+    path.title = service.pathNote ?? "";
+    path.append(
+      service.path === "kernel" ? "kernel path · " : "proxy path now · ",
+      value("kernel-open", String(service.kernel.openConnections)),
+      " through the kernel",
+    );
+    row.facts.append(path);
+  }
   row.actions.hidden = !app.status?.actions;
   row.wakeButton.disabled = service.state !== "asleep";
   row.sleepButton.disabled = service.state !== "awake";
