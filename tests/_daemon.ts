@@ -5,6 +5,7 @@
  * @module
  */
 
+import { isAlive } from "../src/process/proc_stat.ts";
 import { MAIN, REPO } from "./_helpers.ts";
 
 /** A running daemon: its log so far, and ways to wait for a line and to stop it. */
@@ -126,7 +127,13 @@ export async function startDaemon(
     waitForLine,
     stop() {
       stopped ??= (async () => {
-        if (!exited) child.kill("SIGTERM");
+        if (!exited) {
+          try {
+            child.kill("SIGTERM");
+          } catch (error) {
+            if (isAlive(child.pid)) throw error; // else it has just exited on its own
+          }
+        }
         const { code } = await status;
         await reading;
         await Deno.remove(runDir, { recursive: true });

@@ -9,6 +9,7 @@
 import { reset as resetLogging } from "@logtape/logtape";
 import type { CommandSpec, Config, ServiceConfig } from "../src/config/types.ts";
 import { setupLogging, type Verbosity } from "../src/log.ts";
+import type { Coordinator } from "../src/service/coordinator.ts";
 import type { Service } from "../src/service/service.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
 import { Metrics } from "../src/control/metrics.ts";
@@ -120,11 +121,16 @@ rm -f '${dir}/backend.pid'`;
 /**
  * Starts a service whose START_CMD launches an echo backend and whose
  * STOP_CMD kills it; `overrides` change any setting (or the commands),
- * `options` the listening address (127.0.0.1 unless set) and the global settings.
+ * `options` the listening address (127.0.0.1 unless set), the global
+ * settings and the other instances (a test's own {@linkcode Coordinator}).
  */
 export async function startHarness(
   overrides: (dir: string, backendPort: number) => Partial<ServiceConfig> = () => ({}),
-  options: { listenOn?: string; global?: Partial<Config["global"]> } = {},
+  options: {
+    listenOn?: string;
+    global?: Partial<Config["global"]>;
+    coordinator?: Coordinator;
+  } = {},
 ): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-test-" });
   const backendPort = freePort();
@@ -155,7 +161,7 @@ export async function startHarness(
     warnings: [],
   };
   const metrics = new Metrics();
-  const supervisor = new Supervisor(config, metrics);
+  const supervisor = new Supervisor(config, metrics, { coordinator: options.coordinator });
   supervisor.serve(supervisor.services[0], listener);
   const backendPid = () => {
     try {

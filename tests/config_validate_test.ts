@@ -679,6 +679,21 @@ Deno.test("buildConfig() reads DEPENDS_ON; an unknown name or a cycle is an erro
   );
 });
 
+Deno.test("buildConfig() refuses DEPENDS_ON naming a ROUTE_PER_CONNECTION service, at its line", () => {
+  assert.deepEqual(
+    errorsOf(`${WEB}DEPENDS_ON=pool\n[pool]\nPORT=81\nSTART_CMD=go\nROUTE_PER_CONNECTION=yes\n`),
+    [
+      "t.conf:4: Cannot wake [web] after [pool] as it has ROUTE_PER_CONNECTION=yes: each of " +
+      "its connections gets a backend of its own, so there is none to wake first",
+    ],
+  );
+  // The other way round works: each connection of the pool wakes what it needs first.
+  const [pool] = build(
+    `${WEB}[pool]\nPORT=81\nSTART_CMD=go\nROUTE_PER_CONNECTION=yes\nDEPENDS_ON=web\n`,
+  ).services.slice(1);
+  assert.deepEqual(pool.dependsOn, ["web"]);
+});
+
 Deno.test("buildConfig() reads ON_EVENT_CMD and WEBHOOK_URL, refusing a URL that is not http(s)", () => {
   const [web] = build(`WEBHOOK_URL=https://chat.example/hook?x=1\n${WEB}ON_EVENT_CMD=notify\n`)
     .services;

@@ -353,6 +353,35 @@ Deno.test("sleepingd stop and status say so when no daemon runs", async () => {
   }
 });
 
+Deno.test("sleepingd stop and status with a mistyped -f or a broken file say so and exit 1, never not running", async () => {
+  const { dir, cli, cleanup } = await setup(["alpha"]);
+  try {
+    assert.equal((await cli("start")).code, 0);
+    const typo = `${dir}/sleepingd.cnof`;
+    for (const command of ["stop", "status"]) {
+      const answer = await runCli(["-f", typo, command]);
+      assert.deepEqual(
+        [answer.code, answer.stdout, answer.stderr],
+        [1, "", `sleepingd: error: Cannot read config file "${typo}": it does not exist\n`],
+        `${command} with a mistyped -f`,
+      );
+    }
+    // A file with errors, whose VARRUN_PATH line is bad too, cannot say where the daemon is.
+    const broken = `${dir}/broken.conf`;
+    await Deno.writeTextFile(broken, `VARRUN_PATH ${dir}/run\n[alpha]\nPORT=1\nSTART_CMD=go\n`);
+    for (const command of ["stop", "status"]) {
+      const answer = await runCli(["-f", broken, command]);
+      assert.equal(answer.code, 1, `${command} with a broken file: ${answer.stdout}`);
+      assert.match(answer.stderr, new RegExp(`^sleepingd: error: ${broken}:1: Cannot read line`));
+      assert.match(answer.stderr, /no daemon answers at .*, and the configuration has the errors/);
+    }
+    const status = await cli("status");
+    assert.equal(status.code, 0, "the daemon runs on, untouched");
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("SIGHUP reloads, and metrics and health are served and parse", async () => {
   const { dir, file, services, cleanup } = await setup(["alpha"]);
   const metricsPort = freePort();

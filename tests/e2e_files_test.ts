@@ -183,7 +183,7 @@ Deno.test({
           services: [{
             name: "echo",
             state: "starting",
-            start: { pid: unrelated.pid, startTime, runId: "forged" },
+            commands: [{ action: "start", pid: unrelated.pid, startTime, runId: "forged" }],
             target: { hostname: "127.0.0.1", port: trap.addr.port },
           }],
         }),

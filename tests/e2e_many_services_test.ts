@@ -108,6 +108,7 @@ Deno.test("with 1,000 services, start, status, status --json, reload and stop an
       removed: [],
       changed: [],
       unchanged: services.map(({ name }) => name),
+      renamed: [],
     });
 
     const stopped = await cli("stop");

@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import type { DaemonStatus } from "../src/control/status.ts";
 import { startDaemon } from "./_daemon.ts";
-import { runCli } from "./_helpers.ts";
+import { runCli, waitFor } from "./_helpers.ts";
 import { historySetup } from "./_history.ts";
-import { readAll, writeAll } from "./_net.ts";
+import { freePort, isAlive, readAll, writeAll } from "./_net.ts";
+import { exchange, openGate, startEchoBackend, stopEchoBackend, waitForGate } from "./_service.ts";
 
 /** Lines in a file the echo backend's commands append to; 0 when there is none. */
 function count(path: string): number {
@@ -88,6 +89,68 @@ Deno.test("sleepingd wake, sleep and keep-awake act on a service without a clien
     assert.equal(ended.stdout, "echo is asleep, not kept awake\n");
   } finally {
     await setup.cleanup(daemon);
+  }
+});
+
+Deno.test("sleepingd sleep during a wake cancels it: START_CMD ended, STOP_CMD cleans up, waiting clients closed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-sleep-" });
+  const port = freePort();
+  const file = `${dir}/sleepingd.conf`;
+  await Deno.writeTextFile(
+    file,
+    `VARRUN_PATH=${dir}/run\nSTATE_PATH=${dir}/state\n[echo]\nPORT=${port}\n` +
+      `LISTEN_ADDRESS=127.0.0.1\nHOLD_TIMEOUT=300\nSTART_CMD='echo $$ >> ${dir}/start.pids
+${waitForGate(dir)}
+${startEchoBackend(dir, freePort())}'\nSTOP_CMD='${stopEchoBackend(dir)}'\n`,
+  );
+  const daemon = await startDaemon(file);
+  const cli = (...args: string[]) => runCli(["-f", file, ...args]);
+  const state = async () => JSON.parse((await cli("status", "--json")).stdout).services[0].state;
+  const startPids = () => Deno.readTextFileSync(`${dir}/start.pids`).split("\n").filter(Boolean);
+  try {
+    // A wake asked for, then sleep: the wake is cancelled, and says so.
+    const waking = cli("wake", "echo");
+    await waitFor("START_CMD at its gate", () => count(`${dir}/start.pids`) === 1);
+    const slept = await cli("sleep", "echo");
+    assert.equal(await state(), "asleep", "asleep once sleep has answered");
+    assert.deepEqual(
+      [slept.code, slept.stdout],
+      [0, "echo is asleep (the wake under way was cancelled)\n"],
+      slept.stderr,
+    );
+    assert.ok(!isAlive(Number(startPids()[0])), "START_CMD was ended");
+    assert.equal(count(`${dir}/stops`), 1, "STOP_CMD cleaned up after it");
+    const woken = await waking;
+    assert.deepEqual([woken.code, woken.stderr], [
+      1,
+      "sleepingd: error: wake failed: echo was put to sleep\n",
+    ]);
+
+    // A client that sent its bytes and half-closed waits for a wake: --force closes it at once.
+    const client = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(client, new TextEncoder().encode("sent, then half-closed"));
+    await client.closeWrite(); // held: nothing reads it again until the wake ends
+    await waitFor("START_CMD at its gate", () => count(`${dir}/start.pids`) === 2);
+    const forced = await cli("sleep", "echo", "--force");
+    assert.deepEqual(
+      [forced.code, forced.stdout],
+      [0, "echo is asleep (the wake under way was cancelled)\n"],
+      forced.stderr,
+    );
+    assert.equal(await state(), "asleep");
+    assert.ok(!isAlive(Number(startPids()[1])), "START_CMD was ended");
+    assert.equal(count(`${dir}/stops`), 2, "STOP_CMD cleaned up after it");
+    assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
+    client.close();
+    await daemon.waitForLine(/\[echo\] closing connection from .*: wake failed: echo was put to/);
+
+    await openGate(dir);
+    assert.equal(await exchange(port, "woken again"), "woken again");
+  } finally {
+    await daemon.stop();
+    const pid = Number(await Deno.readTextFile(`${dir}/backend.pid`).catch(() => ""));
+    if (pid && isAlive(pid)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -26,6 +26,7 @@ Deno.test("planReload() keeps the listeners of services whose settings did not c
     removed: [],
     changed: [],
     unchanged: ["a"],
+    renamed: [],
     listenBefore: [],
     listenAfter: [],
     relisten: [],
@@ -67,6 +68,35 @@ Deno.test("planReload() swaps the ports of two services after the swap", () => {
   const plan = planReload([svc("a", 80), svc("b", 81)], [svc("a", 81), svc("b", 80)]);
   assert.deepEqual(plan.relisten, ["a", "b"]);
   assert.deepEqual(plan.listenAfter, ["a", "b"]);
+});
+
+Deno.test("planReload() takes a section renamed with the same commands as that service, moved or not", () => {
+  const same = { startCmd: command("start vm"), stopCmd: command("stop vm") };
+  const plan = planReload(
+    [svc("old", 80, same), svc("moved", 81, same)],
+    [svc("new", 80, same), svc("elsewhere", 82, same)],
+  );
+  assert.deepEqual(plan.renamed, [{ from: "old", to: "new" }, { from: "moved", to: "elsewhere" }]);
+  assert.deepEqual([plan.added, plan.removed, plan.unchanged], [[], [], []]);
+  assert.deepEqual(plan.changed, ["new", "elsewhere"]);
+  assert.deepEqual([plan.relisten, plan.listenBefore], [["elsewhere"], ["elsewhere"]]);
+});
+
+Deno.test("planReload() renames nothing whose commands differ, or read the name or the moved port", () => {
+  const byName = command("start $SLEEPINGD_SERVICE");
+  const byPort = command("start $SLEEPINGD_PORT");
+  const plan = planReload(
+    [svc("a", 80), svc("b", 81, { startCmd: byName }), svc("c", 82, { startCmd: byPort })],
+    [svc("x", 80), svc("y", 81, { startCmd: byName }), svc("z", 83, { startCmd: byPort })],
+  );
+  assert.deepEqual(plan.renamed, []);
+  assert.deepEqual(plan.removed, ["a", "b", "c"]);
+  assert.deepEqual(plan.added, ["x", "y", "z"]);
+  // The same port under a new name is still the same backend when only the port is read.
+  const kept = planReload([svc("c", 82, { startCmd: byPort })], [
+    svc("z", 82, { startCmd: byPort }),
+  ]);
+  assert.deepEqual(kept.renamed, [{ from: "c", to: "z" }]);
 });
 
 Deno.test("planReload() moves a service whose PORT turns routed by name, or back: the port's router listens then", () => {

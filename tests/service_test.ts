@@ -16,6 +16,8 @@ import {
 } from "./_service.ts";
 import { isAlive, randomBytes, readAll, sha256, writeAll } from "./_net.ts";
 import { bounded, exists, waitFor } from "./_helpers.ts";
+import { ALONE, type Coordinator } from "../src/service/coordinator.ts";
+import { abortable } from "../src/timers.ts";
 
 /**
  * Waits (bounded) for a failed wake's clean-up to end: its clients are closed
@@ -496,6 +498,59 @@ Deno.test("shutdown ends a wake still under way after SHUTDOWN_GRACE and kills i
     await waitFor("the START_CMD child to die", () => !isAlive(child));
     assert.equal(harness.service.state, "asleep");
   } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("a shutdown while another instance wakes the backend runs neither START_CMD nor STOP_CMD", async () => {
+  const claims: string[] = [];
+  // Another instance holds the lock and wakes the backend: this one waits, as the cluster
+  // does, until the lock goes or its wait is ended.
+  const elsewhere: Coordinator = {
+    ...ALONE,
+    claimWake(service, signal) {
+      claims.push(`claimWake ${service}`);
+      return abortable(new Promise<never>(() => {}), signal);
+    },
+    claimStop(service, reason) {
+      claims.push(`claimStop ${service}`);
+      return ALONE.claimStop(service, reason);
+    },
+  };
+  const harness = await startHarness(() => ({}), {
+    coordinator: elsewhere,
+    global: { shutdownGrace: 0.1 },
+  });
+  try {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await waitFor("the wake to wait for the other instance", () => claims.length === 1);
+    await harness.supervisor.shutdown();
+    assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
+    client.close();
+    assert.deepEqual([harness.starts(), harness.stops()], [0, 0], "nothing of this instance ran");
+    assert.deepEqual(claims, ["claimWake echo"], "nor did it claim a stop");
+    assert.equal(harness.service.state, "asleep");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("a wake that sleep cancels is no failed wake: no failure for a waiting page to show", async () => {
+  const harness = await startHarness((dir, port) => ({
+    startCmd: command(
+      `echo > '${dir}/at-gate'\n${waitForGate(dir)}\n${startEchoBackend(dir, port)}`,
+    ),
+  }));
+  try {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await waitFor("START_CMD at its gate", () => exists(`${harness.dir}/at-gate`));
+    await harness.supervisor.sleep(harness.service, false);
+    assert.equal((await readAll(client)).length, 0, "the waiting client was closed");
+    client.close();
+    assert.equal(harness.service.state, "asleep");
+    assert.equal(harness.service.lastWakeFailure, undefined);
+  } finally {
+    await openGate(harness.dir);
     await harness.close();
   }
 });

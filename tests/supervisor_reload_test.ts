@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
 import { command, exchange, startHarness } from "./_service.ts";
-import { freePort, readAll, refuses, text, writeAll } from "./_net.ts";
+import { freePort, isAlive, readAll, refuses, text, writeAll } from "./_net.ts";
 import { waitFor } from "./_helpers.ts";
 
 /** The harness's configuration with `services` in place of its one service. */
@@ -16,7 +16,13 @@ Deno.test("Supervisor.reload() keeps an unchanged service awake with its open co
     await writeAll(conn, new TextEncoder().encode("before "));
     assert.equal(await conn.read(new Uint8Array(7)), 7);
     const summary = await harness.supervisor.reload(harness.supervisor.config);
-    assert.deepEqual(summary, { added: [], removed: [], changed: [], unchanged: ["echo"] });
+    assert.deepEqual(summary, {
+      added: [],
+      removed: [],
+      changed: [],
+      unchanged: ["echo"],
+      renamed: [],
+    });
     await writeAll(conn, new TextEncoder().encode("after"));
     await conn.closeWrite();
     assert.equal(text(await readAll(conn)), "after");
@@ -89,6 +95,7 @@ Deno.test("Supervisor.reload() moves a port from a removed service to an added o
       removed: ["echo"],
       changed: [],
       unchanged: [],
+      renamed: [],
     });
     await waitFor("the old service's stop", () => harness.stops() === 1);
     // The old backend is gone with the removed service; the new one starts nothing, so the
@@ -131,6 +138,90 @@ Deno.test("Supervisor.reload() changes nothing when a new listener cannot be ope
     assert.ok(!(await refuses(other)), "a later good reload listens");
   } finally {
     blocker.close();
+    await harness.close();
+  }
+});
+
+Deno.test("Supervisor.reload() renaming an awake section keeps its backend, state and connection", async () => {
+  const harness = await startHarness();
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await writeAll(conn, new TextEncoder().encode("before "));
+    assert.equal(await conn.read(new Uint8Array(7)), 7);
+    const renamed = { ...harness.service.config, name: "echo2" };
+    const summary = await harness.supervisor.reload(
+      withServices(harness.supervisor.config, [renamed]),
+    );
+    await writeAll(conn, new TextEncoder().encode("after"));
+    await conn.closeWrite();
+    assert.equal(text(await readAll(conn)), "after");
+    conn.close();
+    assert.equal(await exchange(harness.port, "new client"), "new client");
+    const [service] = harness.supervisor.services;
+    assert.deepEqual([service.state, harness.starts(), harness.stops()], ["awake", 1, 0]);
+    assert.equal(service, harness.service, "the same service, renamed");
+    assert.equal(service.config.name, "echo2");
+    const { renamed: pairs, changed, added, removed } = summary;
+    assert.deepEqual([pairs, changed, added, removed], [
+      [{ from: "echo", to: "echo2" }],
+      [
+        "echo2",
+      ],
+      [],
+      [],
+    ]);
+    await harness.supervisor.shutdown();
+    assert.equal(harness.stops(), 1, "one STOP_CMD, at the shutdown");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("Supervisor.reload() adding a section back while it drains wakes it only after the drain's STOP_CMD", async () => {
+  const harness = await startHarness(() => ({}), { global: { shutdownGrace: 60 } });
+  const config = harness.supervisor.config;
+  try {
+    const old = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await writeAll(old, new TextEncoder().encode("old"));
+    assert.equal(await old.read(new Uint8Array(3)), 3);
+    const oldPid = harness.backendPid();
+    await harness.supervisor.reload(withServices(config, [])); // drains: the connection is open
+    const summary = await harness.supervisor.reload(config);
+    assert.deepEqual(summary.added, ["echo"]);
+    const added = harness.supervisor.services[0];
+    assert.notEqual(added, harness.service, "a new service: the old one still drains");
+    const served = exchange(harness.port, "new");
+    await waitFor("the new client to come", () => added.stats.totalConnections === 1);
+    old.close(); // the drain ends: the old service's STOP_CMD stops the backend, then the wake
+    assert.equal(await served, "new");
+    await waitFor("the drain's STOP_CMD", () => harness.stops() === 1);
+    const pid = harness.backendPid();
+    assert.ok(pid !== undefined && pid !== oldPid && isAlive(pid), "a backend of its own runs");
+    assert.deepEqual([added.state, harness.starts()], ["awake", 2]);
+    assert.equal(await exchange(harness.port, "again"), "again");
+  } finally {
+    await harness.close();
+  }
+});
+
+Deno.test("Supervisor.reload() during the shutdown is refused: nothing is added that nobody stops", async () => {
+  const harness = await startHarness();
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+    await writeAll(conn, new TextEncoder().encode("held"));
+    assert.equal(await conn.read(new Uint8Array(4)), 4);
+    const shutdown = harness.supervisor.shutdown(); // waits SHUTDOWN_GRACE for the connection
+    const port = freePort();
+    const added: ServiceConfig = { ...harness.service.config, name: "late", port };
+    await assert.rejects(
+      () => harness.supervisor.reload(withServices(harness.supervisor.config, [added])),
+      /sleepingd is shutting down: no reload now/,
+    );
+    assert.ok(await refuses(port), "the service a reload would add does not listen");
+    conn.close();
+    await shutdown;
+    assert.deepEqual(harness.supervisor.services.map((one) => one.config.name), ["echo"]);
+  } finally {
     await harness.close();
   }
 });

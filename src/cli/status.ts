@@ -6,7 +6,7 @@
 
 import { NotRunningError, sendRequest } from "../control/protocol.ts";
 import { formatStatus } from "../control/status.ts";
-import { locateDaemon } from "./daemon_files.ts";
+import { locateDaemon, notRunning } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
 
 /** Exit code when the daemon is not running (as LSB init scripts' `status`). */
@@ -23,14 +23,16 @@ wakes and last activity. Prints the original's "NAME (port N) running" line
 per service, or "NAME (port N) not running" for the configured services when
 no daemon runs.
 
-Exit codes: 0 running, 3 not running, 1 error.
+Exit codes: 0 running, 3 not running, 1 error (the configuration files cannot
+be read, or have errors and no daemon answers).
 
 Options:
   --json  write the status as one JSON object on stdout, and nothing else`,
   flags: { json: { type: "boolean" } },
   async run(options) {
     const json = options.flags.json === true;
-    const { config, dir } = await locateDaemon(options);
+    const files = await locateDaemon(options);
+    const { config, dir } = files;
     try {
       const response = await sendRequest(dir.socket, { command: "status" });
       if (!response.ok) throw new Error(response.error);
@@ -42,6 +44,8 @@ Options:
       return 0;
     } catch (error) {
       if (!(error instanceof NotRunningError)) throw error;
+      const failed = notRunning(files);
+      if (failed !== undefined) return failed;
       const services = (config?.services ?? []).map(({ name, port }) => ({ name, port }));
       if (json) {
         console.log(JSON.stringify({ running: false, services }));

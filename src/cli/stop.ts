@@ -8,7 +8,7 @@ import { NotRunningError, sendRequest } from "../control/protocol.ts";
 import { runningPid } from "../control/run_dir.ts";
 import { isAlive } from "../process/proc_stat.ts";
 import { sleep } from "../timers.ts";
-import { locateDaemon } from "./daemon_files.ts";
+import { locateDaemon, notRunning } from "./daemon_files.ts";
 import type { Command } from "./options.ts";
 
 /** Longest `stop` waits beyond SHUTDOWN_GRACE for the STOP_CMDs to finish. */
@@ -22,9 +22,11 @@ export const stopCommand: Command = {
 Asks the daemon to shut down: it stops accepting, lets open connections finish
 within SHUTDOWN_GRACE seconds, runs STOP_CMD for every awake service, and
 exits. Waits for it, then prints "NAME (port N) stopped" for each service.
-When no daemon runs it says so and exits 0.`,
+When no daemon runs it says so and exits 0; when the configuration files
+cannot be read, or have errors, it prints them and exits 1 instead.`,
   async run(options) {
-    const { config, dir } = await locateDaemon(options);
+    const files = await locateDaemon(options);
+    const { config, dir } = files;
     let services: { name: string; port: number }[] = [];
     let pid = runningPid(dir.pidfile);
     try {
@@ -35,6 +37,8 @@ When no daemon runs it says so and exits 0.`,
     } catch (error) {
       if (!(error instanceof NotRunningError)) throw error;
       if (pid === undefined) {
+        const failed = notRunning(files);
+        if (failed !== undefined) return failed;
         console.log("sleepingd is not running");
         return 0;
       }

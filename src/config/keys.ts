@@ -255,8 +255,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "Services this one needs, by section name, separated by commas, e.g. Database, " +
       "Cache: waking this service first wakes each of them, in that order, each until it is " +
       "ready; none of them is stopped for being idle while this service is not asleep, so " +
-      "they stop after it. Each must be an active service; no cycle. Not inherited from " +
-      "the global section.",
+      "they stop after it. Each must be an active service without ROUTE_PER_CONNECTION " +
+      "(which has no one backend to wake first); no cycle. Not inherited from the global " +
+      "section.",
   },
   {
     name: "ON_EVENT_CMD",
@@ -284,9 +285,11 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "",
     doc: "Windows of the week when the service stays awake, separated by ;, each DAYS " +
       "HH:MM-HH:MM, e.g. Mon-Fri 08:00-18:00; Sat 10:00-14:00 (days: Mon..Sun, ranges, " +
-      "lists, daily; an end before the start ends the next day). At a window's start " +
-      "sleepingd wakes the service; inside one it is never stopped for being idle; outside, " +
-      "as usual. Times are in TIME_ZONE. Blank means no windows.",
+      "lists, daily; an end before the start ends the next day, an end equal to it makes 24 " +
+      "hours, so daily 08:00-08:00 is always open). At a window's start sleepingd wakes the " +
+      "service, and tries again within the window if that fails; inside one it is never " +
+      "stopped for being idle; outside, as usual. Times are in TIME_ZONE. Blank means no " +
+      "windows.",
   },
   {
     name: "TIME_ZONE",

@@ -587,7 +587,17 @@ function checkDependencies(built: Built[], issues: Issues): void {
   const names = built.map((one) => one.service.name).join(", ");
   for (const { service, dependsOnAt, description } of built) {
     for (const name of service.dependsOn) {
-      if (byName.has(name)) continue;
+      const needed = byName.get(name);
+      if (needed?.service.routePerConnection) {
+        issues.error(
+          dependsOnAt!,
+          "DEPENDS_ON",
+          `Cannot wake ${description} after ${needed.description} as it has ` +
+            "ROUTE_PER_CONNECTION=yes: each of its connections gets a backend of its own, " +
+            "so there is none to wake first",
+        );
+      }
+      if (needed) continue;
       issues.error(
         dependsOnAt!,
         "DEPENDS_ON",

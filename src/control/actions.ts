@@ -64,9 +64,12 @@ export async function runAction(
       const kept = keepAwake(service, request.seconds);
       return `${name} is awake at ${formatTarget(target)}${kept}`;
     }
-    case "sleep":
+    case "sleep": {
+      const waking = service.state === "starting";
       await supervisor.sleep(service, request.force ?? false);
-      return `${name} is asleep`;
+      if (service.state !== "asleep") return `${name} was put to sleep; a client woke it again`;
+      return `${name} is asleep${waking ? " (the wake under way was cancelled)" : ""}`;
+    }
     case "keep-awake":
       return `${name} is ${service.state}${
         keepAwake(service, request.seconds) || ", not kept awake"

@@ -429,6 +429,11 @@ async function applyReload(
     const parts = (["added", "removed", "changed", "unchanged"] as const)
       .filter((kind) => summary[kind].length > 0)
       .map((kind) => `${kind}: ${nameList(summary[kind])}`);
+    if (summary.renamed.length > 0) {
+      parts.push(
+        `renamed: ${summary.renamed.map(({ from, to }) => `${from} -> ${to}`).join(", ")}`,
+      );
+    }
     const message = `reloaded ${config.files.join(", ")} (${parts.join("; ") || "no services"})`;
     logger.info("{message}", { message });
     return { ok: true, message, summary };

@@ -13,7 +13,7 @@ import { describeResult, runShell, type ShellResult } from "../process/run_shell
 export type Action = "check" | "start" | "ready" | "idle" | "stop";
 
 /** The configuration key of each action's command, for messages. */
-const COMMAND_KEY: Record<Action, string> = {
+export const COMMAND_KEY: Record<Action, string> = {
   check: "CHECK_CMD",
   start: "START_CMD",
   ready: "READY_CMD",

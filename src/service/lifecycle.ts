@@ -24,8 +24,8 @@ export type State = "asleep" | "starting" | "awake" | "stopping";
 
 /** The changes each state may lead to; any other is a bug, refused with a {@linkcode TransitionError}. */
 const NEXT: Record<State, readonly State[]> = {
-  // To awake when a backend found running at start is adopted; to stopping when a daemon
-  // killed mid-wake left a START_CMD behind and STOP_CMD cleans up after it.
+  // To awake when a backend found running at start is adopted; to stopping when a killed
+  // daemon left a wake (after START_CMD) or a stop unfinished and STOP_CMD cleans up after it.
   asleep: ["starting", "awake", "stopping"],
   // To asleep when a wake failed; to stopping when it failed after START_CMD ran.
   starting: ["awake", "asleep", "stopping"],
@@ -75,8 +75,8 @@ export class TransitionError extends Error {
 
 /** What the life cycle drives outside itself. */
 export interface LifecycleParts {
-  /** The service's name, for the log and the recorder. */
-  name: string;
+  /** The service's name, for the log and the recorder; read at each use (a reload may rename). */
+  readonly name: string;
   /** Receives wakes and stops for metrics. */
   recorder: Recorder;
   /** The counters that wakes and stops change. */

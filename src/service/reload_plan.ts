@@ -19,6 +19,12 @@ export interface ReloadSummary {
   changed: string[];
   /** Services left as they were. */
   unchanged: string[];
+  /**
+   * Services renamed: a removed section and an added one with the same
+   * commands, which goes on as the old one did (state, backend,
+   * connections); the new name is also among `changed`.
+   */
+  renamed: { from: string; to: string }[];
 }
 
 /** A reload's plan: the summary, and when each new listener opens. */
@@ -47,17 +53,34 @@ export function planReload(current: ServiceConfig[], next: ServiceConfig[]): Rel
   const fresh = new Map(next.map((service) => [service.name, service]));
   const plan: ReloadPlan = {
     added: [],
-    removed: current.filter((service) => !fresh.has(service.name)).map(({ name }) => name),
+    removed: [],
     changed: [],
     unchanged: [],
+    renamed: [],
     listenBefore: [],
     listenAfter: [],
     relisten: [],
   };
+  // Each new service's predecessor: the old one of its name, or the one it renames.
+  const leaving = current.filter((service) => !fresh.has(service.name));
+  for (const service of next) {
+    if (old.has(service.name)) continue;
+    const from = leaving.find((gone) => isRename(gone, service));
+    if (from === undefined) continue;
+    leaving.splice(leaving.indexOf(from), 1);
+    old.set(service.name, from);
+    plan.renamed.push({ from: from.name, to: service.name });
+  }
+  plan.removed = leaving.map(({ name }) => name);
+  const successor = new Map(
+    [...old].filter(([name]) => fresh.has(name)).map((
+      [name, before],
+    ) => [before, fresh.get(name)!]),
+  );
   /** Old listeners that close in the swap: of removed services and of services that move. */
   const closing = current.filter((service) => {
-    const successor = fresh.get(service.name);
-    return successor === undefined || !sameListen(service, successor);
+    const after = successor.get(service);
+    return after === undefined || !sameListen(service, after);
   });
   for (const service of next) {
     const before = old.get(service.name);
@@ -73,6 +96,28 @@ export function planReload(current: ServiceConfig[], next: ServiceConfig[]): Rel
     (held ? plan.listenAfter : plan.listenBefore).push(service.name);
   }
   return plan;
+}
+
+/**
+ * Whether two services run the same commands as the same user: they wake and
+ * stop the same backend, unless their commands tell them apart by the
+ * variables that differ (`SLEEPINGD_SERVICE`, `SLEEPINGD_PORT`).
+ */
+export function sameCommands(a: ServiceConfig, b: ServiceConfig): boolean {
+  const text = (config: ServiceConfig) =>
+    JSON.stringify([config.checkCmd?.text, config.startCmd?.text, config.stopCmd?.text]);
+  return text(a) === text(b) && a.user === b.user;
+}
+
+/**
+ * Whether `added` is `removed` under a new name: the same commands, which do
+ * not read the name (nor the port, when it changed), so the same backend.
+ */
+function isRename(removed: ServiceConfig, added: ServiceConfig): boolean {
+  if (!sameCommands(removed, added)) return false;
+  const commands = [added.checkCmd, added.startCmd, added.stopCmd].map((spec) => spec?.text ?? "");
+  const reads = (variable: string) => commands.some((text) => text.includes(variable));
+  return !reads("SLEEPINGD_SERVICE") && (removed.port === added.port || !reads("SLEEPINGD_PORT"));
 }
 
 /** Whether two settings of a service are the same, wherever in the files they were written. */

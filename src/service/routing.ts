@@ -14,7 +14,13 @@ import { closeQuietly } from "../net/conn.ts";
 import { formatPortMapping, type PortMapping } from "../config/ports.ts";
 import { loggedAlready, type RunCommand } from "./commands.ts";
 import type { Refusal, RefusalReason } from "./admission.ts";
-import { type Coordinator, NO_CLAIM, type Outcome, type TrustTarget } from "./coordinator.ts";
+import {
+  type Coordinator,
+  NO_CLAIM,
+  type Outcome,
+  type TrustTarget,
+  type WakeClaim,
+} from "./coordinator.ts";
 import { trustPublished } from "./published_target.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { type Backend, checkBackend, wake, WakeError, type WakeRequest } from "./wake.ts";
@@ -60,6 +66,13 @@ export interface RouteContext {
   config(): ServiceConfig;
   /** Aborted when the service closes: wakes end and waiting clients are closed. */
   signal: AbortSignal;
+  /**
+   * The signal a wake beginning now runs under: aborted when the service
+   * closes, or when this wake is cancelled (`sleep` during a wake).
+   */
+  wakeSignal(): AbortSignal;
+  /** Told the target as soon as a wake's CHECK_CMD or START_CMD named it (to save it). */
+  onTarget(target: Target): void;
   /** Runs the service's commands. */
   run: RunCommand;
   /** After a failed wake, from `starting`: STOP_CMD if START_CMD ran, then `asleep`. */
@@ -141,6 +154,28 @@ async function wakeAfterDependencies(context: RouteContext, request: WakeRequest
     throw new WakeError((error as Error).message, { cause: error });
   }
   return await wake(request);
+}
+
+/**
+ * Waits until this instance may run the wake of `name` (under a claim), or
+ * another one has the backend awake at a target `trust` accepts. A
+ * coordinator that fails says "run"; only the end of the wake (`signal`:
+ * a shutdown, `sleep`) makes this throw: that is no leave to run.
+ *
+ * @throws the abort reason of `signal`
+ */
+async function claimWake(
+  coordinator: Coordinator,
+  name: string,
+  signal: AbortSignal,
+  trust: TrustTarget,
+): Promise<WakeClaim> {
+  try {
+    return await coordinator.claimWake(name, signal, trust);
+  } catch {
+    signal.throwIfAborted();
+    return { run: true, claim: NO_CLAIM };
+  }
 }
 
 /** The service's closing signal, joined with a client's own when it has one. */
@@ -272,12 +307,21 @@ class SharedWake implements Router {
    * a datagram closes it at once, lest it wait, unused, until the backend drops it.
    */
   #wake(client: Deno.NetAddr | undefined, keepSpare: boolean) {
-    const { life, config, run, signal, abandonWake, coordinator } = this.#context;
+    const { life, config, run, abandonWake, coordinator, onTarget } = this.#context;
+    const signal = this.#context.wakeSignal();
     const name = config().name;
     const runWake = async () => {
       // Another instance may run this wake, or have run it: then only its target is needed.
-      const answer = await coordinator.claimWake(name, signal, this.#trust)
-        .catch(() => ({ run: true as const, claim: NO_CLAIM }));
+      let answer: WakeClaim;
+      try {
+        answer = await claimWake(coordinator, name, signal, this.#trust);
+      } catch {
+        // Ended (shutdown, sleep) while another instance wakes it: nothing of this one's ran.
+        const reason = signal.reason instanceof Error
+          ? signal.reason.message
+          : String(signal.reason);
+        return abandonWake(new WakeError(reason, { cause: signal.reason }));
+      }
       if ("target" in answer) {
         const reason = `${formatTarget(answer.target)} awake, woken by ${answer.by}`;
         life.transition("starting", { to: "awake", target: answer.target, reason });
@@ -295,6 +339,7 @@ class SharedWake implements Router {
           signal,
           client,
           knownTarget: life.lastTarget,
+          onTarget,
           observer: progress,
         });
       } catch (error) {
@@ -415,11 +460,12 @@ class PerConnection implements Router {
   /** Runs this client's own wake and returns its connection; never without waiting. */
   async open(client: Deno.NetAddr, options: OpenOptions = {}): Promise<Backend | undefined> {
     if (options.wait === false) return undefined;
-    const { life, config, run, abandonWake } = this.#context;
-    const signal = joinSignals(this.#context.signal, options.signal);
-    while (life.state === "stopping") await life.changed(signal);
-    signal.throwIfAborted();
+    const { life, config, run, abandonWake, onTarget } = this.#context;
+    const waiting = joinSignals(this.#context.signal, options.signal);
+    while (life.state === "stopping") await life.changed(waiting);
+    waiting.throwIfAborted();
     beginWake(this.#context, `connection from ${formatAddr(client)}`);
+    const signal = joinSignals(this.#context.wakeSignal(), options.signal);
     this.#pending++;
     const progress = new WakeProgress(config, () => ({ clients: 1, datagrams: 0 }));
     this.#routes.add(progress);
@@ -430,6 +476,7 @@ class PerConnection implements Router {
         run,
         signal,
         client,
+        onTarget,
         observer: progress,
       });
       if (life.state === "starting") {

@@ -43,8 +43,10 @@ export class KeepAwakeSchedule {
   }
 
   /**
-   * The window `time` is in, and when it ends (epoch milliseconds); undefined
-   * outside every window. Inside means its last start came after its last end.
+   * The window `time` is in, and when it ends (epoch milliseconds; Infinity
+   * for a window that never ends, `daily 08:00-08:00`); undefined outside
+   * every window. Inside means its last start came at or after its last end:
+   * a 24-hour window ends at the very time the next day's begins.
    */
   openAt(time: number): { window: KeepAwakeWindow; until: number } | undefined {
     // A second ahead: a start at this very second counts (crons have seconds, not milliseconds).
@@ -52,8 +54,8 @@ export class KeepAwakeSchedule {
     for (const { window, start, end } of this.#windows) {
       const started = start.previousRuns(1, probe)[0]?.getTime();
       const ended = end.previousRuns(1, probe)[0]?.getTime() ?? -Infinity;
-      if (started === undefined || started <= ended) continue;
-      return { window, until: end.nextRun(new Date(time))!.getTime() };
+      if (started === undefined || started < ended) continue;
+      return { window, until: lastEnd(start, end, end.nextRun(new Date(time))!.getTime()) };
     }
     return undefined;
   }
@@ -72,4 +74,18 @@ export class KeepAwakeSchedule {
   format(time: number): string {
     return this.#format.format(time);
   }
+}
+
+/**
+ * The end of a window that began, following each next start that falls on
+ * the very time it ends (`Mon-Fri 08:00-08:00` runs from Monday 08:00 to
+ * Saturday 08:00); Infinity when a start follows every end of a week.
+ */
+function lastEnd(start: Cron, end: Cron, first: number): number {
+  let until = first;
+  for (let days = 0; days < 7; days++) {
+    if (start.nextRun(new Date(until - 1000))?.getTime() !== until) return until;
+    until = end.nextRun(new Date(until))!.getTime();
+  }
+  return Infinity;
 }

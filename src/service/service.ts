@@ -26,7 +26,7 @@ import {
   runServiceCommand,
 } from "./commands.ts";
 import { clockNow, sleepUntil } from "../clock.ts";
-import { sleep } from "../timers.ts";
+import { abortable, sleep } from "../timers.ts";
 import { ALONE, type Claim, type Coordinator } from "./coordinator.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { KeepAwakeSchedule } from "./schedule.ts";
@@ -65,14 +65,19 @@ export interface ServiceShared {
   typicalWake?: (service: string) => number | undefined;
 }
 
-/** A START_CMD that runs: its pid (and process group), and its start time and run id to recognise it. */
-export interface RunningStart {
-  /** The pid, which is also the process group's id. */
-  pid: number;
-  /** From /proc/PID/stat, in clock ticks since boot. */
-  startTime: number;
+/**
+ * A command that runs, or is about to: which, its run id, and once it runs
+ * its pid (and process group) and start time, to recognise it.
+ */
+export interface RunningCommand {
+  /** Which of the service's commands it is. */
+  action: Action;
   /** `SLEEPINGD_RUN_ID` in its environment, random for each run; absent when saved by an older version. */
   runId?: string;
+  /** The pid, which is also the process group's id; absent until it runs. */
+  pid?: number;
+  /** From /proc/PID/stat, in clock ticks since boot; absent until it runs. */
+  startTime?: number;
 }
 
 /** What a service is doing, as saved for a daemon that starts after this one died. */
@@ -81,10 +86,12 @@ export interface ServiceSnapshot {
   name: string;
   /** Its state. */
   state: State;
-  /** The backend's target while known. */
+  /** The backend's target while known: awake, stopping, and starting once a command named it. */
   target?: Target;
-  /** The START_CMD running now, if any. */
-  start?: RunningStart;
+  /** Starting: START_CMD has run (it may still run), so STOP_CMD must clean up after it. */
+  startRan?: boolean;
+  /** The service's commands running now, if any. */
+  commands?: RunningCommand[];
 }
 
 /** One configured service and the life cycle of its backend. */
@@ -103,7 +110,16 @@ export class Service {
   readonly #admission: Admission;
   readonly #wakes: WakeBudget;
   readonly #onChange: () => void;
-  #start?: RunningStart;
+  /** The commands running now (or about to), by run id. */
+  readonly #commands = new Map<string, RunningCommand>();
+  /** While starting: whether START_CMD has run, and the target once a command named it. */
+  #waking?: { startRan: boolean; target?: Target };
+  /** Aborted to cancel the wakes under way (`sleep`); replaced at once by a fresh one. */
+  #wakeCancel = new AbortController();
+  /** Epoch milliseconds of the last {@linkcode cancelWake}: a schedule does not retry past it. */
+  #wakeCancelledAt = 0;
+  /** A drain of the same backend (a service removed by an earlier reload) to await before waking. */
+  #after?: { done: Promise<void>; what: string };
   /** Epoch milliseconds until which no idle stop may happen; 0 when not kept awake. */
   #keptAwakeUntil = 0;
   /** Every service of the supervisor, for DEPENDS_ON. */
@@ -116,6 +132,8 @@ export class Service {
   #schedule?: KeepAwakeSchedule;
   /** Ends the loop that wakes the service for its windows, once started. */
   #scheduling?: AbortController;
+  /** Whether schedules run (crash recovery is done): a reload that adds windows begins them. */
+  #schedulesOn = false;
   /** FORWARD=kernel: the kernel forwards while awake; there when the daemon has a table. */
   readonly #kernel?: KernelPath;
   /** How long the service's wakes usually take, from its history. */
@@ -153,12 +171,16 @@ export class Service {
       },
       beforeStop: () => this.#kernel?.beforeIdleStop() ?? Promise.resolve(undefined),
     });
+    const current = () => this.#config;
     this.#lifecycle = new Lifecycle({
-      name: config.name,
+      get name() {
+        return current().name; // a reload may rename the service
+      },
       recorder,
       stats: this.stats,
       idle: this.#idle,
       onChange: (change) => {
+        this.#waking = change.to === "starting" ? { startRan: false } : undefined;
         this.#kernel?.changed(change);
         this.#onChange();
         shared.onTransition?.(this, change);
@@ -168,6 +190,12 @@ export class Service {
       life: this.#lifecycle,
       config: () => this.#config,
       signal: this.#closing.signal,
+      wakeSignal: () => AbortSignal.any([this.#closing.signal, this.#wakeCancel.signal]),
+      onTarget: (target) => {
+        if (!this.#waking) return;
+        this.#waking.target = target;
+        this.#onChange();
+      },
       run: this.#runCommand,
       abandonWake: (error) => this.#abandonWake(error),
       mayWake: () => {
@@ -179,6 +207,7 @@ export class Service {
       },
       coordinator: shared.coordinator ?? ALONE,
       wakeDependencies: async (signal) => {
+        await this.#afterDrain(signal);
         for (const dependency of this.#dependencies()) {
           try {
             await dependency.awakeTarget(`needed by ${this.#config.name}`, signal);
@@ -247,7 +276,12 @@ export class Service {
     const needers = this.neededBy();
     if (needers.length > 0) return `needed by ${needers.join(", ")}`;
     const open = this.#schedule?.openAt(clockNow());
-    if (open) return `schedule ${open.window.text} until ${this.#schedule!.format(open.until)}`;
+    if (open) {
+      const until = Number.isFinite(open.until)
+        ? `until ${this.#schedule!.format(open.until)}`
+        : "(always open)";
+      return `schedule ${open.window.text} ${until}`;
+    }
     return undefined;
   }
 
@@ -299,6 +333,7 @@ export class Service {
    * inside one), until the service closes or its configuration changes.
    */
   startSchedule(): void {
+    this.#schedulesOn = true;
     this.#scheduling?.abort();
     const schedule = this.#schedule;
     if (!schedule) return;
@@ -308,26 +343,43 @@ export class Service {
     this.#runSchedule(schedule, signal).catch(() => {}); // ends when aborted
   }
 
+  /**
+   * Outside the windows, sleeps until the next start; inside, wakes the
+   * service, then sleeps until the window's end. A wake that fails is tried
+   * again inside the window, 1 s later, doubling up to 5 min; one cancelled
+   * by `sleep` is not: an explicit sleep is obeyed until the next window.
+   */
   async #runSchedule(schedule: KeepAwakeSchedule, signal: AbortSignal) {
+    let retryMs = FIRST_SCHEDULE_RETRY_MS;
     while (true) {
       const now = clockNow();
       const open = schedule.openAt(now);
       if (!open) {
+        retryMs = FIRST_SCHEDULE_RETRY_MS;
         const next = schedule.nextStart(now);
         if (!next) return;
         await sleepUntil(next.at, signal);
         continue;
       }
+      const attempt = Date.now();
       try {
         await this.awakeTarget(`schedule ${open.window.text}`, signal);
       } catch (error) {
         signal.throwIfAborted();
-        this.#log.error("[{service}] cannot wake for the schedule {window}: {error}", {
+        const retry = this.#wakeCancelledAt < attempt;
+        this.#log.error("[{service}] cannot wake for the schedule {window}: {error}{then}", {
           service: this.#config.name,
           window: open.window.text,
           error: (error as Error).message,
+          then: retry ? ` (trying again in ${retryMs / 1000}s)` : "",
         });
+        if (retry) {
+          await sleep(retryMs, signal);
+          retryMs = Math.min(retryMs * 2, LAST_SCHEDULE_RETRY_MS);
+          continue;
+        }
       }
+      retryMs = FIRST_SCHEDULE_RETRY_MS;
       await sleepUntil(open.until, signal);
     }
   }
@@ -375,8 +427,16 @@ export class Service {
 
   /** What the service is doing, to save it. */
   snapshot(): ServiceSnapshot {
-    const { name } = this.#config;
-    return { name, state: this.state, target: this.target, start: this.#start };
+    const snapshot: ServiceSnapshot = {
+      name: this.#config.name,
+      state: this.state,
+      target: this.target ?? this.#waking?.target,
+    };
+    if (this.#waking?.startRan) snapshot.startRan = true;
+    if (this.#commands.size > 0) {
+      snapshot.commands = [...this.#commands.values()].map((command) => ({ ...command }));
+    }
+    return snapshot;
   }
 
   /**
@@ -400,17 +460,21 @@ export class Service {
   }
 
   /**
-   * Cleans up after a START_CMD that a daemon killed mid-wake left behind:
+   * Cleans up after a wake or a stop that a killed daemon left unfinished:
    * from asleep to stopping at once (clients arriving meanwhile wait, then
-   * wake the service), then `endLeftover` (ending its process group), then
-   * STOP_CMD, then asleep. Nothing happens unless the service is asleep.
+   * wake the service), then `endLeftovers` (ending the commands it left
+   * running), then STOP_CMD (at `target`, when known), then asleep. Nothing
+   * happens unless the service is asleep.
    */
-  async stopAfterCrash(reason: string, endLeftover: () => Promise<void>): Promise<void> {
+  async stopAfterCrash(
+    reason: string,
+    target: Target | undefined,
+    endLeftovers: () => Promise<void>,
+  ): Promise<void> {
     const life = this.#lifecycle;
-    if (!life.tryTransition("asleep", { to: "stopping", stopReason: "after_crash", reason })) {
-      return;
-    }
-    await endLeftover();
+    const entry = { to: "stopping", stopReason: "after_crash", reason, target } as const;
+    if (!life.tryTransition("asleep", entry)) return;
+    await endLeftovers();
     // With other instances, STOP_CMD runs under the claim, unless another is waking or stopping it.
     const claim = await this.#claimStopAfterCrash();
     if (typeof claim === "string") {
@@ -456,7 +520,7 @@ export class Service {
     this.#config = config;
     if (scheduleChanged) {
       this.#schedule = scheduleOf(config);
-      if (this.#scheduling) this.startSchedule();
+      if (this.#schedulesOn) this.startSchedule();
     }
     this.#admission.reconfigure(config);
     if (routingChanged) this.#router = routerFor(config, this.#routeContext);
@@ -579,13 +643,20 @@ export class Service {
 
   /**
    * Stops the backend with STOP_CMD if the service is awake, and waits until
-   * no stop is under way. A wake under way is left to finish.
+   * no stop is under way. A wake under way is left to finish
+   * ({@linkcode cancelWake} ends it). With other instances, the stop is
+   * claimed first; `beforeStop` runs once it may go ahead, before STOP_CMD
+   * (to let the connections finish).
    *
    * @param reason why, for metrics
    * @param detail why, for the log
    * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
    */
-  async stop(reason: StopReason, detail: string = reason): Promise<string | undefined> {
+  async stop(
+    reason: StopReason,
+    detail: string = reason,
+    beforeStop?: () => Promise<void>,
+  ): Promise<string | undefined> {
     const life = this.#lifecycle;
     let claim: Claim | undefined;
     // Alone, nothing to ask: the stop begins at once, as it always did.
@@ -604,6 +675,7 @@ export class Service {
       }
     }
     this.#lastRefusal = undefined;
+    if (beforeStop) await beforeStop();
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
       claim?.end();
       while (life.state === "stopping") await life.changed();
@@ -614,6 +686,40 @@ export class Service {
     life.transition("stopping", { to: "asleep", reason: done });
     claim?.end({ state: "asleep" });
     return undefined;
+  }
+
+  /**
+   * Ends the wakes under way, if any (`sleep` during a wake): their commands
+   * are killed, their clients closed with `reason`, and STOP_CMD cleans up
+   * after a START_CMD that ran. Waits until no wake or stop is under way.
+   */
+  async cancelWake(reason: string): Promise<void> {
+    this.#wakeCancelledAt = Date.now();
+    const cancel = this.#wakeCancel;
+    this.#wakeCancel = new AbortController();
+    cancel.abort(new Error(reason));
+    await this.#lifecycle.settled();
+  }
+
+  /**
+   * Makes the wakes wait for `done` first: the drain of a service a reload
+   * removed, whose STOP_CMD stops the backend this one would wake (`what`
+   * says which, for the log).
+   */
+  wakeAfter(done: Promise<void>, what: string): void {
+    this.#after = { done, what };
+  }
+
+  /** Waits for the drain set by {@linkcode wakeAfter}, once. */
+  async #afterDrain(signal: AbortSignal) {
+    const after = this.#after;
+    if (!after) return;
+    this.#log.info("[{service}] waiting for {what} to stop first", {
+      service: this.#config.name,
+      what: after.what,
+    });
+    await abortable(after.done, signal);
+    if (this.#after === after) this.#after = undefined;
   }
 
   /**
@@ -703,7 +809,10 @@ export class Service {
   async #abandonWake(error: WakeError): Promise<void> {
     const life = this.#lifecycle;
     const reason = `wake failed: ${error.message}`;
-    this.#lastWakeFailure = { at: Date.now(), message: reason };
+    // A wake `sleep` cancelled did not fail: the next client (or a waiting page) wakes it again.
+    if (this.#wakeCancelledAt < life.since) {
+      this.#lastWakeFailure = { at: Date.now(), message: reason };
+    }
     if (!error.startRan || !this.#config.stopCmd) {
       life.transition("starting", { to: "asleep", reason });
       return;
@@ -743,32 +852,45 @@ export class Service {
   /** {@linkcode #run}, bound: how the parts run the service's commands. */
   readonly #runCommand: RunCommand = (action, spec, context) => this.#run(action, spec, context);
 
-  /** Runs one of the service's commands and records how it ended (and START_CMD while it runs). */
+  /**
+   * Runs one of the service's commands and records how it ended. It is saved
+   * with the state from before it runs (its run id) until it has ended, so
+   * that a daemon started after this one died, however soon, finds and ends
+   * it; a START_CMD marks the wake as one STOP_CMD cleans up after.
+   */
   async #run(action: Action, spec: CommandSpec, context: CommandContext = {}) {
-    if (action === "start") {
-      const runId = crypto.randomUUID();
-      context = {
-        ...context,
-        runId,
-        onSpawn: (pid) => {
-          this.#start = { pid, startTime: readProcStat(pid)?.startTime ?? 0, runId };
-          this.#onChange();
-        },
-      };
-    }
+    const told = context.onSpawn;
+    const runId = crypto.randomUUID();
+    const command: RunningCommand = { action, runId };
+    const onSpawn = (pid: number) => {
+      told?.(pid);
+      if (action === "start" && this.#waking) this.#waking.startRan = true;
+      command.pid = pid;
+      command.startTime = readProcStat(pid)?.startTime ?? 0;
+      this.#onChange();
+    };
+    this.#commands.set(runId, command);
+    this.#onChange();
     let result;
     try {
-      result = await runServiceCommand(this.#config, action, spec, context);
+      result = await runServiceCommand(this.#config, action, spec, {
+        ...context,
+        runId,
+        onSpawn,
+      });
     } finally {
-      if (action === "start" && this.#start) {
-        this.#start = undefined;
-        this.#onChange();
-      }
+      this.#commands.delete(runId);
+      this.#onChange();
     }
     this.#recorder.commandEnded(this.#config.name, action, result.code, result.durationMs / 1000);
     return result;
   }
 }
+
+/** First pause before a schedule's failed wake is tried again; it doubles. */
+const FIRST_SCHEDULE_RETRY_MS = 1_000;
+/** Longest pause between a schedule's tries. */
+const LAST_SCHEDULE_RETRY_MS = 5 * 60_000;
 
 /** The service's KEEP_AWAKE windows, or undefined when it has none. */
 function scheduleOf(config: ServiceConfig): KeepAwakeSchedule | undefined {

@@ -24,7 +24,7 @@ import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { NO_RECORDER, type Recorder } from "./recorder.ts";
-import { planReload, type ReloadPlan, type ReloadSummary } from "./reload_plan.ts";
+import { planReload, type ReloadPlan, type ReloadSummary, sameCommands } from "./reload_plan.ts";
 import { Service } from "./service.ts";
 import type { KernelForwarder } from "../kernel/forwarder.ts";
 import { routedByName } from "./name_router.ts";
@@ -67,10 +67,12 @@ export class Supervisor {
   /** Each listener's accept loop, which ends once the listener is closed. */
   readonly #accepting = new Map<Deno.TcpListener, Promise<void>>();
   #reloading: Promise<unknown> = Promise.resolve();
+  /** Set once the shutdown has begun: reloads are refused from then on. */
+  #shuttingDown = false;
   readonly #connections = new Set<Connection>();
   #connectionEvents = 0;
   /** Removed services finishing their connections and stopping their backend. */
-  readonly #drains = new Set<Promise<void>>();
+  readonly #drains = new Map<Service, Promise<void>>();
   /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
   readonly #totalWakes: WakeBudget;
   /** The descriptors and bytes held for clients, shared with the daemon's other servers. */
@@ -211,35 +213,38 @@ export class Supervisor {
   }
 
   /**
-   * Stops a service's backend now, if it is awake, and ends its keep-awake:
-   * its open connections first get up to SHUTDOWN_GRACE to finish (closed
-   * after), or are closed at once with `force`.
+   * Puts a service to sleep now and ends its keep-awake. A wake under way is
+   * cancelled (its clients are closed, STOP_CMD cleans up after a START_CMD
+   * that ran); an awake backend is stopped with STOP_CMD once its open
+   * connections have had up to SHUTDOWN_GRACE to finish (closed after; at
+   * once with `force`).
    *
    * @throws {Error} when a needer keeps it awake, or another instance (or
-   * etcd's silence) keeps it from stopping now
+   * etcd's silence) keeps it from stopping now (nothing is closed then)
    */
   async sleep(service: Service, force: boolean): Promise<void> {
+    const name = service.config.name;
     const needers = service.neededBy();
     if (needers.length > 0) {
       throw new Error(
-        `${service.config.name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
+        `${name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
           "put that to sleep first",
       );
     }
     service.keepAwakeUntil(0);
-    const open = [...this.#connections].filter((entry) => entry.service === service);
-    const why = `[${service.config.name}] asked to sleep:`;
-    if (force) {
-      for (const { client } of open) closeQuietly(client);
-      await Promise.all(open.map((entry) => entry.done));
-    } else {
-      await this.#finishConnections(open, why, () => {});
-    }
-    const refusal = await service.stop(
-      "requested",
-      force ? "asked to sleep at once" : "asked to sleep",
-    );
-    if (refusal) throw new Error(`${service.config.name} is not asleep: ${refusal}`);
+    await service.cancelWake(`${name} was put to sleep`);
+    const finish = async () => {
+      const open = [...this.#connections].filter((entry) => entry.service === service);
+      if (force) {
+        for (const { client } of open) closeQuietly(client);
+        await Promise.all(open.map((entry) => entry.done));
+      } else {
+        await this.#finishConnections(open, `[${name}] asked to sleep:`, () => {});
+      }
+    };
+    const detail = force ? "asked to sleep at once" : "asked to sleep";
+    const refusal = await service.stop("requested", detail, finish);
+    if (refusal !== undefined) throw new Error(`${name} is not asleep: ${refusal}`);
   }
 
   /**
@@ -363,9 +368,13 @@ export class Supervisor {
    * removed ones stop accepting, drain their connections and stop their
    * backend; added ones start listening.
    *
-   * @throws {Error} when a new listener cannot be opened; nothing is changed then
+   * @throws {Error} when a new listener cannot be opened, or the shutdown has
+   * begun; nothing is changed then
    */
   reload(config: Config): Promise<ReloadSummary> {
+    if (this.#shuttingDown) {
+      return Promise.reject(new Error("sleepingd is shutting down: no reload now"));
+    }
     const reload = this.#reloading.then(() => this.#reload(config));
     this.#reloading = reload.catch(() => {});
     return reload;
@@ -374,6 +383,8 @@ export class Supervisor {
   async #reload(config: Config): Promise<ReloadSummary> {
     const plan = planReload(this.#services.map((service) => service.config), config.services);
     const old = new Map(this.#services.map((service) => [service.config.name, service]));
+    // A renamed service goes on under its new name: its state, backend and connections.
+    for (const { from, to } of plan.renamed) old.set(to, old.get(from)!);
     const fresh = new Map(config.services.map((service) => [service.name, service]));
     const opened = new Map<string, Opened>();
     let shared: PreparedPorts;
@@ -390,13 +401,14 @@ export class Supervisor {
       const service = old.get(name)!;
       service.stopForwarding();
       released.push(this.#stopListening(service));
-      const drain = this.#drain(service).finally(() => this.#drains.delete(drain));
-      this.#drains.add(drain);
+      const drain = this.#drain(service).finally(() => this.#drains.delete(service));
+      this.#drains.set(service, drain);
     }
     this.#services = config.services.map((next) => {
       const service = old.get(next.name);
       if (service === undefined) {
         const added = this.#newService(next);
+        this.#wakeAfterDrains(added);
         if (this.#schedulesStarted) added.startSchedule();
         return added;
       }
@@ -418,8 +430,23 @@ export class Supervisor {
         this.#log.error("{error}", { error: (error as Error).message });
       }
     }
-    const { added, removed, changed, unchanged } = plan;
-    return { added, removed, changed, unchanged };
+    const { added, removed, changed, unchanged, renamed } = plan;
+    return { added, removed, changed, unchanged, renamed };
+  }
+
+  /**
+   * Makes an added service's wakes wait for the drains of removed services
+   * with its name or its commands: their STOP_CMD would stop the backend it
+   * wakes (a section removed, then added back while it drained).
+   */
+  #wakeAfterDrains(added: Service) {
+    const { name } = added.config;
+    const same = [...this.#drains].filter(([removed]) =>
+      removed.config.name === name || sameCommands(removed.config, added.config)
+    );
+    if (same.length === 0) return;
+    const what = same.map(([removed]) => `the removed [${removed.config.name}]`).join(", ");
+    added.wakeAfter(Promise.all(same.map(([, drain]) => drain)).then(() => {}), what);
   }
 
   /** Lets a removed service's connections finish (up to SHUTDOWN_GRACE), then stops its backend. */
@@ -439,6 +466,8 @@ export class Supervisor {
    * backend with its STOP_CMD.
    */
   async shutdown(): Promise<void> {
+    this.#shuttingDown = true;
+    await this.#reloading; // what a reload under way adds is closed too
     for (const service of this.#services) service.stopForwarding();
     const sharedClosed = this.#shared.close();
     for (const listeners of this.#listeners.values()) listeners.forEach(closeQuietly);
@@ -450,7 +479,7 @@ export class Supervisor {
     await this.#closeInOrder();
     await Promise.all([
       sharedClosed,
-      ...this.#drains,
+      ...this.#drains.values(),
       ...[...this.#connections].map((entry) => entry.done),
     ]);
   }

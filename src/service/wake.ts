@@ -35,6 +35,12 @@ export interface WakeRequest {
   client?: Deno.NetAddr;
   /** The target of an earlier wake: used when CHECK_CMD says up without naming one. */
   knownTarget?: Target;
+  /**
+   * Told the target as soon as CHECK_CMD or START_CMD named it, before the
+   * readiness wait: so that it can be saved for a daemon that starts after
+   * this one died mid-wake.
+   */
+  onTarget?: (target: Target) => void;
   /** Told of each step as it begins, and of each failed try, to say what the wake waits for. */
   observer?: WakeObserver;
 }
@@ -86,6 +92,7 @@ export async function wake(request: WakeRequest): Promise<Woken> {
   const progress: { startRan: boolean; target?: Target } = { startRan: false };
   try {
     progress.target = await bringUp(request, progress);
+    request.onTarget?.(progress.target);
     return { target: progress.target, conn: await waitReady(request, progress.target) };
   } catch (error) {
     const reason = request.signal.aborted ? request.signal.reason : error;
@@ -115,7 +122,11 @@ export async function checkBackend(
   return check.code === 0 ? targetFrom("check", check.stdout, known) ?? null : null;
 }
 
-/** CHECK_CMD, then START_CMD unless the check named (or we know) the target. */
+/**
+ * CHECK_CMD, then START_CMD unless the check named (or we know) the target.
+ * START_CMD counts as run once its process exists: a wake aborted before
+ * that leaves nothing for STOP_CMD to clean up.
+ */
 async function bringUp(
   { config, run, signal, client, knownTarget, observer }: WakeRequest,
   progress: { startRan: boolean },
@@ -140,9 +151,9 @@ async function bringUp(
       throw new CommandError("CHECK_CMD exited with 0 but printed no target (IP PORT)");
     }
   }
-  progress.startRan = true;
   observer?.step({ step: "start", since: Date.now() });
-  const start = requireSuccess("start", await run("start", startCmd!, { client, signal }));
+  const onSpawn = () => progress.startRan = true;
+  const start = requireSuccess("start", await run("start", startCmd!, { client, signal, onSpawn }));
   const target = targetFrom("start", start.stdout, knownTarget);
   if (!target) throw new CommandError("START_CMD exited with 0 but printed no target (IP PORT)");
   return target;

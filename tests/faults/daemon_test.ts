@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { type Daemon, startDaemon } from "../_daemon.ts";
 import { bounded, exists, runCli, waitFor } from "../_helpers.ts";
-import { freePort, isAlive, refuses } from "../_net.ts";
+import { freePort, isAlive, refuses, writeAll } from "../_net.ts";
 import { startEchoBackend, stopEchoBackend, waitForGate } from "../_service.ts";
 import {
+  closeQuietly,
   deadPid,
   killGroup,
   killIfAlive,
@@ -171,6 +172,44 @@ Deno.test("SIGHUP with a broken configuration is refused with file:line; the old
     assert.ok(!(await refuses(betaPort)), "beta listens after the good reload");
   } finally {
     assert.equal(await stopDaemon(daemon), 0, daemon.lines.join("\n"));
+    killIfAlive(readNumber(`${dir.path}/backend.pid`));
+  }
+});
+
+Deno.test("SIGHUP and sleepingd reload during the shutdown are refused: nothing is added that nobody stops", async () => {
+  await using dir = await tempDir("sleepingd-late-reload-");
+  const [port, backend, betaPort] = [freePort(), freePort(), freePort()];
+  const file = `${dir.path}/sleepingd.conf`;
+  // A long grace, and a VARRUN_PATH of its own for `sleepingd reload` to find.
+  const config = (extra = "") =>
+    `VARRUN_PATH=${dir.path}/run\n` +
+    alphaConfig(dir.path, port, backend, extra).replace("SHUTDOWN_GRACE=1", "SHUTDOWN_GRACE=30");
+  await Deno.writeTextFile(file, config());
+  const daemon = await startDaemon(file);
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    // An open connection holds the shutdown in its SHUTDOWN_GRACE.
+    await writeAll(client, new TextEncoder().encode("held"));
+    assert.equal(await client.read(new Uint8Array(4)), 4);
+    Deno.kill(daemon.pid, "SIGTERM");
+    await daemon.waitForLine(/shutting down: waiting up to 30s for 1 open connection/);
+    const beta = `[beta]\nPORT=${betaPort}\nLISTEN_ADDRESS=127.0.0.1\nSTART_CMD=true\n`;
+    await Deno.writeTextFile(file, config(beta));
+    const from = daemon.lines.length;
+    Deno.kill(daemon.pid, "SIGHUP");
+    assert.match(
+      await daemon.waitForLine(/reload refused/, from),
+      /reload refused, the running configuration stays: sleepingd is shutting down: no reload now/,
+    );
+    const asked = await runCli(["-f", file, "reload"]);
+    assert.equal(asked.code, 1);
+    assert.match(asked.stderr, /sleepingd is shutting down: no reload now/);
+    assert.ok(await refuses(betaPort), "beta was not added");
+    client.close();
+    assert.equal(await exitCode(daemon, 30), 0);
+  } finally {
+    closeQuietly(client);
+    await stopDaemon(daemon);
     killIfAlive(readNumber(`${dir.path}/backend.pid`));
   }
 });
