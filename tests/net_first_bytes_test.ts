@@ -313,3 +313,44 @@ serverTest(
     );
   },
 );
+
+Deno.test("a ClientHello malformed by its own bytes says so, whatever the cut, before a broken record after it", () => {
+  // Found by the fuzz test: 4-byte records of a ClientHello (the name "aaa000") whose fields
+  // run past its declared 96 bytes, then a record whose length (86) swallows the headers that
+  // follow, so that a record of type 3 comes next. Read whole, the broken record used to be
+  // reported; read in two pieces, the ClientHello's fields: the reason depended on the cut.
+  const records = [
+    [1, 0, 0, 92],
+    [3, 3, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 7, 7],
+    [7, 7, 32, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 9],
+    [9, 9, 9, 0],
+    [4, 19, 1, 19],
+    [2, 1, 0, 0],
+    [15, 0, 0, 0],
+    [11, 0, 9, 0],
+    [0, 6, 97, 97],
+    [97, 48, 48, 48],
+  ];
+  const bytes = Uint8Array.from(records.flatMap((payload) => [0x16, 3, 1, 0, 4, ...payload]));
+  bytes[76] = 86;
+  const whole = new FirstBytesReader().update(bytes);
+  assert.equal(whole?.kind, "malformed");
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const reader = new FirstBytesReader();
+    const outcome = reader.update(bytes.subarray(0, cut)) ?? reader.update(bytes);
+    assert.deepEqual(outcome, whole, `cut at ${cut}`);
+  }
+});

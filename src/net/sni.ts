@@ -53,6 +53,19 @@ export class ClientHelloReader {
    * @returns what the ClientHello says, or undefined while more bytes are needed
    */
   update(bytes: Uint8Array): TlsOutcome | undefined {
+    const broken = this.#takeRecords(bytes);
+    // The ClientHello's own bytes decide first: what they say does not depend on where the
+    // segments were cut, while a broken record after them is seen only once it has arrived.
+    if (this.#handshakeLength >= this.#need) {
+      const parsed = parseClientHello(this.#handshake.subarray(0, this.#handshakeLength));
+      if (!("need" in parsed)) return parsed;
+      this.#need = parsed.need;
+    }
+    return broken;
+  }
+
+  /** Takes the records' payloads in; says what is wrong with a record, if one is. */
+  #takeRecords(bytes: Uint8Array): TlsOutcome | undefined {
     while (this.#offset < bytes.length) {
       if (this.#recordLeft === 0) {
         if (bytes.length - this.#offset < 5) break;
@@ -74,13 +87,7 @@ export class ClientHelloReader {
       this.#offset += take;
       this.#recordLeft -= take;
     }
-    if (this.#handshakeLength < this.#need) return undefined;
-    const parsed = parseClientHello(this.#handshake.subarray(0, this.#handshakeLength));
-    if ("need" in parsed) {
-      this.#need = parsed.need;
-      return undefined;
-    }
-    return parsed;
+    return undefined;
   }
 
   #append(chunk: Uint8Array) {
