@@ -22,7 +22,16 @@ export const VARIANT_NAMES = [
 export type VariantName = typeof VARIANT_NAMES[number];
 
 /** The parts of the bench, in the order they run; `--skip` leaves some out. */
-export const PART_NAMES = ["client", "iperf3", "redis", "wrk", "kernel", "memory", "wake"] as const;
+export const PART_NAMES = [
+  "client",
+  "iperf3",
+  "udp",
+  "redis",
+  "wrk",
+  "kernel",
+  "memory",
+  "wake",
+] as const;
 
 /** One part of the bench: a group of tables or rows. */
 export type PartName = typeof PART_NAMES[number];
@@ -61,6 +70,7 @@ bench's own client and with real clients and servers, and prints ratios.
   --skip LIST     parts to leave out, comma separated, of:
                     client   the bench's own client: throughput, echo, connection rate, concurrency
                     iperf3   iperf3 throughput, 1 and 4 streams
+                    udp      iperf3 -u loss at 100, 200, 500 Mbit/s; 64-byte packets/s
                     redis    redis-benchmark GET, pipelined GET, ping-pong latency
                     wrk      wrk against nginx: new connections/s, keep-alive requests/s
                     kernel   FORWARD=kernel: iperf3, redis-benchmark and wrk on three hosts in

@@ -46,7 +46,7 @@ function statFields(pid: number | "self"): string[] | undefined {
 }
 
 /** The children of `pid` that are running or not yet waited for. */
-function childPids(pid: number): number[] {
+export function childPids(pid: number): number[] {
   const children: number[] = [];
   try {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {

@@ -39,6 +39,34 @@ async function iperf3(
   signal: AbortSignal,
   reach?: Reach,
 ): Promise<number> {
+  const { sum_received } = await iperf3Report(port, args, signal, reach);
+  return sum_received.bits_per_second / 8 / MIB;
+}
+
+/** What the receiving end of an iperf3 test counted (`end.sum_received` of its JSON report). */
+export interface Received {
+  /** Seconds the test lasted. */
+  seconds: number;
+  /** Bits per second received. */
+  bits_per_second: number;
+  /** Datagrams sent (UDP). */
+  packets?: number;
+  /** Datagrams that did not arrive (UDP). */
+  lost_packets?: number;
+  /** The same, in percent of those sent (UDP). */
+  lost_percent?: number;
+}
+
+/**
+ * One iperf3 test with `args` against 127.0.0.1:`port` (or `reach`), tried
+ * again while `iperf3 -s` says it is busy; returns what the receiving end counted.
+ */
+export async function iperf3Report(
+  port: number,
+  args: string[],
+  signal: AbortSignal,
+  reach?: Reach,
+): Promise<{ sum_received: Received }> {
   const iperf3 = findProgram("iperf3")!;
   const host = reach?.host ?? "127.0.0.1";
   for (let attempt = 1;; attempt++) {
@@ -54,7 +82,7 @@ async function iperf3(
     } catch {
       throw new Error(`iperf3 exited with code ${ran.code}: ${(ran.stderr || ran.stdout).trim()}`);
     }
-    if (report.error === undefined) return report.end.sum_received.bits_per_second / 8 / MIB;
+    if (report.error === undefined) return report.end;
     // Busy: it shows as "busy", or as a broken pipe when it closed before the client wrote.
     if (!/busy|unable to send control message/.test(report.error) || attempt === ATTEMPTS) {
       throw new Error(`iperf3: ${report.error}`);

@@ -33,6 +33,12 @@ export interface Workload {
   unit: string;
   /** True for latencies: a smaller number is better, and so is a ratio below 1. */
   lowerIsBetter?: boolean;
+  /**
+   * How rows compare: by ratio (`0.62× direct`), or by difference in the
+   * unit (`+0.4 socat`), for percentages such as a loss, where 0 is common.
+   * @default "ratio"
+   */
+  compare?: "ratio" | "difference";
   /** Whose CPU is the client's: the bench's own (`self`), or the program it runs (`reaped`). */
   client: "self" | "reaped";
   /**

@@ -1,13 +1,15 @@
 /**
  * The parts of the bench, each printing its tables or rows as it goes and
- * keeping its numbers in the results: the bench's own client, iperf3,
- * redis-benchmark and wrk (tables of every variant), memory and wake.
+ * keeping its numbers in the results: the bench's own client, iperf3 (TCP
+ * and UDP), redis-benchmark and wrk (tables of every variant), the kernel
+ * path, memory and wake.
  *
  * @module
  */
 
 import type { BenchOptions, PartName } from "./args.ts";
 import { iperf3WarmUp, iperf3Workloads } from "./iperf3.ts";
+import { startUdpVariant, UDP_VARIANTS, udpWarmUp, udpWorkloads } from "./udp.ts";
 import { leakTest, renderLeak } from "./leak.ts";
 import { measure, type Workload } from "./measure.ts";
 import {
@@ -30,7 +32,14 @@ import {
   startNginx,
   startRedis,
 } from "./servers.ts";
-import { startVariants, stopVariants, type Variant } from "./variants.ts";
+import {
+  type Started,
+  startVariants,
+  stopVariants,
+  type Variant,
+  type VariantContext,
+} from "./variants.ts";
+import type { VariantName } from "./args.ts";
 import { oneWakeForAll, renderOneWake, renderWakeOverhead, wakeOverhead } from "./wake.ts";
 import { startWakeDaemon } from "./wake_daemon.ts";
 import { warmUp, workloads } from "./workloads.ts";
@@ -67,12 +76,20 @@ export async function runPart(part: PartName, context: PartContext): Promise<voi
   switch (part) {
     case "client":
       heading("the bench's own client (Deno, one thread) -> bench/backend.ts (Deno echo/sink)");
-      return await tablesPart(part, context, context.echo, workloads(quick), warmUp);
+      return await tablesPart(part, context, context.echo, { workloads: workloads(quick), warmUp });
     case "iperf3":
       heading("iperf3 -> iperf3 -s");
       return await toolPart(part, context, ["iperf3", "iperf3"], () => startIperf3Server(), {
         workloads: iperf3Workloads(quick),
         warmUp: iperf3WarmUp,
+      });
+    case "udp":
+      heading("iperf3 -u -> iperf3 -s (UDP; its control connection over TCP, same port)");
+      return await toolPart(part, context, ["iperf3", "iperf3"], () => startIperf3Server(), {
+        workloads: udpWorkloads(quick),
+        warmUp: udpWarmUp,
+        variants: UDP_VARIANTS,
+        launch: startUdpVariant,
       });
     case "redis":
       heading("redis-benchmark -> redis-server (no persistence)");
@@ -111,6 +128,16 @@ export function skip(context: PartContext, message: string): void {
   context.results.skipped.push(message);
 }
 
+/** What a table part measures: its workloads, the warm-up, and which variants, started how. */
+interface TablePlan {
+  workloads: Workload[];
+  warmUp: (port: number) => Promise<void>;
+  /** The variants it can measure, of those asked for; all by default. */
+  variants?: readonly VariantName[];
+  /** How each is started; the TCP proxies by default. */
+  launch?: (name: VariantName, context: VariantContext) => Promise<Started>;
+}
+
 /**
  * A table part with a real client and server: skipped with the package to
  * install when the client is missing; else starts the server in a folder of
@@ -121,7 +148,7 @@ async function toolPart(
   context: PartContext,
   [client, debianPackage]: [string, string],
   startServer: (dir: string) => Promise<ServerStarted>,
-  plan: { workloads: Workload[]; warmUp: (port: number) => Promise<void> },
+  plan: TablePlan,
 ): Promise<void> {
   if (findProgram(client) === undefined) return skip(context, notInstalled(client, debianPackage));
   const dir = await Deno.makeTempDir({ dir: context.tempDir, prefix: part });
@@ -135,7 +162,7 @@ async function toolPart(
   if ("missing" in started) return skip(context, started.missing);
   const { server } = started;
   try {
-    await tablesPart(part, context, server, plan.workloads, plan.warmUp);
+    await tablesPart(part, context, server, plan);
   } finally {
     await server.stop();
   }
@@ -146,15 +173,17 @@ async function tablesPart(
   part: PartName,
   context: PartContext,
   server: Server,
-  workloads: Workload[],
-  warmUp: (port: number) => Promise<void>,
+  { workloads, warmUp, variants: able, launch }: TablePlan,
 ): Promise<void> {
   const repeats = context.options.quick ? 1 : REPEATS;
   const { variants, skipped } = await startVariants(
     // The kernel path forwards no loopback client: it has its own part.
-    context.options.variants.filter((name) => name !== "sleepingd-kernel"),
+    context.options.variants.filter((name) =>
+      name !== "sleepingd-kernel" && (able?.includes(name) ?? true)
+    ),
     { backendPort: server.port, tempDir: context.tempDir },
     warmUp,
+    launch,
   );
   try {
     skipped.forEach((message) => skip(context, `${message} (${part})`));

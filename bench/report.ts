@@ -21,8 +21,10 @@ export interface Row {
   values?: number[];
   /** Half the range of the runs, in percent of the median. */
   spreadPercent?: number;
-  /** This row's median divided by each other variant's. */
+  /** This row's median divided by each other variant's (tables that compare by ratio). */
   ratios?: Record<string, number>;
+  /** This row's median minus each other variant's (tables that compare by difference). */
+  differences?: Record<string, number>;
   /** Medians of the runs' further numbers, by `"label unit"`. */
   extras?: Record<string, number>;
   /** Median proxy CPU time per new connection, in µs. */
@@ -39,6 +41,8 @@ export interface Table {
   unit: string;
   /** Whether a smaller number (and ratio) is better. */
   lowerIsBetter: boolean;
+  /** How rows compare: by ratio or by difference. */
+  compare: "ratio" | "difference";
   /** Runs per variant. */
   runs: number;
   /** One row per variant. */
@@ -93,16 +97,19 @@ export function summarize(
     if ("failed" in outcome) return { variant, failed: outcome.failed };
     const values = outcome.runs.map((run) => run.sample.value);
     const value = medians.get(variant)!;
-    const ratios = Object.fromEntries(
+    const byDifference = workload.compare === "difference";
+    const compared = Object.fromEntries(
       [...medians].filter(([other]) => other !== variant)
-        .map(([other, otherValue]) => [other, value / otherValue]),
+        .map((
+          [other, otherValue],
+        ) => [other, byDifference ? value - otherValue : value / otherValue]),
     );
     const row: Row = {
       variant,
       median: value,
       values,
       spreadPercent: spreadPercent(values),
-      ratios,
+      ...(byDifference ? { differences: compared } : { ratios: compared }),
       cpuPercent: medianOf(outcome.runs, (run) => run.cpu),
     };
     const extras = medianOf(outcome.runs, (run) => run.sample.extras ?? {});
@@ -116,6 +123,7 @@ export function summarize(
     title: workload.title,
     unit: workload.unit,
     lowerIsBetter: workload.lowerIsBetter ?? false,
+    compare: workload.compare ?? "ratio",
     runs,
     rows,
   };
@@ -146,11 +154,23 @@ export function renderTable(table: Table): string {
       continue;
     }
     const cells = [row.variant, formatNumber(row.median!), table.unit];
-    if (table.runs > 1) cells.push(`±${row.spreadPercent!.toFixed(0)}%`);
+    if (table.runs > 1) {
+      // A difference table's numbers may be 0: its runs are shown as they are.
+      cells.push(
+        table.compare === "difference"
+          ? `runs ${row.values!.map(formatNumber).join(" ")}`
+          : `±${row.spreadPercent!.toFixed(0)}%`,
+      );
+    }
     for (const other of table.rows) {
-      const ratio = row.ratios![other.variant];
-      if (other.variant === row.variant || ratio !== undefined) {
-        cells.push(ratio === undefined ? "" : `${ratio.toFixed(2)}× ${other.variant}`);
+      const ratio = row.ratios?.[other.variant];
+      const difference = row.differences?.[other.variant];
+      if (other.variant === row.variant) cells.push("");
+      else if (ratio !== undefined) cells.push(`${ratio.toFixed(2)}× ${other.variant}`);
+      else if (difference !== undefined) {
+        cells.push(
+          `${difference < 0 ? "-" : "+"}${formatNumber(Math.abs(difference))} ${other.variant}`,
+        );
       }
     }
     for (const key of extraKeys) {
@@ -177,6 +197,10 @@ export function renderTable(table: Table): string {
 /** The line under a table's title: how many runs, and which way is better. */
 export function legend(table: Table): string {
   const runs = table.runs === 1 ? "1 run" : `median of ${table.runs} runs`;
+  if (table.compare === "difference") {
+    return `  ${runs}, ${table.lowerIsBetter ? "LOWER" : "higher"} is better; ` +
+      `+N name: this row's number minus name's, in ${table.unit}`;
+  }
   return table.lowerIsBetter
     ? `  ${runs}, LOWER is better: a ratio below 1 means this row is faster`
     : `  ${runs}, higher is better`;

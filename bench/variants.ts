@@ -82,14 +82,16 @@ async function launch(name: VariantName, context: VariantContext): Promise<Start
 }
 
 /**
- * Starts every variant of `names` in front of the server on `backendPort`,
- * each in a folder of its own under `tempDir`, and warms it up with `warmUp`.
- * Returns those that run, and why the others are skipped.
+ * Starts every variant of `names` in front of the server on `backendPort`
+ * with `launch` (the TCP variants by default), each in a folder of its own
+ * under `tempDir`, and warms it up with `warmUp`. Returns those that run, and
+ * why the others are skipped.
  */
 export async function startVariants(
   names: readonly VariantName[],
   context: VariantContext,
   warmUp: (port: number) => Promise<void>,
+  launch: (name: VariantName, context: VariantContext) => Promise<Started> = startVariant,
 ): Promise<{ variants: Variant[]; skipped: string[] }> {
   const variants: Variant[] = [];
   const skipped: string[] = [];
@@ -97,7 +99,7 @@ export async function startVariants(
     throwIfInterrupted();
     let started: Started | undefined;
     try {
-      started = await startVariant(name, context);
+      started = await launch(name, context);
       if ("skipped" in started) {
         skipped.push(`${name}: ${started.skipped}`);
         continue;

@@ -1,7 +1,7 @@
 /**
  * The program as one JavaScript file: `deno bundle` of src/main.ts, with the
  * npm dependencies inlined, so that the Deno runtime alone can run it
- * (`deno run --no-config --no-remote --no-npm FILE`).
+ * (`deno run --unstable-net --no-config --no-remote --no-npm FILE`).
  *
  * @module
  */

@@ -62,7 +62,11 @@ function failure(output: string, stderr: string, target: Target): string {
 /** Builds the executable for `target`; checks it when it runs on this machine. */
 async function compile(target: Target, version: string): Promise<string> {
   const output = `${DIST}/sleepingd-${target.triple}`;
-  const args = ["compile", "-A", "--no-check", "--target", target.triple, "--output", output];
+  // --unstable-net for the UDP sockets, as deno.json says for `deno run`.
+  const args = [
+    ...["compile", "-A", "--unstable-net", "--no-check"],
+    ...["--target", target.triple, "--output", output],
+  ];
   console.error(`compile: deno ${args.join(" ")} src/main.ts`);
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [...args, "src/main.ts"],

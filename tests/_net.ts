@@ -7,7 +7,8 @@
 
 export { isAlive } from "../src/process/proc_stat.ts";
 export { writeAll } from "../src/net/conn.ts";
-import { bindAll, OrderedSender } from "../src/net/datagram.ts";
+import { Budget } from "../src/net/budget.ts";
+import { bindAll, closeSocket, OrderedSender, receiveAll } from "../src/net/datagram.ts";
 
 /** Listens on 127.0.0.1 on a port the kernel picks. */
 export function listenLocal(): Deno.TcpListener {
@@ -90,20 +91,30 @@ export function text(data: Uint8Array): string {
 }
 
 /** A UDP client on 127.0.0.1: its datagrams go out in order; it keeps the replies. */
-export async function udpClient(): Promise<{
+export function udpClient(): Promise<{
   send(port: number, text: string): void;
   replies: string[];
   close(): void;
 }> {
-  const [socket] = await bindAll(["127.0.0.1"], 0);
-  const sender = new OrderedSender(socket, (error) => {
-    throw error;
+  const [socket] = bindAll(["127.0.0.1"], 0);
+  const sender = new OrderedSender(socket, new Budget(), (why, _count, error) => {
+    throw error ?? new Error(`a datagram was not sent: ${why}`);
   });
   const replies: string[] = [];
-  socket.on("message", (data: Uint8Array) => replies.push(new TextDecoder().decode(data)));
-  return {
-    send: (port, text) => sender.send(new TextEncoder().encode(text), port, "127.0.0.1"),
+  receiveAll(socket, (data) => replies.push(text(data)), (error) => {
+    throw error;
+  });
+  return Promise.resolve({
+    send: (port, message) =>
+      sender.send(new TextEncoder().encode(message), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port,
+      }),
     replies,
-    close: () => socket.close(),
-  };
+    close: () => {
+      sender.close();
+      closeSocket(socket);
+    },
+  });
 }

@@ -46,6 +46,8 @@ Deno.test("sleepingd check shows every setting of a service, with timeouts", asy
 USER=nobody
 PASS_ENV=DOCKER_HOST AWS_PROFILE
 MAX_CONNECTIONS_TOTAL=5000
+MAX_UDP_FLOWS_TOTAL=200
+MAX_HELD_BYTES_TOTAL=32M
 MAX_WAKES_PER_HOUR_TOTAL=30
 METRICS_ADDRESS=[::1]:9180
 METRICS_HOSTS=sleepingd.example.com status.example.com
@@ -89,7 +91,8 @@ MIN_AWAKE_TIME=120
       "dashboard names: sleepingd.example.com status.example.com (and IP addresses, localhost)\n" +
       "wake API: POST /api/services/NAME/... with the token in /etc/sleepingd/api-token\n" +
       "history: /srv/sleepingd/events.jsonl\n" +
-      "all services: 5000 connections, 30 wakes an hour\n" +
+      "all services: 5000 connections, 200 UDP flows, 32 MiB held for clients, " +
+      "30 wakes an hour\n" +
       "full (port 7000)\n" +
       "  listen: 127.0.0.1 ::1\n" +
       "  check: test -e /tmp/up (timeout 3s)\n" +

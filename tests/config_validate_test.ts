@@ -518,6 +518,31 @@ Deno.test("buildConfig() reads the access keys, limits and PROXY_PROTOCOL, inher
   assert.deepEqual([unlimited.maxConnections, unlimited.maxWakesPerHour], [undefined, undefined]);
 });
 
+Deno.test("buildConfig() reads the budget's keys, MAX_HELD_BYTES_TOTAL with or without a unit", () => {
+  const config = build(`MAX_UDP_FLOWS_TOTAL=200\nMAX_HELD_BYTES_TOTAL=512K\n${WEB}`);
+  assert.deepEqual([config.global.maxUdpFlowsTotal, config.global.maxHeldBytesTotal], [
+    200,
+    512 * 1024,
+  ]);
+  const held = (text: string) =>
+    build(`MAX_HELD_BYTES_TOTAL=${text}\n${WEB}`).global.maxHeldBytesTotal;
+  assert.deepEqual(
+    ["64M", "64 MiB", "1g", "16KiB", "1.5M", "1048576", "2048b", ""].map(held),
+    [2 ** 26, 2 ** 26, 2 ** 30, 16 * 1024, 1.5 * 2 ** 20, 2 ** 20, 2048, undefined],
+  );
+  assert.equal(build(`MAX_UDP_FLOWS_TOTAL=0\n${WEB}`).global.maxUdpFlowsTotal, undefined);
+  assert.deepEqual(
+    ["0", "0.1", "64X", "-1"].flatMap((text) => errorsOf(`MAX_HELD_BYTES_TOTAL=${text}\n${WEB}`)),
+    ["0", "0.1", "64X", "-1"].map((text) =>
+      't.conf:1: Cannot use "MAX_HELD_BYTES_TOTAL" as it must be a size, more than 0, in bytes ' +
+      `or with K, M or G, e.g. 64M: current value is "${text}"`
+    ),
+  );
+  assert.deepEqual(warningsOf(`${WEB}MAX_UDP_FLOWS_TOTAL=10\n`), [
+    't.conf:4: Ignoring "MAX_UDP_FLOWS_TOTAL" in [web] as it can only be set in the global section',
+  ]);
+});
+
 Deno.test("buildConfig() names the entry of ALLOW or DENY that is not an address or CIDR block", () => {
   assert.deepEqual(errorsOf(`${WEB}ALLOW=10.0.0.0/8 10.0.0/8\nDENY=::1,example.com\n`), [
     't.conf:4: Cannot use "ALLOW" as it must be IP addresses and CIDR blocks, e.g. ' +

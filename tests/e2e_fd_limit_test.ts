@@ -1,6 +1,8 @@
 /**
- * The daemon out of file descriptors (run under a low `ulimit -n`): the
- * accept loop backs off, says so once, recovers, and the daemon goes on.
+ * The daemon out of file descriptors: the accept loop backs off, says so
+ * once, recovers, and the daemon goes on. Its budget keeps it below its open
+ * file limit, so the test lowers the limit under the running daemon
+ * (`prlimit`), as a limit the budget did not plan for.
  */
 import assert from "node:assert/strict";
 import { startDaemon } from "./_daemon.ts";
@@ -8,7 +10,9 @@ import { bounded, runProgram, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, readAll } from "./_net.ts";
 import { exchange, openGate, startEchoBackend, stopEchoBackend, waitForGate } from "./_service.ts";
 
-/** Enough for the daemon to start, and far fewer than the clients the test opens. */
+/** The limit the daemon plans its budget within, far more than the clients the test opens. */
+const PLANNED_LIMIT = 1024;
+/** The limit it is then lowered to: enough for what it holds, far fewer than the clients. */
 const FD_LIMIT = 64;
 const CLIENTS = 120;
 
@@ -18,9 +22,7 @@ Deno.test("under EMFILE the accept loop backs off, logs the episode once with a 
   const file = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
     file,
-    // The bound below the open file limit would refuse these clients before EMFILE: lift it.
-    `MAX_CONNECTIONS_TOTAL=100000
-[gated]
+    `[gated]
 PORT=${port}
 LISTEN_ADDRESS=127.0.0.1
 READY_TIMEOUT=0.5
@@ -29,7 +31,13 @@ ${startEchoBackend(dir, freePort())}'
 STOP_CMD='${stopEchoBackend(dir)}'
 `,
   );
-  const daemon = await startDaemon(file, { fdLimit: FD_LIMIT });
+  const daemon = await startDaemon(file, { fdLimit: PLANNED_LIMIT });
+  const lowered = await runProgram("prlimit", [
+    "--pid",
+    String(daemon.pid),
+    `--nofile=${FD_LIMIT}`,
+  ]);
+  assert.equal(lowered.code, 0, lowered.stderr);
   const count = (pattern: RegExp) => daemon.lines.filter((line) => pattern.test(line)).length;
   const clients: Deno.Conn[] = [];
   try {
@@ -69,7 +77,7 @@ STOP_CMD='${stopEchoBackend(dir)}'
   }
 });
 
-Deno.test("the daemon raises its soft open file limit to the hard one and says so at debug level", async () => {
+Deno.test("the daemon raises its soft open file limit to the hard one and plans its budget within it, said at debug level", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-fd-" });
   const file = `${dir}/sleepingd.conf`;
   await Deno.writeTextFile(
@@ -79,17 +87,46 @@ Deno.test("the daemon raises its soft open file limit to the hard one and says s
   const hard = Number((await runProgram("bash", ["-c", "ulimit -Hn"])).stdout.trim());
   const daemon = await startDaemon(file, { softFdLimit: 256, args: ["-v"] });
   try {
-    const line = await daemon.waitForLine(/open file limit/);
+    const budget = await daemon.waitForLine(/descriptors for clients/);
     assert.match(
-      line,
+      budget,
       new RegExp(
-        `DEBUG open file limit ${hard}( \\(raised from 256\\))?: at most \\d+ connections at once$`,
+        `DEBUG open file limit ${hard}: \\d+ descriptors for clients: \\d+ connections, 0 UDP ` +
+          "flows, 0 HTTP connections, 16 control clients; 64 MiB held for clients$",
       ),
     );
     const limits = await Deno.readTextFile(`/proc/${daemon.pid}/limits`);
     assert.match(limits, new RegExp(`^Max open files +${hard} +${hard} +files`, "m"));
   } finally {
     assert.equal(await daemon.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a limit that leaves clients little room, and keys that ask for more than it leaves, are said at start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sleepingd-fd-" });
+  const file = `${dir}/sleepingd.conf`;
+  const service = `[idle]\nPORT=${freePort()}\nLISTEN_ADDRESS=127.0.0.1\nSTART_CMD=true\n`;
+  try {
+    await Deno.writeTextFile(file, service);
+    const low = await startDaemon(file, { fdLimit: 64 });
+    try {
+      await low.waitForLine(
+        /WARN {2}the open file limit \(64\) leaves \d+ descriptors for clients after sleepingd's own \d+: raise it/,
+      );
+    } finally {
+      assert.equal(await low.stop(), 0);
+    }
+    await Deno.writeTextFile(file, `MAX_CONNECTIONS_TOTAL=100000\n${service}`);
+    const asking = await startDaemon(file, { fdLimit: PLANNED_LIMIT });
+    try {
+      await asking.waitForLine(
+        /WARN {2}MAX_CONNECTIONS_TOTAL and MAX_UDP_FLOWS_TOTAL ask for 2000\d\d descriptors, and the open file limit \(1024\) leaves \d+ for clients/,
+      );
+    } finally {
+      assert.equal(await asking.stop(), 0);
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type ControlResponse, sendRequest } from "../src/control/protocol.ts";
 import { serveControl } from "../src/control/server.ts";
+import { Budget } from "../src/net/budget.ts";
 import type { DaemonStatus } from "../src/control/status.ts";
 import { isClosedError, writeAll } from "../src/net/conn.ts";
 import { bounded } from "./_helpers.ts";
@@ -60,7 +61,7 @@ interface Request {
 async function withServer(body: (socket: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sleepingd-fuzz-" });
   const socket = `${dir}/control.sock`;
-  const close = serveControl(socket, (request): Promise<ControlResponse> => {
+  const close = serveControl(socket, new Budget(), (request): Promise<ControlResponse> => {
     assert.ok(COMMANDS.includes(request.command), `handler got ${JSON.stringify(request)}`);
     return Promise.resolve({ ok: true, status: STATUS, message: request.command });
   });

@@ -239,6 +239,31 @@ Deno.test("readFirstBytes(): no name in 32 KiB stops at 32 KiB exactly", async (
   }
 });
 
+Deno.test("readFirstBytes(): asks for its buffer's room before taking it, and stops at a refusal", async () => {
+  const { client, server } = await socketPair();
+  try {
+    const endless = "GET / HTTP/1.1\r\nX-Long: " + "a".repeat(64 * 1024);
+    const writing = client.write(encode(endless)).catch(() => 0);
+    const asked: number[] = [];
+    const room = (bytes: number) => {
+      asked.push(bytes);
+      return asked.length < 3; // 4 KiB, then 4 KiB more; the next 8 KiB are refused
+    };
+    const first = await bounded(readFirstBytes(server, { timeoutMs: 20_000, room }), "the refusal");
+    assert.deepEqual(first.outcome, { kind: "no-room" });
+    assert.deepEqual(asked, [4096, 4096, 8192]);
+    assert.equal(first.bytes.length, 8192, "every byte the room allowed was read");
+    assert.equal(new TextDecoder().decode(first.bytes), endless.slice(0, 8192));
+    // Refused from the start: nothing is read.
+    const none = await readFirstBytes(server, { timeoutMs: 20_000, room: () => false });
+    assert.deepEqual([none.outcome, none.bytes.length], [{ kind: "no-room" }, 0]);
+    client.close();
+    await writing;
+  } finally {
+    server.close();
+  }
+});
+
 /**
  * Reads the first bytes a real TLS client sends to a listener, asking for `name`,
  * while `run` runs it; the client then fails (nothing answers), as expected.

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { bindAll, OrderedSender } from "../src/net/datagram.ts";
+import { Budget } from "../src/net/budget.ts";
+import {
+  bindAll,
+  closeSocket,
+  datagramCost,
+  OrderedSender,
+  receiveAll,
+} from "../src/net/datagram.ts";
 import { DatagramRelay, type QueueBound } from "../src/service/datagrams.ts";
 import type { DropReason, Recorder } from "../src/service/recorder.ts";
 import { Service } from "../src/service/service.ts";
@@ -16,21 +23,23 @@ import { udpClient } from "./_net.ts";
 import { command, openGate, serviceConfig, waitForGate } from "./_service.ts";
 
 /** A UDP echo backend that prefixes each reply, and what it received. */
-async function echoBackend(prefix: string) {
-  const [socket] = await bindAll(["127.0.0.1"], 0);
-  const sender = new OrderedSender(socket, (error) => {
-    throw error;
+function echoBackend(prefix: string) {
+  const [socket] = bindAll(["127.0.0.1"], 0);
+  const sender = new OrderedSender(socket, new Budget(), (why, _count, error) => {
+    throw error ?? new Error(why);
   });
   const received: string[] = [];
-  socket.on("message", (data: Uint8Array, from: { address: string; port: number }) => {
+  receiveAll(socket, (data, from) => {
     received.push(new TextDecoder().decode(data));
-    sender.send(new TextEncoder().encode(`${prefix}${received.at(-1)}`), from.port, from.address);
+    sender.send(new TextEncoder().encode(`${prefix}${received.at(-1)}`), from);
+  }, (error) => {
+    throw error;
   });
-  return { socket, port: socket.address().port, received };
+  return { socket, port: (socket.addr as Deno.NetAddr).port, received };
 }
 
 /** A UDP service whose START_CMD waits for the gate, served on a port of its own. */
-async function gatedService(
+function gatedService(
   dir: string,
   backendPort: number,
   recorder: Recorder,
@@ -46,9 +55,9 @@ async function gatedService(
     }),
     recorder,
   );
-  const [socket] = await bindAll(["127.0.0.1"], 0);
+  const [socket] = bindAll(["127.0.0.1"], 0);
   const relay = new DatagramRelay(service, socket, undefined, options.bound);
-  return { service, relay, port: socket.address().port };
+  return { service, relay, port: (socket.addr as Deno.NetAddr).port };
 }
 
 function countingDrops() {
@@ -62,7 +71,7 @@ function countingDrops() {
 
 Deno.test("UDP: one wake for every client; each gets its own replies, in the order it sent", async () => {
   const dir = await Deno.makeTempDir();
-  const backend = await echoBackend("U=");
+  const backend = echoBackend("U=");
   const { service, relay, port } = await gatedService(dir, backend.port, NO_RECORDER);
   const clients = await Promise.all([1, 2, 3, 4, 5].map(() => udpClient()));
   try {
@@ -90,7 +99,7 @@ Deno.test("UDP: one wake for every client; each gets its own replies, in the ord
   } finally {
     relay.close();
     await service.close("shutdown");
-    backend.socket.close();
+    closeSocket(backend.socket);
     for (const one of clients) one.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -98,32 +107,36 @@ Deno.test("UDP: one wake for every client; each gets its own replies, in the ord
 
 Deno.test("UDP: past the queue's bound, datagrams are dropped and counted; those kept go in order", async () => {
   const dir = await Deno.makeTempDir();
-  const backend = await echoBackend("");
+  const backend = echoBackend("");
   const { drops, recorder } = countingDrops();
+  // Room for 21 datagrams, and for the memory of 20 of 2 bytes and one of 100.
+  const bytes = 20 * datagramCost(2) + datagramCost(100);
   const { service, relay, port } = await gatedService(dir, backend.port, recorder, {
-    bound: { datagrams: 20, bytes: 1000 },
+    bound: { datagrams: 21, bytes },
   });
   const sender = await udpClient();
   try {
-    for (let n = 0; n < 25; n++) sender.send(port, String(n).padStart(2, "0"));
+    for (let n = 0; n < 20; n++) sender.send(port, String(n).padStart(2, "0"));
+    await waitFor("20 kept", () => service.stats.queuedDatagrams === 20);
+    // The memory bound: 101 bytes do not fit, 100 do; then the count bound: 21 is all.
+    for (const size of [101, 100, 1]) sender.send(port, "x".repeat(size));
     await waitFor(
-      "20 kept, 5 dropped",
-      () => service.stats.queuedDatagrams === 20 && drops.get("queue_full") === 5,
+      "21 kept, 2 dropped",
+      () => service.stats.queuedDatagrams === 21 && drops.get("queue_full") === 2,
     );
-    // The bytes bound: 40 bytes are queued; 960 more fit, 961 do not.
-    sender.send(port, "x".repeat(961));
-    await waitFor("the datagram past the bytes bound dropped", () => drops.get("queue_full") === 6);
-    assert.equal(service.stats.queuedBytes, 40);
+    assert.equal(service.stats.queuedBytes, bytes);
+    assert.equal(service.budget.usage().held.udp_queued, bytes, "counted in the budget too");
     await openGate(dir);
-    await waitFor("the 20 kept at the backend", () => backend.received.length === 20);
+    await waitFor("the 21 kept at the backend", () => backend.received.length === 21);
     assert.deepEqual(
       backend.received,
-      [...Array(20).keys()].map((n) => String(n).padStart(2, "0")),
+      [...[...Array(20).keys()].map((n) => String(n).padStart(2, "0")), "x".repeat(100)],
     );
+    assert.equal(service.budget.usage().held.udp_queued, 0);
   } finally {
     relay.close();
     await service.close("shutdown");
-    backend.socket.close();
+    closeSocket(backend.socket);
     sender.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -131,7 +144,7 @@ Deno.test("UDP: past the queue's bound, datagrams are dropped and counted; those
 
 Deno.test("UDP: a flow quiet for UDP_FLOW_TIMEOUT ends; the client's next datagram begins another", async () => {
   const dir = await Deno.makeTempDir();
-  const backend = await echoBackend("");
+  const backend = echoBackend("");
   const { service, relay, port } = await gatedService(dir, backend.port, NO_RECORDER, {
     flowTimeout: 0.3,
   });
@@ -149,7 +162,7 @@ Deno.test("UDP: a flow quiet for UDP_FLOW_TIMEOUT ends; the client's next datagr
     relay.close();
     assert.equal(service.stats.openFlows, 0, "closing the port ends its flows");
     await service.close("shutdown");
-    backend.socket.close();
+    closeSocket(backend.socket);
     sender.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -162,11 +175,11 @@ Deno.test("UDP: ALLOW and DENY drop a client's datagrams, count them and wake no
     serviceConfig({ protocol: "udp", deny: ["127.0.0.0/8"], startCmd: command("exit 1") }),
     recorder,
   );
-  const [socket] = await bindAll(["127.0.0.1"], 0);
+  const [socket] = bindAll(["127.0.0.1"], 0);
   const relay = new DatagramRelay(service, socket);
   const sender = dgram.createSocket("udp4");
   try {
-    for (let n = 0; n < 3; n++) sender.send("x", socket.address().port, "127.0.0.1");
+    for (let n = 0; n < 3; n++) sender.send("x", (socket.addr as Deno.NetAddr).port, "127.0.0.1");
     await waitFor("3 refused", () => drops.get("refused") === 3);
     assert.equal(service.state, "asleep");
     assert.equal(service.stats.openFlows, 0);

@@ -4,8 +4,9 @@
  * Host or SNI names (only that one wakes, and its backend gets every byte),
  * the most specific pattern wins, `*` takes the rest, unknown names get 421
  * (HTTP) or an alert (TLS), a client that stalls or leaves wakes nothing,
- * ALLOW/DENY and the limits apply after routing, and reloads move services
- * on and off a shared port without a listener in the way.
+ * ALLOW/DENY and the limits apply after routing, connections being read
+ * count in the budget, and reloads move services on and off a shared port
+ * without a listener in the way.
  */
 import assert from "node:assert/strict";
 import type { Config, ServiceConfig } from "../src/config/types.ts";
@@ -14,7 +15,14 @@ import { Supervisor } from "../src/service/supervisor.ts";
 import { daemonStatus, formatStatus } from "../src/control/status.ts";
 import { bounded, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, readAll, text, writeAll } from "./_net.ts";
-import { command, serviceConfig, startEchoBackend, stopEchoBackend } from "./_service.ts";
+import {
+  command,
+  openGate,
+  serviceConfig,
+  startEchoBackend,
+  stopEchoBackend,
+  waitForGate,
+} from "./_service.ts";
 import { clientHello } from "./_tls.ts";
 
 /** A service of the port: its name, its HOSTNAMES, and more settings. */
@@ -22,6 +30,8 @@ interface Spec {
   name: string;
   hostnames?: string[];
   extra?: Partial<ServiceConfig>;
+  /** Its START_CMD waits for the test to open its gate. */
+  gated?: boolean;
 }
 
 /** A supervisor of this process serving `specs` on one port, each with its echo backend. */
@@ -36,7 +46,9 @@ async function sharedPort(specs: Spec[], global: Partial<Config["global"]> = {})
       port,
       wakeOn: "data",
       ...(spec.hostnames ? { hostnames: spec.hostnames } : {}),
-      startCmd: command(startEchoBackend(home, freePort())),
+      startCmd: command(
+        `${spec.gated ? `${waitForGate(home)}\n` : ""}${startEchoBackend(home, freePort())}`,
+      ),
       stopCmd: command(stopEchoBackend(home)),
       ...spec.extra,
     });
@@ -73,10 +85,13 @@ async function sharedPort(specs: Spec[], global: Partial<Config["global"]> = {})
     supervisor,
     /** How many times each service's START_CMD ran, by name. */
     starts: (name: string) => count(name, "starts"),
+    /** Lets the gated START_CMD of `name` go on. */
+    openGate: (name: string) => openGate(`${dir}/${name}`),
     /** A metric's sample, 0 when absent. */
     metric(sample: string) {
-      const line = metrics.render(supervisor.services, supervisor.sharedPorts).split("\n")
-        .find((line) => line.startsWith(`${sample} `));
+      const shared = supervisor.sharedPorts;
+      const line = metrics.render(supervisor.services, { shared, budget: supervisor.budget })
+        .split("\n").find((line) => line.startsWith(`${sample} `));
       return line === undefined ? 0 : Number(line.slice(sample.length + 1));
     },
     reload: (all: Spec[]) => supervisor.reload(configOf(all)),
@@ -268,6 +283,67 @@ Deno.test("connections being read count against MAX_CONNECTIONS_TOTAL", async ()
     );
     first.close();
   } finally {
+    await port.close();
+  }
+});
+
+Deno.test("connections being read count in the budget: a connection each, and the buffer reading them in MAX_HELD_BYTES_TOTAL", async () => {
+  const port = await sharedPort([{ name: "a", hostnames: ["a.test"], gated: true }], {
+    maxConnectionsTotal: 3,
+    maxHeldBytesTotal: 16 * 1024,
+  });
+  const listen = `listen="127.0.0.1:${port.port}"`;
+  const unrouted = (reason: string) =>
+    port.metric(`sleepingd_unrouted_total{${listen},reason="${reason}"}`);
+  const held = (what: string) => port.metric(`sleepingd_held_bytes{what="${what}"}`);
+  const open = () => port.metric(`sleepingd_budget_open{kind="tcp"}`);
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    // Three connections send a request line and no name yet: each holds a connection and the
+    // 4 KiB its first bytes are read into.
+    for (let n = 0; n < 3; n++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: port.port });
+      conns.push(conn);
+      await writeAll(conn, encode("GET / HTTP/1.1\r\n"));
+    }
+    await waitFor("three being read", () => port.supervisor.sharedPorts.reading === 3);
+    assert.deepEqual([open(), held("tcp_first_bytes")], [3, 3 * 4096]);
+    // A fourth finds no connection left in the budget: closed at once, unread.
+    assert.equal(await send(port.port, get("a.test")), "");
+    assert.equal(unrouted("max_connections_total"), 1);
+    assert.equal(port.metric(`sleepingd_budget_refused_total{kind="tcp"}`), 1);
+
+    // The first sends a long header: its buffer grows to 8 KiB, which fits (16 KiB in all)...
+    const pad = `X-Pad: ${"x".repeat(5000)}\r\n`;
+    await writeAll(conns[0], encode(pad));
+    await waitFor("its buffer grown", () => held("tcp_first_bytes") === 4 * 4096);
+    // ...and then to 16 KiB, which does not: it is closed, counted, and gives everything back.
+    await writeAll(conns[0], encode(pad)).catch(() => {});
+    assert.equal((await bounded(readAll(conns[0]), "its close")).length, 0);
+    assert.equal(unrouted("held_bytes"), 1);
+    await waitFor("its connection and buffer given back", () => open() === 2);
+    assert.equal(held("tcp_first_bytes"), 2 * 4096);
+
+    // The other two name their service: their connections pass to it, and what was read of
+    // them becomes the first block of their hold, counted at its size, plus the 1 KiB block
+    // each next read goes into.
+    const rest = "Host: a.test\r\n\r\n";
+    const head = `GET / HTTP/1.1\r\n${rest}`;
+    for (const conn of conns.slice(1)) await writeAll(conn, encode(rest));
+    await waitFor("both held while a wakes", () => held("tcp_first_bytes") === 0);
+    await waitFor("both holds counted", () => held("tcp_held") === 2 * (head.length + 1024));
+    assert.equal(open(), 2);
+    await port.openGate("a");
+    for (const conn of conns.slice(1)) {
+      await conn.closeWrite();
+      assert.equal(text(await bounded(readAll(conn), "the echo")), head);
+    }
+    for (const conn of conns.splice(0)) conn.close();
+    await waitFor("everything given back", () => open() === 0 && held("tcp_held") === 0);
+    assert.equal(port.starts("a"), 1);
+  } finally {
+    for (const conn of conns) conn.close();
     await port.close();
   }
 });

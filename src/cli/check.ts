@@ -14,6 +14,7 @@ import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { DEFAULT_PATTERN } from "../config/hostnames.ts";
 import { portGroups } from "../service/name_router.ts";
 import { formatTarget } from "../net/address.ts";
+import { formatBytes } from "../net/budget.ts";
 import type { Command } from "./options.ts";
 import { ConfigError, InvalidConfigError } from "../config/config_error.ts";
 import { describeHostSettings, kernelPathErrors, kernelPathWarnings } from "../kernel/checks.ts";
@@ -69,8 +70,14 @@ function describeConfig(config: Config): string {
   const lines = config.services.length === 0
     ? ["no service is active"]
     : config.services.flatMap((service) => describeService(service, config.global));
+  const { maxConnectionsTotal, maxUdpFlowsTotal, maxHeldBytesTotal } = config.global;
   const limits = describeLimits([
-    [config.global.maxConnectionsTotal, "connections"],
+    [maxConnectionsTotal, "connections"],
+    [maxUdpFlowsTotal, "UDP flows"],
+    [
+      maxHeldBytesTotal === undefined ? undefined : formatBytes(maxHeldBytesTotal),
+      "held for clients",
+    ],
     [config.global.maxWakesPerHourTotal, "wakes an hour"],
   ]);
   if (limits) lines.unshift(`all services: ${limits}`);
@@ -273,7 +280,7 @@ function describeSharedPorts(config: Config): string[] {
 }
 
 /** Limits that are set, as `100 connections, 6 wakes an hour`; "" when none is. */
-function describeLimits(limits: [number | undefined, string][]): string {
+function describeLimits(limits: [number | string | undefined, string][]): string {
   return limits.filter(([value]) => value !== undefined).map(([value, what]) => `${value} ${what}`)
     .join(", ");
 }

@@ -25,6 +25,7 @@
  * - `schedule`: windows of a week, `DAYS HH:MM-HH:MM`, separated by `;`
  * - `hostnames`: a space-separated list of names, `*.name` wildcards, or `*`
  * - `size`: bytes, or with a unit K, M or G (powers of 1024): `4M`
+ * - `bytes`: a `size` more than 0: `64M`
  */
 export type KeyKind =
   | "boolean"
@@ -40,7 +41,8 @@ export type KeyKind =
   | "ports"
   | "schedule"
   | "hostnames"
-  | "size";
+  | "size"
+  | "bytes";
 
 /** One configuration key. */
 export interface KeyDefinition {
@@ -464,9 +466,33 @@ export const KEYS: readonly KeyDefinition[] = [
     kind: "count",
     default: "",
     globalOnly: true,
-    doc: "Connections all services together may hold at once; more are refused at once. " +
-      "Blank or 0 means as many as the open file limit allows, two files each (sleepingd " +
-      "raises its soft limit to the hard one at start). Global section only.",
+    doc: "Connections all services together may hold at once, two file descriptors each; " +
+      "more are refused at once. Blank or 0 means their share of the open file limit: what " +
+      "it leaves after the daemon's own files, its reserve and the shares of the control " +
+      "socket, the HTTP server and UDP flows (sleepingd raises its soft limit to the hard " +
+      "one at start). Global section only.",
+  },
+  {
+    name: "MAX_UDP_FLOWS_TOTAL",
+    kind: "count",
+    default: "",
+    globalOnly: true,
+    doc: "UDP flows all services together may hold at once, a file descriptor each; a new " +
+      "client past it is refused (its datagrams dropped and counted) while the flows there " +
+      "go on. Blank or 0 means a quarter of what the open file limit leaves, at most 1024, " +
+      "when a service has a UDP port. Global section only.",
+  },
+  {
+    name: "MAX_HELD_BYTES_TOTAL",
+    kind: "bytes",
+    default: "",
+    globalOnly: true,
+    doc: "Memory all services together may keep for clients, e.g. 64M: the bytes of clients " +
+      "held while a backend wakes or read on a port shared by name to find their name, and UDP " +
+      "datagrams waiting for a wake or for their socket, each counted by the memory that keeps " +
+      "it. Past it, a client that would be held or read is refused, a held client is read no " +
+      "further (the kernel keeps the rest; nothing is lost) and a datagram is dropped and " +
+      "counted. Blank means 64M. Global section only.",
   },
   {
     name: "HOSTNAME_TIMEOUT",

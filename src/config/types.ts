@@ -231,6 +231,10 @@ export interface GlobalConfig {
   maxWakesPerHourTotal?: number;
   /** `MAX_CONNECTIONS_TOTAL`: connections of all services at once; `undefined`: the fd limit's. */
   maxConnectionsTotal?: number;
+  /** `MAX_UDP_FLOWS_TOTAL`: UDP flows of all services at once; `undefined`: the fd limit's share. */
+  maxUdpFlowsTotal?: number;
+  /** `MAX_HELD_BYTES_TOTAL`: bytes kept for clients; `undefined` means the default, 64 MiB. */
+  maxHeldBytesTotal?: number;
   /**
    * `HOSTNAME_TIMEOUT`: seconds a client of a port routed by name has to send its first bytes.
    * @default 10

@@ -195,6 +195,11 @@ export function validateConfig(
       ),
       ...optional("maxWakesPerHourTotal", positive(globalSettings.get("MAX_WAKES_PER_HOUR_TOTAL"))),
       ...optional("maxConnectionsTotal", positive(globalSettings.get("MAX_CONNECTIONS_TOTAL"))),
+      ...optional("maxUdpFlowsTotal", positive(globalSettings.get("MAX_UDP_FLOWS_TOTAL"))),
+      ...optional(
+        "maxHeldBytesTotal",
+        globalSettings.get("MAX_HELD_BYTES_TOTAL") as number | undefined,
+      ),
       hostnameTimeout,
     },
     services: built.map(({ service }) => service),

@@ -131,6 +131,13 @@ export const READERS: Record<KeyKind, Reader> = {
       return Math.floor(Number(match[1]) * (SIZE_UNITS[match[2]?.toUpperCase()] ?? 1));
     },
   },
+  bytes: {
+    rule: () => "a size, more than 0, in bytes or with K, M or G, e.g. 64M",
+    read(text, key) {
+      const size = READERS.size.read(text, key);
+      return size === 0 ? INVALID : size;
+    },
+  },
   choice: {
     rule: (key) => `one of ${key.choices!.join(", ")}`,
     read(text, key) {

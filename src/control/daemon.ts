@@ -10,8 +10,10 @@ import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { formatIssue, InvalidConfigError } from "../config/config_error.ts";
 import { gatherWarnings, gatherWarningsFromNow, log } from "../log.ts";
-import { openFiles, raiseFileLimit } from "../process/file_limit.ts";
+import { raiseFileLimit } from "../process/file_limit.ts";
 import { keepInheritedFilesFromCommands } from "../process/inherited_files.ts";
+import { Budget } from "../net/budget.ts";
+import { HttpSlots, MAX_HTTP_CONNECTIONS } from "../net/http_slots.ts";
 import { type ReloadSummary, Supervisor } from "../service/supervisor.ts";
 import { returnMemoryWhenQuiet } from "./memory_return.ts";
 import { changeEvent, type DaemonEvent } from "../history/event.ts";
@@ -54,9 +56,6 @@ const RESTART_ONLY = [
   { name: "ETCD_CERT_FILE or ETCD_KEY_FILE", field: "etcdClientCert" },
   { name: "ETCD_USER or ETCD_PASSWORD_FILE", field: "etcdUser" },
 ] as const;
-
-/** Open files kept free of connections: commands' pipes, listeners, the control socket, logs. */
-const RESERVED_FILES = 64;
 
 /** Longest the shutdown waits for the last events (the stops) to reach ON_EVENT_CMD and webhooks. */
 const EVENTS_AT_EXIT_MS = 3_000;
@@ -127,11 +126,14 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
       services: (): readonly Service[] => supervisor.services,
     })
     : undefined;
+  const budget = new Budget();
   const supervisor = new Supervisor(config, metrics, {
     coordinator: cluster,
     kernel,
     typicalWake: (name: string): number | undefined => typicalWakeSeconds(events.events, name),
-    connectionBound: await connectionBound(),
+    budget,
+    fileLimit: await fileLimit(),
+    http: config.global.metricsAddress ? MAX_HTTP_CONNECTIONS : undefined,
     onChange: save,
     onTransition: (service, change) => {
       events.append(changeEvent(service.config.name, change));
@@ -160,6 +162,7 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     });
   const stop = Promise.withResolvers<string>();
   const control = openControl(dir, {
+    budget,
     configFiles,
     supervisor,
     status,
@@ -183,7 +186,8 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
     await cluster?.start();
     if (config.global.metricsAddress) {
       http = serveHttp(config.global.metricsAddress, {
-        metrics: () => metrics.render(supervisor.services, supervisor.sharedPorts),
+        metrics: () =>
+          metrics.render(supervisor.services, { shared: supervisor.sharedPorts, budget }),
         status,
         history: (period, only) =>
           history(
@@ -197,8 +201,10 @@ export async function runDaemon(config: Config, configFiles: string[]): Promise<
         act: (request, by) => runAction(supervisor, request, by),
         tokenFile: () => supervisor.config.global.apiTokenFile,
         allowedHosts: () => supervisor.config.global.metricsHosts ?? [],
-      });
+      }, new HttpSlots(undefined, budget));
     }
+    // Now that everything listens, the budget is what the file limit leaves after it.
+    supervisor.planBudget();
   } catch (error) {
     await closeKernelTable(kernel);
     control?.close();
@@ -300,20 +306,19 @@ function saveServices(dir: RunDir, supervisor: Supervisor) {
 }
 
 /**
- * Raises the open file limit as far as it goes and returns how many
- * connections it leaves room for: two files each (client and backend), after
- * the files open now and a reserve for commands, listeners and the log.
+ * Raises the open file limit as far as it goes (saying so at debug level)
+ * and returns it, which the budget is planned within; undefined when unknown.
  */
-async function connectionBound(): Promise<number | undefined> {
+async function fileLimit(): Promise<number | undefined> {
   const limit = await raiseFileLimit();
   if (!limit || !Number.isFinite(limit.soft)) return undefined;
-  const bound = Math.max(1, Math.floor((limit.soft - openFiles() - RESERVED_FILES) / 2));
-  log("daemon").debug("open file limit {soft}{raised}: at most {bound} connections at once", {
-    soft: limit.soft,
-    raised: limit.raisedFrom === undefined ? "" : ` (raised from ${limit.raisedFrom})`,
-    bound,
-  });
-  return bound;
+  if (limit.raisedFrom !== undefined) {
+    log("daemon").debug("open file limit raised from {from} to {soft}", {
+      from: limit.raisedFrom,
+      soft: limit.soft,
+    });
+  }
+  return limit.soft;
 }
 
 /**
@@ -325,6 +330,7 @@ async function connectionBound(): Promise<number | undefined> {
 function openControl(
   dir: RunDir,
   parts: {
+    budget: Budget;
     configFiles: string[];
     supervisor: Supervisor;
     status: () => DaemonStatus;
@@ -333,7 +339,7 @@ function openControl(
     reloaded: (warnings: string[]) => void;
   },
 ): { close(): Promise<void> } | undefined {
-  const { configFiles, supervisor, status, requestStop, reloaded } = parts;
+  const { budget, configFiles, supervisor, status, requestStop, reloaded } = parts;
   try {
     claimRunDir(dir);
   } catch (error) {
@@ -349,7 +355,7 @@ function openControl(
     );
     return undefined;
   }
-  const close = serveControl(dir.socket, async (request): Promise<ControlResponse> => {
+  const close = serveControl(dir.socket, budget, async (request): Promise<ControlResponse> => {
     if (request.command === "status") return { ok: true, status: status() };
     if (request.command === "action") {
       try {

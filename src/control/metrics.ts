@@ -8,6 +8,7 @@
 
 import { formatPortMapping, listenPorts } from "../config/ports.ts";
 import { formatTarget } from "../net/address.ts";
+import { type Budget, DESCRIPTOR_KINDS, HELD_KINDS } from "../net/budget.ts";
 import { forwardBuffers } from "../net/forward.ts";
 import type { RefusalReason } from "../service/admission.ts";
 import type { Action } from "../service/commands.ts";
@@ -86,9 +87,13 @@ export class Metrics implements Recorder {
 
   /**
    * The whole exposition: service gauges and counters read now, plus recorded
-   * events, and what the ports routed by name (`shared`) routed.
+   * events, what the ports routed by name (`shared`) routed, and what
+   * `budget` holds, when there are.
    */
-  render(services: readonly Service[], shared?: SharedPorts): string {
+  render(
+    services: readonly Service[],
+    { shared, budget }: { shared?: SharedPorts; budget?: Budget } = {},
+  ): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -234,7 +239,8 @@ export class Metrics implements Recorder {
     family(
       "sleepingd_udp_dropped_total",
       "counter",
-      "UDP datagrams dropped, by reason (queue_full, refused, no_backend, send_failed).",
+      "UDP datagrams dropped, by reason (queue_full, held_bytes, refused, no_backend, " +
+        "send_queue_full, send_failed, foreign).",
     );
     for (const [key, value] of this.#drops) out.push(`sleepingd_udp_dropped_total${key} ${value}`);
     family(
@@ -263,6 +269,7 @@ export class Metrics implements Recorder {
       }
     }
     if (shared) renderRoutes(out, family, shared);
+    if (budget) renderBudget(out, budget);
     family("sleepingd_stops_total", "counter", "Backend stops, by reason.");
     for (const [key, value] of this.#stops) out.push(`sleepingd_stops_total${key} ${value}`);
     family(
@@ -285,6 +292,70 @@ export class Metrics implements Recorder {
     }
     return out.join("\n") + "\n";
   }
+}
+
+/** The budget's gauges and counters (docs/ARCHITECTURE.md, "Budget"). */
+function renderBudget(out: string[], budget: Budget) {
+  const usage = budget.usage();
+  const { limits } = usage;
+  const family = (name: string, type: string, help: string) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  };
+  const byKind = (name: string, type: string, help: string, read: (kind: string) => number) => {
+    family(name, type, help);
+    for (const kind of DESCRIPTOR_KINDS) out.push(`${name}${labels({ kind })} ${read(kind)}`);
+  };
+  family(
+    "sleepingd_budget_descriptors",
+    "gauge",
+    "File descriptors held for clients now, over every kind.",
+  );
+  out.push(`sleepingd_budget_descriptors ${usage.descriptors}`);
+  family(
+    "sleepingd_budget_descriptors_limit",
+    "gauge",
+    "File descriptors that may be held for clients: what the open file limit leaves after " +
+      "the daemon's own and its reserve.",
+  );
+  out.push(`sleepingd_budget_descriptors_limit ${limits.descriptors}`);
+  byKind(
+    "sleepingd_budget_open",
+    "gauge",
+    "Open now, by kind: tcp (connections), udp_flow, http (connections), control (clients).",
+    (kind) => usage.open[kind as keyof typeof usage.open],
+  );
+  byKind(
+    "sleepingd_budget_limit",
+    "gauge",
+    "How many of each kind may be open at once.",
+    (kind) => limits.caps[kind as keyof typeof limits.caps].count,
+  );
+  byKind(
+    "sleepingd_budget_refused_total",
+    "counter",
+    "Refused at once because their kind's cap or the descriptor bound was reached, by kind.",
+    (kind) => usage.refused[kind as keyof typeof usage.refused],
+  );
+  family(
+    "sleepingd_held_bytes",
+    "gauge",
+    "Memory kept for clients now, by what: tcp_held (bytes of clients held while a backend " +
+      "wakes), tcp_first_bytes (the buffers reading the first bytes of connections to ports " +
+      "shared by name), udp_queued (datagrams waiting for a wake), udp_sending (datagrams " +
+      "waiting for their socket).",
+  );
+  for (const what of HELD_KINDS) {
+    out.push(`sleepingd_held_bytes${labels({ what })} ${usage.held[what]}`);
+  }
+  family("sleepingd_held_bytes_limit", "gauge", "MAX_HELD_BYTES_TOTAL, in bytes.");
+  out.push(`sleepingd_held_bytes_limit ${limits.heldBytes}`);
+  family(
+    "sleepingd_held_bytes_refused_total",
+    "counter",
+    "Bytes not kept because MAX_HELD_BYTES_TOTAL was reached (a client refused, a datagram " +
+      "dropped, a held client read no further).",
+  );
+  out.push(`sleepingd_held_bytes_refused_total ${usage.heldRefused}`);
 }
 
 /**
@@ -315,7 +386,7 @@ function renderRoutes(
     "counter",
     "Connections of a port shared by name closed before any service took them, by reason " +
       "(unknown_name, no_name, not_tls_or_http, malformed, too_long, timeout, client_left, " +
-      "max_connections_total).",
+      "max_connections_total, held_bytes).",
   );
   for (const [listen, counts] of shared.counts.unrouted) {
     for (const [reason, value] of counts) {

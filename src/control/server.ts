@@ -7,6 +7,7 @@
 
 import { log } from "../log.ts";
 import { acceptConnections } from "../net/accept.ts";
+import type { Budget } from "../net/budget.ts";
 import { closeQuietly, writeAll } from "../net/conn.ts";
 import { parseAction } from "./actions.ts";
 import { type ControlRequest, type ControlResponse, readLine } from "./protocol.ts";
@@ -27,13 +28,19 @@ const ANSWER_TIMEOUT_MS = 30_000;
  * Listens on the Unix socket at `path` (replacing a stale socket file) with
  * owner-only permissions and answers each request with `handler`. The socket
  * is made in a folder of its own (mode 700) and moved into place once it is
- * mode 600, so that it is never open to others, even for a moment.
+ * mode 600, so that it is never open to others, even for a moment. Each
+ * client counts in `budget` until it is answered; past its share, a client
+ * is closed at once and said.
  *
  * @returns a function that closes the socket, then waits until every answer
  *   under way is written (or its client was cut off for not reading it), so
  *   that a daemon that stops still answers `sleepingd stop` in full
  */
-export function serveControl(path: string, handler: ControlHandler): () => Promise<void> {
+export function serveControl(
+  path: string,
+  budget: Budget,
+  handler: ControlHandler,
+): () => Promise<void> {
   const folder = Deno.makeTempDirSync({ dir: path.slice(0, path.lastIndexOf("/")) || "/" });
   let listener: Deno.UnixListener;
   try {
@@ -46,9 +53,15 @@ export function serveControl(path: string, handler: ControlHandler): () => Promi
   const logger = log("control");
   const answering = new Set<Promise<void>>();
   acceptConnections(listener, "control", (conn) => {
+    if (!budget.acquire("control")) {
+      closeQuietly(conn);
+      logger.warn("refused a control client: {reason}", { reason: budget.full("control") });
+      return;
+    }
     const done = answer(conn, handler).catch((error) => {
       logger.warn("control request failed: {error}", { error: (error as Error).message });
     }).then(() => {
+      budget.release("control");
       answering.delete(done);
     });
     answering.add(done);

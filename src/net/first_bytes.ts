@@ -36,7 +36,9 @@ export type FirstBytesOutcome =
   /** Not enough within the time limit. */
   | { kind: "timeout" }
   /** The client closed its side, or its connection broke, before saying enough. */
-  | { kind: "closed"; reason: string };
+  | { kind: "closed"; reason: string }
+  /** The memory to read more was refused (`room` said no). */
+  | { kind: "no-room" };
 
 /** The first bytes of a connection and what they said. */
 export interface FirstBytes {
@@ -90,6 +92,12 @@ export interface FirstBytesOptions {
   maxBytes?: number;
   /** Told after each read that did not decide yet, with the bytes read so far. */
   onUndecided?: (bytes: number) => void;
+  /**
+   * Asked before the buffer takes memory, with the bytes it adds: its first
+   * room (4 KiB), then each time it doubles. False ends the read at once
+   * (`no-room`). What it allowed in all is the buffer's size.
+   */
+  room?: (bytes: number) => boolean;
 }
 
 /**
@@ -102,8 +110,11 @@ export async function readFirstBytes(
   options: FirstBytesOptions,
 ): Promise<FirstBytes> {
   const max = options.maxBytes ?? MAX_FIRST_BYTES;
+  const room = options.room ?? (() => true);
   const reader = new FirstBytesReader();
-  let buffer = new Uint8Array(Math.min(FIRST_ROOM, max));
+  const firstRoom = Math.min(FIRST_ROOM, max);
+  if (!room(firstRoom)) return { bytes: new Uint8Array(0), outcome: { kind: "no-room" } };
+  let buffer = new Uint8Array(firstRoom);
   let length = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
@@ -116,7 +127,9 @@ export async function readFirstBytes(
   while (true) {
     if (length === buffer.length) {
       if (length >= max) return done({ kind: "too-long", protocol: reader.protocol! });
-      const grown = new Uint8Array(Math.min(buffer.length * 2, max));
+      const size = Math.min(buffer.length * 2, max);
+      if (!room(size - buffer.length)) return done({ kind: "no-room" });
+      const grown = new Uint8Array(size);
       grown.set(buffer);
       buffer = grown;
     }

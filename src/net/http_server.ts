@@ -189,10 +189,10 @@ export class HttpServer {
       this.#refused.last = now;
       return;
     }
-    this.#log.warn(
-      "refusing HTTP connections on {address}: {open} are open, the most it holds",
-      { address: formatTarget(this.addr), open: this.#slots.held("connection") },
-    );
+    this.#log.warn("refusing HTTP connections on {address}: {reason}", {
+      address: formatTarget(this.addr),
+      reason: this.#slots.full("connection"),
+    });
     const episode: RefusalEpisode = { since: now, count: 1, last: now };
     this.#refused = episode;
     const check = () => {

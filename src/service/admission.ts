@@ -19,7 +19,8 @@ export type RefusalReason =
   | "max_connections_total"
   | "max_wakes_per_hour"
   | "max_wakes_per_hour_total"
-  | "hold_timeout";
+  | "hold_timeout"
+  | "held_bytes";
 
 /** A refused client: the reason for metrics, and the words for the log. */
 export interface Refusal {

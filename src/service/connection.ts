@@ -62,10 +62,10 @@ export async function serveConnection(
     return;
   }
   const opened = Date.now();
+  let source: Stream | undefined;
   // FORWARD=kernel only: which path carried new connections when this one came.
   const carriedBy = service.config.forward === "kernel" ? service.path.path : "proxy";
   try {
-    let source: Stream;
     let backend: Backend;
     try {
       tuneConnection(client);
@@ -117,6 +117,8 @@ export async function serveConnection(
       },
     );
   } finally {
+    // A held client's bytes that never reached the backend are given back with it.
+    if (source instanceof ClientHold) source.free();
     service.connectionClosed(client.remoteAddr);
   }
 }
@@ -151,7 +153,10 @@ async function waitForBackend(
     if (backend) return { source: first ? new Prefixed(client, first.bytes) : client, backend };
   }
   const { holdTimeout, wakeOn } = service.config;
-  const hold = new ClientHold(client, first?.bytes);
+  const hold = ClientHold.open(client, service.budget, first?.bytes);
+  if (hold === undefined) {
+    throw new NoBackendError(service.budget.heldFull(), { refusal: "held_bytes" });
+  }
   const browser = BrowserWait.of(service, first);
   const giveUp = new AbortController();
   const cancelTimer = holdTimeout > 0
@@ -167,7 +172,11 @@ async function waitForBackend(
     const backend = await service.openBackend(client.remoteAddr, { signal: giveUp.signal, port });
     return { source: hold.release(), backend: backend! };
   } catch (error) {
-    throw (await browser?.answer(hold, error)) ?? error;
+    try {
+      throw (await browser?.answer(hold, error)) ?? error;
+    } finally {
+      hold.free();
+    }
   } finally {
     cancelTimer();
     browser?.end();

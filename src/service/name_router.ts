@@ -14,10 +14,10 @@ import { DEFAULT_PATTERN, HostTable, normalizeHostname } from "../config/hostnam
 import type { ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { formatAddr, formatTarget } from "../net/address.ts";
+import type { Budget } from "../net/budget.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { type FirstBytes, type FirstBytesOutcome, readFirstBytes } from "../net/first_bytes.ts";
 import { answerAndLinger, httpAnswer } from "../net/http_answer.ts";
-import type { Refusal } from "./admission.ts";
 import type { Service } from "./service.ts";
 
 const logger = log("router");
@@ -32,7 +32,8 @@ const logger = log("router");
  * - `too_long`: no name within the first 32 KiB, and no `*`
  * - `timeout`: not enough within HOSTNAME_TIMEOUT (whatever `*` says)
  * - `client_left`: it closed or broke the connection before saying enough
- * - `max_connections_total`: sleepingd held as many connections as it may
+ * - `max_connections_total`: sleepingd held as many connections as it may (the budget's `tcp`)
+ * - `held_bytes`: MAX_HELD_BYTES_TOTAL had no room for the buffer reading its first bytes
  */
 export type UnroutedReason =
   | "unknown_name"
@@ -42,7 +43,8 @@ export type UnroutedReason =
   | "too_long"
   | "timeout"
   | "client_left"
-  | "max_connections_total";
+  | "max_connections_total"
+  | "held_bytes";
 
 /** Whether a service's PORT is routed by name: it names its hosts, or has a waiting page. */
 export function routedByName(config: ServiceConfig): boolean {
@@ -102,10 +104,17 @@ export class RouteCounts {
 
 /** What a name router needs of the supervisor. */
 export interface RouterContext {
-  /** Serves a client as the service's own connection, with the bytes read of it. */
+  /**
+   * Serves a client as the service's own connection, with the bytes read of
+   * it: the `tcp` the router took for it in the budget passes to it.
+   */
   serve(service: Service, client: Deno.TcpConn, first?: FirstBytes): void;
-  /** Why no more connection may be held now (MAX_CONNECTIONS_TOTAL, the open file limit). */
-  refuseAny(): Refusal | undefined;
+  /**
+   * Where each connection counts, from the accept on: a `tcp`
+   * (MAX_CONNECTIONS_TOTAL), and the buffer reading its first bytes
+   * (MAX_HELD_BYTES_TOTAL) until they are read.
+   */
+  budget: Budget;
   /** HOSTNAME_TIMEOUT, in seconds. */
   timeout(): number;
   /** Where the counts go. */
@@ -169,13 +178,13 @@ export class NameRouter {
   /** Takes a connection from the accept loop: refuses it, hands it on, or reads its name. */
   take(client: Deno.TcpConn): void {
     const peer = formatAddr(client.remoteAddr);
-    const refusal = this.#context.refuseAny();
-    if (refusal) {
+    const { budget } = this.#context;
+    if (!budget.acquire("tcp")) {
       this.#context.counts.countUnrouted(this.listen, "max_connections_total");
       logger.warn("[{listen}] refused {peer}: {reason}", {
         listen: this.listen,
         peer,
-        reason: refusal.message,
+        reason: budget.full("tcp"),
       });
       closeQuietly(client);
       return;
@@ -188,8 +197,11 @@ export class NameRouter {
     }
     this.#reading.add(client);
     this.#context.counts.reading++;
-    this.#route(client, peer).catch((error) => {
+    this.#route(client, peer).then((served) => {
+      if (!served) budget.release("tcp");
+    }, (error) => {
       this.#doneReading(client);
+      budget.release("tcp");
       logger.error("[{listen}] cannot route {peer}: {error}", { listen: this.listen, peer, error });
       closeQuietly(client);
     });
@@ -206,9 +218,17 @@ export class NameRouter {
     for (const client of this.#reading) closeQuietly(client);
   }
 
-  async #route(client: Deno.TcpConn, peer: string) {
+  /** Reads the name of `client` and serves or closes it; whether a service took it. */
+  async #route(client: Deno.TcpConn, peer: string): Promise<boolean> {
+    const { budget } = this.#context;
+    let held = 0;
     const first = await readFirstBytes(client, {
       timeoutMs: this.#context.timeout() * 1000,
+      room: (bytes) => {
+        if (!budget.hold("tcp_first_bytes", bytes)) return false;
+        held += bytes;
+        return true;
+      },
       onUndecided: (bytes) =>
         logger.trace("[{listen}] {peer}: {bytes} bytes read, no name yet", {
           listen: this.listen,
@@ -216,10 +236,12 @@ export class NameRouter {
           bytes,
         }),
     });
+    // What the service keeps of them, it counts itself (the hold's first block).
+    budget.free("tcp_first_bytes", held);
     this.#doneReading(client);
     if (this.#closed) {
       closeQuietly(client);
-      return;
+      return false;
     }
     const choice = this.#choose(first.outcome);
     if ("service" in choice) {
@@ -231,7 +253,7 @@ export class NameRouter {
         pattern: choice.pattern,
       });
       this.#context.serve(choice.service, client, first);
-      return;
+      return true;
     }
     this.#context.counts.countUnrouted(this.listen, choice.reason);
     const quiet = choice.reason === "timeout" || choice.reason === "client_left";
@@ -242,6 +264,7 @@ export class NameRouter {
     });
     if (choice.answer) await answerAndLinger(client, choice.answer);
     closeQuietly(client);
+    return false;
   }
 
   /** Where the first bytes send the connection. */
@@ -268,6 +291,8 @@ export class NameRouter {
         };
       case "closed":
         return { reason: "client_left", why: outcome.reason };
+      case "no-room":
+        return { reason: "held_bytes", why: this.#context.budget.heldFull() };
       case "other":
         return refuse("not_tls_or_http", `neither TLS nor HTTP/1.x: ${outcome.reason}`);
       case "malformed":

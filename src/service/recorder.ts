@@ -32,11 +32,21 @@ export type StopReason =
 /**
  * Why UDP datagrams were dropped, as `sleepingd_udp_dropped_total{reason}` counts them:
  * - `queue_full`: they came during a wake past the service's queue bound
- * - `refused`: ALLOW, DENY or a connection limit refused their client
+ * - `held_bytes`: keeping them would pass MAX_HELD_BYTES_TOTAL
+ * - `refused`: ALLOW, DENY, a connection limit or the UDP flows' cap refused their client
  * - `no_backend`: the wake they waited for failed, or took past HOLD_TIMEOUT
+ * - `send_queue_full`: they came faster than their socket sends, past its queue's bound
  * - `send_failed`: the kernel would not send them on
+ * - `foreign`: they came to a flow's socket from elsewhere than the backend
  */
-export type DropReason = "queue_full" | "refused" | "no_backend" | "send_failed";
+export type DropReason =
+  | "queue_full"
+  | "held_bytes"
+  | "refused"
+  | "no_backend"
+  | "send_queue_full"
+  | "send_failed"
+  | "foreign";
 
 /** Receives the events metrics are made of; counters that can be read at any time are not here. */
 export interface Recorder {

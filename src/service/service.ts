@@ -14,6 +14,7 @@
 import type { CommandSpec, ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import type { Direction } from "../net/forward.ts";
+import { Budget } from "../net/budget.ts";
 import { formatAddr, type Target } from "../net/address.ts";
 import { readProcStat } from "../process/proc_stat.ts";
 import {
@@ -46,6 +47,8 @@ export type CloseReason = "shutdown" | "removed";
 
 /** What a service shares with the others and its supervisor. */
 export interface ServiceShared {
+  /** The descriptors and bytes the daemon holds for clients; an unbounded one of its own by default. */
+  budget?: Budget;
   /** The wake budget of all services together (MAX_WAKES_PER_HOUR_TOTAL). */
   totalWakes?: WakeBudget;
   /** Told when the service's state (or its running START_CMD) changes, e.g. to save it. */
@@ -95,6 +98,8 @@ export interface ServiceSnapshot {
 export class Service {
   /** Counters for status and metrics. */
   readonly stats: ServiceStats = newStats();
+  /** The descriptors and bytes the daemon holds for clients, shared with the other services. */
+  readonly budget: Budget;
   #config: ServiceConfig;
   readonly #recorder: Recorder;
   readonly #lifecycle: Lifecycle;
@@ -145,6 +150,7 @@ export class Service {
     const totalWakes = shared.totalWakes ??
       new WakeBudget("MAX_WAKES_PER_HOUR_TOTAL", () => undefined);
     this.#onChange = shared.onChange ?? (() => {});
+    this.budget = shared.budget ?? new Budget();
     this.#config = config;
     this.#recorder = recorder;
     this.#admission = new Admission(config);

@@ -12,11 +12,14 @@ import { acceptConnections } from "../net/accept.ts";
 import { closeQuietly } from "../net/conn.ts";
 import { listenAll, listenAllWhenFreed } from "../net/listen.ts";
 import { bindAll, closeSocket, type UdpSocket } from "../net/datagram.ts";
+import { Budget, formatBytes } from "../net/budget.ts";
+import { enlargeReceiveBuffers } from "../process/socket_buffer.ts";
 import { formatPortMapping, listenPorts, type PortMapping } from "../config/ports.ts";
 import type { FirstBytes } from "../net/first_bytes.ts";
+import { planBudgetFor } from "./budget_plan.ts";
 import { DatagramRelay } from "./datagrams.ts";
 import { sleep } from "../timers.ts";
-import { type Refusal, WakeBudget } from "./admission.ts";
+import { WakeBudget } from "./admission.ts";
 import { serveConnection } from "./connection.ts";
 import type { Change } from "./lifecycle.ts";
 import type { Coordinator } from "./coordinator.ts";
@@ -28,6 +31,12 @@ import { routedByName } from "./name_router.ts";
 import { type PreparedPorts, SharedPorts } from "./shared_ports.ts";
 
 export type { ReloadSummary } from "./reload_plan.ts";
+
+/**
+ * The kernel receive buffer asked for each UDP port (the kernel doubles it):
+ * 20 ms of 1400-byte datagrams at 500 Mbit/s, for the pauses of a busy machine.
+ */
+const UDP_RECEIVE_BUFFER = 1024 * 1024;
 
 /** An accepted connection, until it is closed. */
 interface Connection {
@@ -66,8 +75,12 @@ export class Supervisor {
   readonly #drains = new Map<Service, Promise<void>>();
   /** The wakes all services begin, against MAX_WAKES_PER_HOUR_TOTAL. */
   readonly #totalWakes: WakeBudget;
-  /** Connections all services may hold when MAX_CONNECTIONS_TOTAL is not set. */
-  readonly #connectionBound?: number;
+  /** The descriptors and bytes held for clients, shared with the daemon's other servers. */
+  readonly #budget: Budget;
+  /** The open file limit the budget is planned within; undefined when unknown. */
+  readonly #fileLimit?: number;
+  /** The HTTP server's cap on its connections, when it runs. */
+  readonly #http?: number;
   /** Told when any service's state changes. */
   readonly #onChange: () => void;
   /** The other instances in front of the same backends, when there are. */
@@ -84,17 +97,20 @@ export class Supervisor {
 
   /**
    * Creates the services of `config`; nothing listens until {@linkcode listen}.
-   * `recorder` receives the events metrics count; `connectionBound` is how
-   * many connections the open file limit allows, unless MAX_CONNECTIONS_TOTAL
-   * says otherwise; `onChange` is told when any service's state changes,
-   * `onTransition` of each change of state; `typicalWake` says how long a
-   * service's wakes usually take (for its waiting page).
+   * `recorder` receives the events metrics count; `budget` is what the
+   * daemon holds for clients, planned within `fileLimit` (unknown: only the
+   * keys bound it) with a share for the HTTP server when `http` (its cap on
+   * connections) says it runs; `onChange` is told when any service's state
+   * changes, `onTransition` of each change of state; `typicalWake` says how
+   * long a service's wakes usually take (for its waiting page).
    */
   constructor(
     config: Config,
     recorder: Recorder = NO_RECORDER,
     options: {
-      connectionBound?: number;
+      budget?: Budget;
+      fileLimit?: number;
+      http?: number;
       onChange?: () => void;
       onTransition?: (service: Service, change: Change) => void;
       coordinator?: Coordinator;
@@ -104,15 +120,17 @@ export class Supervisor {
   ) {
     this.#config = config;
     this.#recorder = recorder;
-    this.#connectionBound = options.connectionBound;
+    this.#budget = options.budget ?? new Budget();
+    this.#fileLimit = options.fileLimit;
+    this.#http = options.http;
     this.#onChange = options.onChange ?? (() => {});
     this.#onTransition = options.onTransition;
     this.#coordinator = options.coordinator;
     this.#kernel = options.kernel;
     this.#typicalWake = options.typicalWake;
     this.#shared = new SharedPorts({
-      serve: (service, client, first) => this.#track(service, client, undefined, first),
-      refuseAny: () => this.#refuseAny(this.#connections.size + this.#shared.reading),
+      serve: (service, client, first) => this.#track(service, client, undefined, first, true),
+      budget: this.#budget,
       timeout: () => this.#config.global.hostnameTimeout,
     });
     this.#totalWakes = new WakeBudget(
@@ -120,10 +138,36 @@ export class Supervisor {
       () => this.#config.global.maxWakesPerHourTotal,
     );
     this.#services = config.services.map((service) => this.#newService(service));
+    this.#plan(false);
+  }
+
+  /** What the daemon holds for clients: descriptors and bytes, and their bounds. */
+  get budget(): Budget {
+    return this.#budget;
+  }
+
+  /**
+   * Plans the budget's bounds anew, within the open file limit after the files
+   * the daemon holds now (docs/ARCHITECTURE.md, "Budget"): the daemon calls it
+   * once everything listens, a reload after its swap. Says so at debug level,
+   * and warns when the limit leaves little room or the keys ask for more than it does.
+   */
+  planBudget(): void {
+    this.#plan(true);
+  }
+
+  /** Plans the budget's bounds; says so when `say`. */
+  #plan(say: boolean) {
+    planBudgetFor(this.#config, this.#budget, {
+      fileLimit: this.#fileLimit,
+      http: this.#http,
+      say,
+    });
   }
 
   #newService(config: ServiceConfig): Service {
     return new Service(config, this.#recorder, {
+      budget: this.#budget,
       totalWakes: this.#totalWakes,
       onChange: () => this.#onChange(),
       onTransition: this.#onTransition,
@@ -219,11 +263,22 @@ export class Supervisor {
       throw error;
     }
     for (const [service, ports] of opened) this.#serveAll(service, ports);
+    this.#plan(false);
   }
 
   /** Serves what {@linkcode listenFor} opened for `service`. */
   #serveAll(service: Service, opened: Opened) {
     for (const { listener, port } of opened.tcp) this.serve(service, listener, port);
+    for (
+      const port of new Set(opened.udp.map(({ socket }) => (socket.addr as Deno.NetAddr).port))
+    ) {
+      const size = enlargeReceiveBuffers(port, UDP_RECEIVE_BUFFER);
+      this.#log.debug("[{service}] UDP port {port}: a receive buffer of {size}", {
+        service: service.config.name,
+        port,
+        size: size === undefined ? "the kernel's default" : formatBytes(size),
+      });
+    }
     for (const { socket, port } of opened.udp) {
       const relay = new DatagramRelay(service, socket, port);
       this.#relays.set(service, [...(this.#relays.get(service) ?? []), relay]);
@@ -260,20 +315,23 @@ export class Supervisor {
 
   /**
    * Registers an accepted connection and handles it until it is closed;
-   * `first` is what a port routed by name read of it.
+   * `first` is what a port routed by name read of it; `counted`, that its
+   * router took its `tcp` in the budget already, which passes to it.
    */
   #track(
     service: Service,
     client: Deno.TcpConn,
     port: PortMapping | undefined,
     first?: FirstBytes,
+    counted = false,
   ) {
     const entry: Connection = { client, service, done: Promise.resolve() };
-    const held = this.#connections.size + this.#shared.reading;
+    const taken = counted || this.#budget.acquire("tcp");
     this.#connectionEvents++;
     // serveConnection() resolves with undefined; anything else is an error of sleepingd's own.
     const forget = (error?: unknown) => {
       this.#connections.delete(entry);
+      if (taken) this.#budget.release("tcp");
       this.#connectionEvents++;
       if (error !== undefined) {
         this.#log.error("[{service}] a connection ended with an error: {error}", {
@@ -283,22 +341,11 @@ export class Supervisor {
       }
     };
     // One handler for both outcomes, not finally(): a quiet connection holds what it chains.
-    entry.done = serveConnection(service, client, this.#refuseAny(held), port, first)
-      .then(forget, forget);
+    const refusal = taken
+      ? undefined
+      : { reason: "max_connections_total" as const, message: this.#budget.full("tcp") };
+    entry.done = serveConnection(service, client, refusal, port, first).then(forget, forget);
     this.#connections.add(entry);
-  }
-
-  /** Why no more client may connect to any service, with `held` connections open. */
-  #refuseAny(held: number): Refusal | undefined {
-    const configured = this.#config.global.maxConnectionsTotal;
-    const max = configured ?? this.#connectionBound;
-    if (max === undefined || held < max) return undefined;
-    return {
-      reason: "max_connections_total",
-      message: configured !== undefined
-        ? `sleepingd holds MAX_CONNECTIONS_TOTAL (${max}) connections already`
-        : `sleepingd holds ${max} connections already, as many as its open file limit allows`,
-    };
   }
 
   /**
@@ -369,6 +416,7 @@ export class Supervisor {
       return service;
     });
     this.#config = config;
+    this.#plan(true);
     const byName = new Map(this.#services.map((service) => [service.config.name, service]));
     for (const [name, ports] of opened) this.#serveAll(byName.get(name)!, ports);
     released.push(this.#shared.swap(shared, this.#services));
@@ -515,7 +563,7 @@ async function listenFor(config: ServiceConfig, freed = false): Promise<Opened> 
           opened.tcp.push({ listener, port });
         }
       } else {
-        for (const socket of await bindAll(config.listenAddresses, mapping.listen)) {
+        for (const socket of bindAll(config.listenAddresses, mapping.listen)) {
           opened.udp.push({ socket, port });
         }
       }
