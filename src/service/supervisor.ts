@@ -209,7 +209,7 @@ export class Supervisor {
   /** Begins each service's KEEP_AWAKE schedule: call it once crash recovery is done. */
   startSchedules(): void {
     this.#schedulesStarted = true;
-    for (const service of this.#services) service.startSchedule();
+    for (const service of this.#services) service.whyAwake.startSchedule();
   }
 
   /**
@@ -224,14 +224,14 @@ export class Supervisor {
    */
   async sleep(service: Service, force: boolean): Promise<void> {
     const name = service.config.name;
-    const needers = service.neededBy();
+    const needers = service.whyAwake.neededBy();
     if (needers.length > 0) {
       throw new Error(
         `${name} is needed by ${needers.join(", ")} (DEPENDS_ON), not asleep: ` +
           "put that to sleep first",
       );
     }
-    service.keepAwakeUntil(0);
+    service.whyAwake.keepAwakeUntil(0);
     await service.cancelWake(`${name} was put to sleep`);
     const finish = async () => {
       const open = [...this.#connections].filter((entry) => entry.service === service);
@@ -409,7 +409,7 @@ export class Supervisor {
       if (service === undefined) {
         const added = this.#newService(next);
         this.#wakeAfterDrains(added);
-        if (this.#schedulesStarted) added.startSchedule();
+        if (this.#schedulesStarted) added.whyAwake.startSchedule();
         return added;
       }
       if (plan.changed.includes(next.name)) service.reconfigure(next);
