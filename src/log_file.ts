@@ -6,6 +6,8 @@
  * @module
  */
 
+import { openOwnFile } from "./fs/own_files.ts";
+
 /** When the log file is rotated. */
 export interface Rotation {
   /** Bytes past which the file is rotated (`LOG_MAX_SIZE`); 0 means never. */
@@ -140,9 +142,8 @@ export class LogFile {
 /**
  * Opens `path` for appending without following a link: a new file is made
  * with `createNew` (O_EXCL, which never follows one), mode 600; an existing
- * one must be a regular file of this user's with one name (a hard link could
- * name another file), and the file opened must be the one checked (Deno has
- * no O_NOFOLLOW: `lstat` before, `fstat` after).
+ * one is opened as the daemon's own files are (`fs/own_files.ts`: no link, a
+ * regular file with one name, of a trusted owner, writable by no one else).
  */
 function openLogFile(path: string): Deno.FsFile {
   const folder = path.slice(0, path.lastIndexOf("/"));
@@ -155,29 +156,10 @@ function openLogFile(path: string): Deno.FsFile {
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    const checked = Deno.lstatSync(path);
-    refuseUnlessOwnFile(checked);
-    const file = Deno.openSync(path, { append: true });
-    const opened = file.statSync();
-    if (opened.dev !== checked.dev || opened.ino !== checked.ino) {
-      file.close();
-      throw new Error("it was replaced while it was opened");
-    }
-    return file;
+    return openOwnFile(path, { append: true });
   } catch (error) {
     throw new Error(`Cannot open log file "${path}": ${(error as Error).message}`);
   }
-}
-
-/** Throws unless `info` is a regular file of this process's user with a single name. */
-function refuseUnlessOwnFile(info: Deno.FileInfo): void {
-  if (info.isSymlink) throw new Error("it is a symbolic link, which sleepingd does not follow");
-  if (!info.isFile) throw new Error("it is not a regular file");
-  const uid = Deno.uid();
-  if (uid !== null && info.uid !== uid) {
-    throw new Error(`it belongs to uid ${info.uid}, not to sleepingd's user (uid ${uid})`);
-  }
-  if ((info.nlink ?? 1) > 1) throw new Error(`it has ${info.nlink} names (hard links)`);
 }
 
 /** Removes FILE.N for every N of `maxFiles` or more: a lower LOG_MAX_FILES keeps its bound. */

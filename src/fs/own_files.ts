@@ -21,7 +21,7 @@ import { untrustedMode, UntrustedPathError } from "./trusted_path.ts";
  * @throws the errors of `Deno.openSync` (NotFound...)
  */
 export function openOwnFile(path: string, options: Deno.OpenOptions): Deno.FsFile {
-  refuseLink(path);
+  refuseLinkOrSpecial(path);
   const file = Deno.openSync(path, options);
   try {
     const opened = file.statSync();
@@ -79,17 +79,21 @@ export function replaceOwnFile(path: string, text: string, mode: number): void {
   }
 }
 
-/** @throws {UntrustedPathError} when `path` is a symbolic link */
-function refuseLink(path: string): void {
-  let isLink = false;
+/**
+ * @throws {UntrustedPathError} when `path` is a symbolic link, or something
+ * other than a regular file (a FIFO would block the open itself)
+ */
+function refuseLinkOrSpecial(path: string): void {
+  let named: Deno.FileInfo;
   try {
-    isLink = Deno.lstatSync(path).isSymlink;
+    named = Deno.lstatSync(path);
   } catch {
     return; // Nothing there yet, or nothing to see: the open says what it finds.
   }
-  if (isLink) {
+  if (named.isSymlink) {
     throw new UntrustedPathError(`${path} is a symbolic link: sleepingd never follows one`);
   }
+  if (!named.isFile) throw new UntrustedPathError(`${path} is not a regular file`);
 }
 
 function hex(byte: number): string {
