@@ -94,7 +94,12 @@ export class Connections {
    * the wakes some of them may still wait for (`cancelWakes`) and closes what
    * is left; `why` begins the log lines.
    */
-  async finish(open: Connection[], why: string, grace: number, cancelWakes: () => void) {
+  async finish(
+    open: Connection[],
+    why: string,
+    grace: number,
+    cancelWakes: () => void,
+  ): Promise<void> {
     if (open.length === 0) return;
     this.#log.info("{why} waiting up to {grace}s for {count} open connection(s)", {
       why,
