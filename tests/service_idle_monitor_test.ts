@@ -2,10 +2,15 @@ import assert from "node:assert/strict";
 import type { ServiceConfig } from "../src/config/types.ts";
 import { runShell } from "../src/process/run_shell.ts";
 import { IdleMonitor, type IdleVerdict } from "../src/service/idle_monitor.ts";
+import { newStats } from "../src/service/stats.ts";
+import { WhyAwake } from "../src/service/why_awake.ts";
 import { tempFiles, waitFor } from "./_helpers.ts";
 import { command, serviceConfig } from "./_service.ts";
 
-/** An idle monitor over a service whose readings the test sets; its IDLE_CMD really runs. */
+/**
+ * An idle monitor over a service whose readings the test sets, asking why it
+ * is awake as the service does; its IDLE_CMD really runs.
+ */
 function monitor(settings: Partial<ServiceConfig>) {
   const state = {
     config: serviceConfig(settings),
@@ -19,15 +24,29 @@ function monitor(settings: Partial<ServiceConfig>) {
     /** How many times othersBusy() fails (as when etcd answers garbage) before it answers. */
     othersFail: 0,
   };
+  const stats = newStats();
+  const why = new WhyAwake({
+    config: () => state.config,
+    stats,
+    life: {
+      state: "awake",
+      get since() {
+        return state.awakeSince;
+      },
+    },
+    wake: () => Promise.resolve(),
+    wakeCancelledAt: () => 0,
+    closing: new AbortController().signal,
+  });
   const idle = new IdleMonitor({
     config: () => state.config,
-    openConnections: () => state.open,
+    whyAwake: (now) => {
+      stats.openConnections = state.open;
+      why.keepAwakeUntil(state.keptAwakeUntil);
+      return why.reasons(now);
+    },
     lastActivity: () => state.lastActivity,
     awakeSince: () => state.awakeSince,
-    keptAwake: () =>
-      state.keptAwakeUntil > Date.now()
-        ? `kept awake until ${new Date(state.keptAwakeUntil).toISOString()}`
-        : undefined,
     othersBusy: () =>
       state.othersFail-- > 0
         ? Promise.reject(new Error("etcd answered garbage"))

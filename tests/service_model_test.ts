@@ -229,7 +229,7 @@ function observed(real: Real) {
   return {
     state: real.service.state,
     clients: real.service.stats.openConnections,
-    kept: real.service.keptAwakeUntil > 0,
+    kept: real.service.whyAwake.keptAwakeUntil > 0,
     backendUp: pid !== undefined && isAlive(pid),
     starts: runs(real, "start"),
     stops: runs(real, "stop"),

@@ -20,7 +20,7 @@ Deno.test("KeepAwakeSchedule: daily 08:00-08:00 is always open", () => {
     assert.equal(open.until, Infinity, `never ends, at ${time}`);
   }
   const service = new Service(serviceConfig({ keepAwake: parseKeepAwake("daily 08:00-08:00") }));
-  assert.equal(service.keptAwake(), "schedule daily 08:00-08:00 (always open)");
+  assert.equal(service.whyAwake.keptAwake(), "schedule daily 08:00-08:00 (always open)");
 });
 
 Deno.test("KeepAwakeSchedule: a 24-hour window lasts 24 hours, and days of them run on", () => {
@@ -54,7 +54,7 @@ ${startEchoBackend(dir, backendPort)}`),
     await waitFor("the wake to fail once", () => harness.service.stats.wakeFailures === 1);
     await waitFor("the second try to wake it", () => harness.service.state === "awake");
     assert.equal(harness.starts(), 1);
-    assert.match(harness.service.keptAwake()!, new RegExp(`^schedule ${window} until `));
+    assert.match(harness.service.whyAwake.keptAwake()!, new RegExp(`^schedule ${window} until `));
     assert.equal(await exchange(harness.port, "inside"), "inside");
   } finally {
     await harness.close();
@@ -71,7 +71,7 @@ Deno.test("a reload that gives a running service its first KEEP_AWAKE window beg
     const summary = await harness.supervisor.reload({ ...config, services: [scheduled] });
     assert.deepEqual(summary.changed, ["echo"]);
     await waitFor("the schedule to wake it", () => harness.service.state === "awake");
-    assert.match(harness.service.keptAwake()!, new RegExp(`^schedule ${window} until `));
+    assert.match(harness.service.whyAwake.keptAwake()!, new RegExp(`^schedule ${window} until `));
   } finally {
     await harness.close();
   }

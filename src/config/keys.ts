@@ -1,9 +1,11 @@
 /**
  * The table of every configuration key: its kind, default and documentation.
  *
- * Adding a key means adding a row here, reading it in `validate.ts` and documenting it in
- * the shipped `sleepingd.conf` with the same text as `doc` (a test keeps the two in step).
- * Past 300 lines as a table: one row per key, its documentation with it.
+ * Adding a key means adding a row here, reading it in `validate.ts` (its check in its
+ * group's module of `validate/`) and documenting it in the shipped `sleepingd.conf` with the
+ * same text as `doc` (a test keeps the two in step). Past 300 lines as a table: one row per
+ * key, its documentation with it, in the shipped file's order (which "did you mean" breaks
+ * ties by), so one table rather than one per feature.
  *
  * @module
  */

@@ -61,7 +61,7 @@ export async function runAction(
   switch (request.action) {
     case "wake": {
       const target = await service.awakeTarget(`wake asked by ${by}`);
-      const kept = keepAwake(service, request.seconds);
+      const kept = keepAwake(service.whyAwake, request.seconds);
       return `${name} is awake at ${formatTarget(target)}${kept}`;
     }
     case "sleep": {
@@ -72,15 +72,15 @@ export async function runAction(
     }
     case "keep-awake":
       return `${name} is ${service.state}${
-        keepAwake(service, request.seconds) || ", not kept awake"
+        keepAwake(service.whyAwake, request.seconds) || ", not kept awake"
       }`;
   }
 }
 
-/** Keeps `service` awake `seconds` from now (0: no more); returns how it reads. */
-function keepAwake(service: { keepAwakeUntil(until: number): void }, seconds?: number): string {
+/** Keeps a service awake `seconds` from now (0: no more); returns how it reads. */
+function keepAwake(why: { keepAwakeUntil(until: number): void }, seconds?: number): string {
   if (seconds === undefined) return "";
   const until = seconds > 0 ? Date.now() + seconds * 1000 : 0;
-  service.keepAwakeUntil(until);
+  why.keepAwakeUntil(until);
   return until ? `, kept awake until ${new Date(until).toISOString()}` : "";
 }

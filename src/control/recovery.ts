@@ -12,7 +12,8 @@ import { formatTarget } from "../net/address.ts";
 import { readEnvironVariable, readProcStat } from "../process/proc_stat.ts";
 import { terminateGroup } from "../process/process_group.ts";
 import { COMMAND_KEY } from "../service/commands.ts";
-import type { RunningCommand, Service, ServiceSnapshot } from "../service/service.ts";
+import type { RunningCommand, ServiceSnapshot } from "../service/command_runs.ts";
+import type { Service } from "../service/service.ts";
 import type { SavedState } from "./state_file.ts";
 
 /** How long a leftover command gets between TERM and KILL. */

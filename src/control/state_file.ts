@@ -9,7 +9,7 @@
 import { readOwnFile, replaceOwnFile } from "../fs/own_files.ts";
 import { UntrustedPathError } from "../fs/trusted_path.ts";
 import { log } from "../log.ts";
-import type { ServiceSnapshot } from "../service/service.ts";
+import type { ServiceSnapshot } from "../service/command_runs.ts";
 import type { RunDir } from "./run_dir.ts";
 
 /** What the state file holds. */

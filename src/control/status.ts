@@ -131,15 +131,17 @@ export interface DaemonStatus {
 
 /** A snapshot of one service. */
 function serviceStatus(service: Service): ServiceStatus {
-  const { stats, config, target } = service;
+  const { stats, config, target, whyAwake } = service;
   return {
     name: config.name,
     port: config.port,
     ports: listenPorts(config).map(formatPortMapping),
     state: service.state,
     stateSince: new Date(service.stateSince).toISOString(),
-    keptAwakeUntil: service.keptAwakeUntil ? new Date(service.keptAwakeUntil).toISOString() : null,
-    awakeBecause: service.awakeBecause() ?? null,
+    keptAwakeUntil: whyAwake.keptAwakeUntil
+      ? new Date(whyAwake.keptAwakeUntil).toISOString()
+      : null,
+    awakeBecause: whyAwake.describe() ?? null,
     wakeProgress: service.wakeProgress() ?? null,
     target: target ? formatTarget(target) : null,
     openConnections: stats.openConnections,

@@ -50,8 +50,8 @@ export async function serveConnection(
 ): Promise<void> {
   const name = service.config.name;
   const peer = formatAddr(client.remoteAddr);
-  if (total) service.refused(total.reason);
-  const refusal = total ?? service.admit(client.remoteAddr);
+  if (total) service.clients.refused(total.reason);
+  const refusal = total ?? service.clients.admit(client.remoteAddr);
   if (refusal) {
     logger.warn("[{service}] refused {peer}: {reason}", {
       service: name,
@@ -81,7 +81,7 @@ export async function serveConnection(
       }
     } catch (error) {
       const cause = error instanceof PageAnswered ? error.cause : error;
-      if (cause instanceof NoBackendError && cause.refusal) service.refused(cause.refusal);
+      if (cause instanceof NoBackendError && cause.refusal) service.clients.refused(cause.refusal);
       const quiet = error instanceof ClientLeft || error instanceof PageAnswered;
       logger[quiet ? "info" : "warn"](
         "[{service}] closing connection from {peer}: {reason}",
@@ -98,7 +98,7 @@ export async function serveConnection(
     const result = await forward(
       source,
       backend.conn,
-      (direction, bytes) => service.bytesForwarded(direction, bytes),
+      (direction, bytes) => service.clients.bytesForwarded(direction, bytes),
     );
     const seconds = ((Date.now() - opened) / 1000).toFixed(2);
     const ending = (result.error ? `: ${(result.error as Error).message ?? result.error}` : "") +
@@ -119,7 +119,7 @@ export async function serveConnection(
   } finally {
     // A held client's bytes that never reached the backend are given back with it.
     if (source instanceof ClientHold) source.free();
-    service.connectionClosed(client.remoteAddr);
+    service.clients.connectionClosed(client.remoteAddr);
   }
 }
 

@@ -128,7 +128,7 @@ export class DatagramRelay {
 
   /** Counts datagrams a sender did not send, and says why at debug level when the kernel refused. */
   readonly #dropped = (why: SendDrop, count: number, error?: Error) => {
-    this.#service.dropped(why, count);
+    this.#service.clients.dropped(why, count);
     if (error) {
       logger.debug("[{service}] a datagram was not sent: {error}", {
         service: this.#service.config.name,
@@ -167,15 +167,15 @@ export class DatagramRelay {
       hostname: unmapped(from.hostname),
       port: from.port,
     };
-    const refusal = service.admitFlow(client);
+    const refusal = service.clients.admitFlow(client);
     if (refusal) {
-      service.dropped("refused", 1);
+      service.clients.dropped("refused", 1);
       this.#warnRefused(client, refusal.message);
       return undefined;
     }
     if (!service.budget.acquire("udp_flow")) {
-      service.flowClosed(client);
-      service.dropped("refused", 1);
+      service.clients.flowClosed(client);
+      service.clients.dropped("refused", 1);
       this.#warnRefused(client, service.budget.full("udp_flow"));
       return undefined;
     }
@@ -207,7 +207,7 @@ export class DatagramRelay {
     const cost = datagramCost(data.length);
     const queueFull = stats.queuedDatagrams >= datagrams || stats.queuedBytes + cost > bytes;
     if (queueFull || !service.budget.hold("udp_queued", cost)) {
-      service.dropped(queueFull ? "queue_full" : "held_bytes", 1);
+      service.clients.dropped(queueFull ? "queue_full" : "held_bytes", 1);
       logger.debug("[{service}] dropped a datagram from {peer}: {reason}", {
         service: service.config.name,
         peer: formatAddr(flow.client),
@@ -241,7 +241,7 @@ export class DatagramRelay {
       }
     })().catch((error) => {
       const count = this.#unqueue(flow);
-      if (count > 0) service.dropped("no_backend", count);
+      if (count > 0) service.clients.dropped("no_backend", count);
       logger.warn("[{service}] dropping {count} datagram(s) from {peer}: {reason}", {
         service: service.config.name,
         count,
@@ -259,11 +259,11 @@ export class DatagramRelay {
     flow.sender = new OrderedSender(socket, this.#service.budget, this.#dropped);
     receiveAll(socket, (data, from) => {
       // Only the backend's datagrams reach the client: the socket's port is open to anyone.
-      if (!isFrom(from, backend)) return this.#service.dropped("foreign", 1);
+      if (!isFrom(from, backend)) return this.#service.clients.dropped("foreign", 1);
       flow.lastSeen = Date.now();
       flow.datagramsOut++;
       flow.bytesOut += data.length;
-      this.#service.datagramForwarded("out", data.length);
+      this.#service.clients.datagramForwarded("out", data.length);
       this.#replies.send(data.slice(), flow.from);
     }, (error) => {
       logger.debug("[{service}] flow of {peer} to {target}: {error}", {
@@ -295,7 +295,7 @@ export class DatagramRelay {
   #forward(flow: Flow, data: Uint8Array) {
     flow.datagramsIn++;
     flow.bytesIn += data.length;
-    this.#service.datagramForwarded("in", data.length);
+    this.#service.clients.datagramForwarded("in", data.length);
     flow.sender!.send(data, flow.backend!);
   }
 
@@ -343,8 +343,8 @@ export class DatagramRelay {
       : "the backend";
     this.#closeFlowSocket(flow);
     const dropped = this.#unqueue(flow);
-    if (dropped > 0) this.#service.dropped("no_backend", dropped);
-    this.#service.flowClosed(flow.client);
+    if (dropped > 0) this.#service.clients.dropped("no_backend", dropped);
+    this.#service.clients.flowClosed(flow.client);
     this.#service.budget.release("udp_flow");
     logger[this.#service.config.logConnections ? "info" : "debug"](
       "[{service}] {peer} flow to {target} ended after {seconds}s, {datagramsIn} datagrams ({bytesIn} bytes) in, {datagramsOut} ({bytesOut} bytes) out: {why}",

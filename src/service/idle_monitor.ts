@@ -10,6 +10,7 @@ import type { ServiceConfig } from "../config/types.ts";
 import { log } from "../log.ts";
 import { describeResult, type ShellResult } from "../process/run_shell.ts";
 import { sleep } from "../timers.ts";
+import { type AwakeReasons, busyReason } from "./why_awake.ts";
 
 /** One idle check's answer. */
 export interface IdleVerdict {
@@ -28,14 +29,12 @@ export interface IdleVerdict {
 export interface IdleInputs {
   /** The service's configuration now (a reload may change it). */
   config(): ServiceConfig;
-  /** Connections open now, including those waiting for a wake. */
-  openConnections(): number;
+  /** Why the service is awake at `now` (epoch milliseconds): the question `status` asks too. */
+  whyAwake(now: number): AwakeReasons;
   /** Epoch milliseconds of the last connection or byte forwarded. */
   lastActivity(): number;
   /** Epoch milliseconds since which the service is awake. */
   awakeSince(): number;
-  /** Why it is kept awake now (`sleepingd keep-awake`, a KEEP_AWAKE window), or undefined. */
-  keptAwake(): string | undefined;
   /** Why another sleepingd instance keeps the service from being idle, or undefined. */
   othersBusy(): Promise<string | undefined>;
   /** Runs IDLE_CMD; aborting `signal` kills it. */
@@ -91,25 +90,20 @@ export class IdleMonitor {
   }
 
   /**
-   * Decides whether the service should sleep now: it is idle when no
-   * connection is open, it is not kept awake, it has been awake for
-   * MIN_AWAKE_TIME and IDLE_CMD (when set) exits 0; it sleeps once it has
-   * been idle for IDLE_TIME in a row. Idleness counts from the last
-   * activity (or from the wake); with IDLE_CMD, from the first check where
-   * it said idle, as only the command knows what the backend did before.
+   * Decides whether the service should sleep now: it is idle when nothing
+   * keeps it awake ({@linkcode busyReason}: no connection is open, it is not
+   * kept awake, it has been awake for MIN_AWAKE_TIME) and IDLE_CMD (when set)
+   * exits 0; it sleeps once it has been idle for IDLE_TIME in a row. Idleness
+   * counts from the last activity (or from the wake); with IDLE_CMD, from the
+   * first check where it said idle, as only the command knows what the
+   * backend did before.
    */
   async shouldSleep(signal: AbortSignal = new AbortController().signal): Promise<IdleVerdict> {
     const inputs = this.#inputs;
-    const open = inputs.openConnections();
-    if (open > 0) return this.#busy(`${open} open connection${open === 1 ? "" : "s"}`);
-    const { idleCmd, idleTime = 0, minAwakeTime = 0 } = inputs.config();
     const now = Date.now();
-    const kept = inputs.keptAwake();
-    if (kept) return this.#busy(kept);
-    const awakeFor = (now - inputs.awakeSince()) / 1000;
-    if (awakeFor < minAwakeTime) {
-      return this.#busy(`awake for ${awakeFor.toFixed(1)}s of MIN_AWAKE_TIME ${minAwakeTime}s`);
-    }
+    const busy = busyReason(inputs.whyAwake(now), now);
+    if (busy) return this.#busy(busy);
+    const { idleCmd, idleTime = 0 } = inputs.config();
     let since = Math.max(inputs.awakeSince(), inputs.lastActivity());
     if (idleCmd) {
       const result = await inputs.runIdleCmd(signal);
