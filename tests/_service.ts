@@ -103,17 +103,31 @@ export async function openGate(dir: string): Promise<void> {
 }
 
 /**
- * Shell text that kills the echo backend, waits until it is gone (so that the
- * next START_CMD finds its port free, as a real STOP_CMD must; a zombie left
- * to a PID 1 that does not reap counts as gone), and counts the stop.
+ * Shell condition, true while the process `$pid` has a thread that has not
+ * ended. A zombie left to a PID 1 that does not reap counts as ended, but
+ * only once it is its process's last thread: the leader of a threaded
+ * process (Deno, Redis) is a zombie as soon as it exits itself, while its
+ * other threads still tear the process down, its listening socket still
+ * open and taking connections that are then reset.
+ */
+export const RUNS_STILL = `[ -e "/proc/$pid" ] && ` +
+  `{ ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2> /dev/null || ` +
+  `[ "$(ls "/proc/$pid/task" 2> /dev/null | wc -l)" -gt 1 ]; }`;
+
+/**
+ * Shell text that kills the echo backend, waits until every thread of it has
+ * ended (so that the next START_CMD finds its port free and no wake connects
+ * to a backend on its way out, as a real STOP_CMD must; see
+ * {@linkcode RUNS_STILL}), 30 s at most, and counts the stop.
  */
 export function stopEchoBackend(dir: string): string {
   return `echo stop >> '${dir}/stops'
 if [ -f '${dir}/backend.pid' ]; then
   pid="$(cat '${dir}/backend.pid')"
-  kill "$pid" && while [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; do
-    sleep 0.01
-  done
+  if kill "$pid"; then
+    for _ in $(seq 3000); do { ${RUNS_STILL}; } || break; sleep 0.01; done
+    if ${RUNS_STILL}; then echo "the echo backend (pid $pid) still runs" >&2; exit 1; fi
+  fi
 fi
 rm -f '${dir}/backend.pid'`;
 }
