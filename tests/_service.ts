@@ -88,13 +88,19 @@ export function startEchoBackend(dir: string, port: number): string {
 echo "127.0.0.1 ${port}"`;
 }
 
+/** Seconds a command waits at the gate before it gives up (a bound, should the test die). */
+const GATE_BOUND_S = 300;
+
 /**
  * Shell text that waits until the test opens the gate ({@linkcode openGate}):
  * put before a START_CMD, it holds the wake until every client the test
- * meant to race is waiting.
+ * meant to race is waiting. A command the test never lets through (its
+ * process killed, or the test gone) fails after 5 minutes instead of
+ * polling forever.
  */
 export function waitForGate(dir: string): string {
-  return `while [ ! -f '${dir}/gate' ]; do sleep 0.01; done`;
+  return `while [ ! -f '${dir}/gate' ] && [ "$SECONDS" -lt ${GATE_BOUND_S} ]; do sleep 0.01; done
+[ -f '${dir}/gate' ] || { echo "the gate was never opened" >&2; exit 1; }`;
 }
 
 /** Lets the commands waiting at {@linkcode waitForGate} go on. */
