@@ -68,6 +68,8 @@ export interface Harness {
   stops(): number;
   /** The echo backend's pid, when it runs. */
   backendPid(): number | undefined;
+  /** What the echo backends said on stderr (e.g. that their port was taken); "" when nothing. */
+  backendErrors(): string;
   /** Shuts the supervisor down and kills the backend if still alive. */
   close(): Promise<void>;
 }
@@ -81,10 +83,14 @@ function countLines(path: string): number {
   }
 }
 
-/** Shell text that starts the echo backend on `port` in the background and prints its target. */
+/**
+ * Shell text that starts the echo backend on `port` in the background and
+ * prints its target; what the backend says on stderr (a port another process
+ * took) goes to `backend.err`.
+ */
 export function startEchoBackend(dir: string, port: number): string {
   return `echo start >> '${dir}/starts'
-'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>&1 &
+'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>> '${dir}/backend.err' &
 echo "127.0.0.1 ${port}"`;
 }
 
@@ -204,6 +210,13 @@ export async function startHarness(
     starts: () => countLines(`${dir}/starts`),
     stops: () => countLines(`${dir}/stops`),
     backendPid,
+    backendErrors() {
+      try {
+        return Deno.readTextFileSync(`${dir}/backend.err`);
+      } catch {
+        return "";
+      }
+    },
     async close() {
       await supervisor.shutdown();
       const pid = backendPid();

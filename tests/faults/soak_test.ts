@@ -576,7 +576,9 @@ Deno.test("soak: thousands of clients in waves, with idle stops and wakes under 
       `${tally.starts.stopping} stopping/${tally.starts.awake} awake, ${seconds} s, seed ${SEED}`;
     console.log(summary);
 
-    const replay = `${summary}\nreplay with SOAK_SEED=${SEED}`;
+    const backendErrors = harness.backendErrors();
+    const replay = `${summary}\nreplay with SOAK_SEED=${SEED}` +
+      (backendErrors ? `\nthe echo backends said:\n${backendErrors}` : "");
     const tail = lines.slice(-30).join("\n");
     assert.equal(tally.problems.length, 0, `${replay}\n${report(tally, lines)}`);
     assert.equal(tally.lost, 0, replay);
