@@ -19,15 +19,18 @@ import { listenLocal } from "./_net.ts";
  * - `lose`: forwards it (etcd applies it), then closes the connection without the answer
  * - `delay`: waits `ms`, then forwards it (the client may have given up: etcd applies it all the same)
  * - `blackhole`: neither forwards nor answers, and keeps the connection open until the fault ends
+ * - `hold`: waits until `until` settles, then forwards it (a gate: the test decides when)
  */
-export type FaultKind = "fail" | "drop" | "lose" | "delay" | "blackhole";
+export type FaultKind = "fail" | "drop" | "lose" | "delay" | "blackhole" | "hold";
 
-/** A fault, with its delay for `delay`. */
+/** A fault, with its delay for `delay` and its gate for `hold`. */
 export interface Fault {
   /** What to do. */
   kind: FaultKind;
   /** Milliseconds, for `delay`. */
   ms?: number;
+  /** For `hold`: the request goes on once this settles. */
+  until?: Promise<unknown>;
 }
 
 /** One request as the proxy read it. */
@@ -72,7 +75,14 @@ export function startEtcdProxy(upstream: string, options: { client?: Deno.HttpCl
     fault: Fault;
     done: (r: EtcdRequest) => void;
   }[] = [];
-  const counts: Record<FaultKind, number> = { fail: 0, drop: 0, lose: 0, delay: 0, blackhole: 0 };
+  const counts: Record<FaultKind, number> = {
+    fail: 0,
+    drop: 0,
+    lose: 0,
+    delay: 0,
+    blackhole: 0,
+    hold: 0,
+  };
 
   const faultFor = (request: EtcdRequest): Fault | undefined => {
     const index = pending.findIndex((one) => one.match(request));
@@ -135,6 +145,9 @@ export function startEtcdProxy(upstream: string, options: { client?: Deno.HttpCl
             return;
           case "delay":
             await new Promise((resolve) => setTimeout(resolve, fault.ms ?? 0));
+            break;
+          case "hold":
+            await fault.until?.catch(() => {});
         }
         const response = await forward(request, headers).catch(() => undefined);
         if (!response) return; // etcd is away: the client sees the connection close

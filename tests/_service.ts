@@ -68,6 +68,8 @@ export interface Harness {
   stops(): number;
   /** The echo backend's pid, when it runs. */
   backendPid(): number | undefined;
+  /** What the echo backends said on stderr (e.g. that their port was taken); "" when nothing. */
+  backendErrors(): string;
   /** Shuts the supervisor down and kills the backend if still alive. */
   close(): Promise<void>;
 }
@@ -81,20 +83,30 @@ function countLines(path: string): number {
   }
 }
 
-/** Shell text that starts the echo backend on `port` in the background and prints its target. */
+/**
+ * Shell text that starts the echo backend on `port` in the background and
+ * prints its target; what the backend says on stderr (a port another process
+ * took) goes to `backend.err`.
+ */
 export function startEchoBackend(dir: string, port: number): string {
   return `echo start >> '${dir}/starts'
-'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>&1 &
+'${Deno.execPath()}' run -A '${ECHO_SERVER}' ${port} '${dir}/backend.pid' > /dev/null 2>> '${dir}/backend.err' &
 echo "127.0.0.1 ${port}"`;
 }
+
+/** Seconds a command waits at the gate before it gives up (a bound, should the test die). */
+const GATE_BOUND_S = 300;
 
 /**
  * Shell text that waits until the test opens the gate ({@linkcode openGate}):
  * put before a START_CMD, it holds the wake until every client the test
- * meant to race is waiting.
+ * meant to race is waiting. A command the test never lets through (its
+ * process killed, or the test gone) fails after 5 minutes instead of
+ * polling forever.
  */
 export function waitForGate(dir: string): string {
-  return `while [ ! -f '${dir}/gate' ]; do sleep 0.01; done`;
+  return `while [ ! -f '${dir}/gate' ] && [ "$SECONDS" -lt ${GATE_BOUND_S} ]; do sleep 0.01; done
+[ -f '${dir}/gate' ] || { echo "the gate was never opened" >&2; exit 1; }`;
 }
 
 /** Lets the commands waiting at {@linkcode waitForGate} go on. */
@@ -103,17 +115,31 @@ export async function openGate(dir: string): Promise<void> {
 }
 
 /**
- * Shell text that kills the echo backend, waits until it is gone (so that the
- * next START_CMD finds its port free, as a real STOP_CMD must; a zombie left
- * to a PID 1 that does not reap counts as gone), and counts the stop.
+ * Shell condition, true while the process `$pid` has a thread that has not
+ * ended. A zombie left to a PID 1 that does not reap counts as ended, but
+ * only once it is its process's last thread: the leader of a threaded
+ * process (Deno, Redis) is a zombie as soon as it exits itself, while its
+ * other threads still tear the process down, its listening socket still
+ * open and taking connections that are then reset.
+ */
+export const RUNS_STILL = `[ -e "/proc/$pid" ] && ` +
+  `{ ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2> /dev/null || ` +
+  `[ "$(ls "/proc/$pid/task" 2> /dev/null | wc -l)" -gt 1 ]; }`;
+
+/**
+ * Shell text that kills the echo backend, waits until every thread of it has
+ * ended (so that the next START_CMD finds its port free and no wake connects
+ * to a backend on its way out, as a real STOP_CMD must; see
+ * {@linkcode RUNS_STILL}), 30 s at most, and counts the stop.
  */
 export function stopEchoBackend(dir: string): string {
   return `echo stop >> '${dir}/stops'
 if [ -f '${dir}/backend.pid' ]; then
   pid="$(cat '${dir}/backend.pid')"
-  kill "$pid" && while [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; do
-    sleep 0.01
-  done
+  if kill "$pid"; then
+    for _ in $(seq 3000); do { ${RUNS_STILL}; } || break; sleep 0.01; done
+    if ${RUNS_STILL}; then echo "the echo backend (pid $pid) still runs" >&2; exit 1; fi
+  fi
 fi
 rm -f '${dir}/backend.pid'`;
 }
@@ -184,6 +210,13 @@ export async function startHarness(
     starts: () => countLines(`${dir}/starts`),
     stops: () => countLines(`${dir}/stops`),
     backendPid,
+    backendErrors() {
+      try {
+        return Deno.readTextFileSync(`${dir}/backend.err`);
+      } catch {
+        return "";
+      }
+    },
     async close() {
       await supervisor.shutdown();
       const pid = backendPid();

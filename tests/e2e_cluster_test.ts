@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { DaemonStatus } from "../src/control/status.ts";
 import { ETCD, withGroup } from "./_cluster.ts";
 import { type Daemon, startDaemon } from "./_daemon.ts";
-import { startEtcd } from "./_etcd.ts";
+import { base64, startEtcd } from "./_etcd.ts";
 import { startEtcdProxy } from "./_etcd_proxy.ts";
 import { bounded, exists, readPid, runCli, waitFor } from "./_helpers.ts";
 import { freePort, isAlive } from "./_net.ts";
@@ -163,6 +163,48 @@ serverTest(
         "b",
       );
       assert.equal(group.starts(), 1, "the other instance took the published backend");
+    }),
+);
+
+serverTest(
+  "a wake that read no wake just before the lock's holder released it, publishing its wake, takes the published backend",
+  ETCD,
+  (paths) =>
+    withGroup(paths, 2, { proxies: true, service: "IDLE_TIME=60" }, async (group, etcd) => {
+      await openGate(group.dir);
+      // Instance 0's release of the lock, which publishes its wake, waits at its proxy...
+      const release = Promise.withResolvers<void>();
+      const releasing = group.proxies[0].once(
+        (request) =>
+          request.puts.includes(group.key("state")) && request.deletes.includes(group.key("lock")),
+        { kind: "hold", until: release.promise },
+      );
+      assert.equal(await exchange(group.members[0].port, "a"), "a");
+      await bounded(releasing, "instance 0's release of the lock");
+      // ...until instance 1, whose read of the state found no wake, asks who holds the lock: its
+      // question waits in turn until the release has landed.
+      const answer = Promise.withResolvers<void>();
+      const asking = group.proxies[1].once(
+        (request) =>
+          request.path === "/v3/kv/range" && request.body.key === base64(group.key("lock")),
+        { kind: "hold", until: answer.promise },
+      );
+      const client = exchange(group.members[1].port, "b");
+      try {
+        await bounded(asking, "instance 1 to ask who holds the lock");
+        release.resolve();
+        await waitFor("the release to land", async () => {
+          const keys = new Map((await etcd.range(group.key(""))).map((kv) => [kv.key, kv.value]));
+          return !keys.has(group.key("lock")) && /"awake"/.test(keys.get(group.key("state")) ?? "");
+        });
+      } finally {
+        release.resolve();
+        answer.resolve();
+      }
+      assert.equal(await bounded(client, "instance 1's client"), "b");
+      assert.equal(group.starts(), 1, "instance 1 took the published backend, START_CMD ran once");
+      const log = group.daemons[1].lines.join("\n");
+      assert.match(log, /starting -> awake: 127\.0\.0\.1:\d+ awake, woken by /, log);
     }),
 );
 

@@ -531,10 +531,20 @@ STOP_CMD="${
     assert.equal(iperf.code, 0, iperf.stdout.slice(0, 2000));
     const report = JSON.parse(iperf.stdout);
     assert.ok(report.end.sum_received.bytes > 1_000_000);
+    const received = report.end.sum_received.bytes;
+    let seen = before;
     await waitFor(
       "the kernel's byte counters to pass iperf3's",
-      async () => (await setup.status()).kernel!.bytesIn > report.end.sum_received.bytes,
-    );
+      async () => (seen = await setup.status()).kernel!.bytesIn > received,
+    ).catch((error) => {
+      // What each side counted, and what the daemon said meanwhile: enough to tell why.
+      throw new Error(
+        `${error.message}: iperf3 received ${received} bytes; the kernel counted ` +
+          `${JSON.stringify(seen.kernel)} (path ${seen.path}: ${seen.pathNote}); sleepingd ` +
+          `carried ${seen.bytesIn - before.bytesIn} bytes in; the log:\n` +
+          setup.daemon.lines.join("\n"),
+      );
+    });
     const after = await setup.status();
     assert.equal(after.bytesIn, before.bytesIn, "sleepingd carried none of it");
     assert.match(

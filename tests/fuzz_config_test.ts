@@ -13,11 +13,13 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ConfigError, InvalidConfigError } from "../src/config/config_error.ts";
+import { ConfigError, formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
 import { type KeyDefinition, KEYS, KEYS_BY_NAME } from "../src/config/keys.ts";
 import { buildConfig } from "../src/config/load.ts";
 import { parseConfigText, type RawEntry } from "../src/config/parse.ts";
-import type { Config } from "../src/config/types.ts";
+import { folderWarnings } from "../src/config/folders.ts";
+import type { Config, ConfigIssue } from "../src/config/types.ts";
+import { kernelPathErrors, kernelServices } from "../src/kernel/checks.ts";
 import { bounded, runCli } from "./_helpers.ts";
 
 /** The name the pure properties give their file. */
@@ -406,6 +408,8 @@ Deno.test("sleepingd check accepts every file buildConfig() accepts and lists ea
           fc.pre(false); // e.g. two sections on one port: the near-valid property covers it
           return;
         }
+        // FORWARD=kernel on a host without nft or root: check refuses, as it must.
+        fc.pre(kernelPathErrors(config).length === 0);
         await Deno.writeTextFile(path, text);
         const { code, stdout, stderr } = await runCli(["-f", path, "check"]);
         const context =
@@ -415,7 +419,36 @@ Deno.test("sleepingd check accepts every file buildConfig() accepts and lists ea
         for (const line of errLines) {
           assert.ok(line.startsWith("sleepingd: warning: "), `not a warning: ${line}${context}`);
         }
-        assert.equal(errLines.length, config.warnings.length, `warnings differ${context}`);
+        // The configuration's own warnings first, each at its line, exactly as buildConfig()
+        // gives them; after them only what check says of this host, which no configuration
+        // reader can know: folders this user cannot write, and for FORWARD=kernel the host's
+        // forwarding and other tables' drops, at that service's FORWARD line.
+        const configLines = config.warnings.map((issue) =>
+          `sleepingd: warning: ${formatIssue(issue)}`
+        );
+        assert.deepEqual(
+          errLines.slice(0, configLines.length),
+          configLines,
+          `warnings differ${context}`,
+        );
+        const hostLines = errLines.slice(configLines.length);
+        const folderLines = folderWarnings(config.global).map((issue) =>
+          `sleepingd: warning: ${
+            issue.location ? formatIssue(issue as ConfigIssue) : issue.message
+          }`
+        );
+        for (const line of hostLines) {
+          const kernelLine = kernelServices(config).some((service) => {
+            const at = service.forwardSource ?? service.source;
+            return line.startsWith(
+              `sleepingd: warning: ${at.file}:${at.line}: FORWARD=kernel in [${service.name}]: `,
+            );
+          });
+          assert.ok(
+            kernelLine || folderLines.includes(line),
+            `a warning that is neither the configuration's nor about this host: ${line}${context}`,
+          );
+        }
 
         const out = stdout.split("\n");
         const listed = out.flatMap((line) => {
@@ -437,7 +470,11 @@ Deno.test("sleepingd check accepts every file buildConfig() accepts and lists ea
         }
         checked++;
       }),
-      { numRuns: 20 },
+      {
+        numRuns: 20,
+        // Host warnings after the configuration's (with ip_forward=0 or another table's drop).
+        examples: [["FORWARD=KERNEL\n[web]\nSTART_CMD=echo 127.0.0.1 8080\nPORT=1"]],
+      },
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -153,7 +153,9 @@ export class Cluster implements Coordinator {
           if (target) return { target, by: shared.by };
         }
         if ((await this.#locks.holder(service)) === undefined) {
-          const taken = await this.#locks.take(service);
+          // Only while the state is still the one read: the holder before may have released the
+          // lock since, publishing its wake with it.
+          const taken = await this.#locks.take(service, read);
           if ("value" in taken) return { run: true, claim: this.#lockClaim(taken) };
         }
       } catch (error) {

@@ -4,7 +4,8 @@
  * (docs/ARCHITECTURE.md, "Several instances").
  *
  * - Each lock taken has a value no other lock ever had (`ID UUID`) and a
- *   lease of its own, renewed while it is held. A request to take it whose
+ *   lease of its own, renewed while it is held. A wake takes it only while
+ *   the service's state is still the one it read. A request to take it whose
  *   outcome is unknown (no answer, an answer lost or late) is read back: the
  *   lock is held if etcd has this value; otherwise its lease is revoked, so
  *   that the request, should etcd apply it later, takes nothing lasting.
@@ -21,7 +22,7 @@
  */
 
 import { log } from "../log.ts";
-import { type Etcd, EtcdError } from "./etcd.ts";
+import { type Compare, type Etcd, EtcdError } from "./etcd.ts";
 
 /** A service's lock, held by this instance until released. */
 export interface HeldLock {
@@ -95,20 +96,28 @@ export class Locks {
   }
 
   /**
-   * Tries to take `service`'s lock.
+   * Tries to take `service`'s lock; with `state`, only while the service's
+   * state is still that (null: there is none), so that a state published
+   * since it was read (the holder before released the lock with it) is
+   * read before anything is run.
    *
    * @returns the lock; or, when it is not taken, the instance holding it
-   * (none: the attempt's outcome was unknown and was undone, ask again)
+   * (none: the state changed, or the attempt's outcome was unknown and was
+   * undone: ask again)
    * @throws {EtcdError} when etcd cannot be reached
    */
-  async take(service: string): Promise<HeldLock | { holder?: string }> {
+  async take(service: string, state?: string | null): Promise<HeldLock | { holder?: string }> {
     const key = this.#keys.lock(service);
+    const stateKey = this.#keys.state(service);
     const lease = await this.#etcd.grant(this.#ttl);
     const lock: HeldLock = { service, value: `${this.#id} ${crypto.randomUUID()}`, lease };
+    const unchanged: Compare[] = state === undefined
+      ? []
+      : [state === null ? { key: stateKey, absent: true } : { key: stateKey, value: state }];
     let taken;
     try {
       taken = await this.#etcd.txn(
-        [{ key, absent: true }],
+        [{ key, absent: true }, ...unchanged],
         [{ put: key, value: lock.value, lease }],
         [{ get: key }],
       );

@@ -152,7 +152,9 @@ export const KEYS: readonly KeyDefinition[] = [
     default: "false",
     doc: "Command that stops the backend, run when it has been idle for IDLE_TIME, when " +
       "sleepingd stops, and after a wake that failed once START_CMD had run (so nothing is " +
-      "left half-started). false or blank means none.",
+      "left half-started). It should return once the backend is down, its port closed: the " +
+      "next client wakes it at once, and must not reach the one on its way out. false or " +
+      "blank means none.",
   },
   {
     name: "IDLE_CMD",

@@ -9,7 +9,8 @@
  *
  * Replay a run with `SOAK_SEED=<seed>` (printed first); `SOAK_SECONDS` sets
  * how long waves are started (32 s by default; the test ends a few seconds
- * later); `SOAK_VERBOSE=1` prints a line per wave. The summary line shows
+ * later); `SOAK_VERBOSE=1` prints a line per wave; `SOAK_LOG=<file>` keeps
+ * the service's whole log there. The summary line shows
  * without `--quiet` (which hides a test's output); a failure's message holds
  * the seed.
  */
@@ -27,6 +28,8 @@ const SEED = Deno.env.get("SOAK_SEED")
   : crypto.getRandomValues(new Uint32Array(1))[0];
 /** Whether to print a line per wave (`SOAK_VERBOSE=1`). */
 const VERBOSE = Boolean(Deno.env.get("SOAK_VERBOSE"));
+/** Where to keep the service's whole log (`SOAK_LOG=<file>`); nowhere by default. */
+const LOG_FILE = Deno.env.get("SOAK_LOG");
 /** A bound per connection, from connect to close (a bound against hangs, not a speed assertion). */
 const CONNECTION_TIMEOUT_S = 20;
 /** IDLE_TIME and IDLE_CHECK_INTERVAL of the service: short, so that pauses between waves stop it. */
@@ -461,7 +464,30 @@ function report(tally: Tally, lines: string[]): string {
     ].join("\n");
   });
   return shown.join("\n") +
-    (tally.problems.length > 8 ? `\n... and ${tally.problems.length - 8} more` : "");
+    (tally.problems.length > 8 ? `\n... and ${tally.problems.length - 8} more` : "") +
+    serviceLines(tally, lines);
+}
+
+/** How long before and after the first problem's log line the service's own lines are shown. */
+const AROUND_MS = 2_000;
+
+/**
+ * The service's own lines (its wakes, stops and commands, not its clients')
+ * from a little before to a little after the first problem's line: what
+ * happened to the backend meanwhile.
+ */
+function serviceLines(tally: Tally, lines: string[]): string {
+  const port = tally.problems.find((outcome) => outcome.localPort !== undefined)?.localPort;
+  const first = lines.find((line) => line.includes(`127.0.0.1:${port} `));
+  if (first === undefined) return "";
+  const at = Date.parse(first.slice(0, 24));
+  const near = lines.filter((line) => {
+    const client = /\[echo\] (127\.0\.0\.1:\d+ connection|closing connection)/.test(line);
+    return !client && Math.abs(Date.parse(line.slice(0, 24)) - at) <= AROUND_MS;
+  });
+  return `\nthe service around ${first.slice(0, 24)}:\n${
+    near.map((line) => `    ${line}`).join("\n")
+  }`;
 }
 
 /** With `SOAK_VERBOSE`: how often each kind of log line came, addresses and numbers left out. */
@@ -536,6 +562,7 @@ Deno.test("soak: thousands of clients in waves, with idle stops and wakes under 
       10,
     ).then(() => true, () => false);
     const lines = log.lines();
+    if (LOG_FILE) await Deno.writeTextFile(LOG_FILE, lines.map((line) => `${line}\n`).join(""));
     if (VERBOSE) printLogKinds(lines, tally);
 
     const seconds = ((Date.now() - began) / 1000).toFixed(1);
@@ -549,7 +576,9 @@ Deno.test("soak: thousands of clients in waves, with idle stops and wakes under 
       `${tally.starts.stopping} stopping/${tally.starts.awake} awake, ${seconds} s, seed ${SEED}`;
     console.log(summary);
 
-    const replay = `${summary}\nreplay with SOAK_SEED=${SEED}`;
+    const backendErrors = harness.backendErrors();
+    const replay = `${summary}\nreplay with SOAK_SEED=${SEED}` +
+      (backendErrors ? `\nthe echo backends said:\n${backendErrors}` : "");
     const tail = lines.slice(-30).join("\n");
     assert.equal(tally.problems.length, 0, `${replay}\n${report(tally, lines)}`);
     assert.equal(tally.lost, 0, replay);
