@@ -3,27 +3,11 @@
  * the keys the kernel path cannot honour refused at their line.
  */
 import assert from "node:assert/strict";
-import { formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
-import { buildConfig } from "../src/config/load.ts";
-import { parseConfigText } from "../src/config/parse.ts";
-import type { Config } from "../src/config/types.ts";
+import { formatIssue } from "../src/config/config_error.ts";
 import { kernelPathErrors } from "../src/kernel/checks.ts";
+import { build, errorsOf } from "./_config.ts";
 
 const WEB = "[web]\nPORT=8080\nSTART_CMD=start-web\n";
-
-function build(text: string): Config {
-  return buildConfig([parseConfigText(text, "t.conf")]);
-}
-
-function errorsOf(text: string): string[] {
-  try {
-    build(text);
-  } catch (error) {
-    assert.ok(error instanceof InvalidConfigError, `expected InvalidConfigError, got ${error}`);
-    return error.errors.map(({ message }) => message);
-  }
-  assert.fail("expected the configuration to be refused");
-}
 
 Deno.test("FORWARD is proxy and MASQUERADE auto unless set; both are read per service", () => {
   const { services } = build(

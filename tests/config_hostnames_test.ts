@@ -4,26 +4,10 @@
  * takes, and every mistake refused with its file:line.
  */
 import assert from "node:assert/strict";
-import { formatIssue, InvalidConfigError } from "../src/config/config_error.ts";
+import { formatIssue } from "../src/config/config_error.ts";
 import { HostTable, normalizeHostname, parseHostPattern } from "../src/config/hostnames.ts";
-import { buildConfig } from "../src/config/load.ts";
-import { parseConfigText } from "../src/config/parse.ts";
-import type { Config } from "../src/config/types.ts";
+import { build, errorsOf } from "./_config.ts";
 import { tempFiles } from "./_helpers.ts";
-
-function build(text: string): Config {
-  return buildConfig([parseConfigText(text, "t.conf")]);
-}
-
-function errorsOf(text: string): string[] {
-  try {
-    build(text);
-  } catch (error) {
-    assert.ok(error instanceof InvalidConfigError, `expected InvalidConfigError, got ${error}`);
-    return error.errors.map(({ message }) => message);
-  }
-  assert.fail("expected the configuration to be refused");
-}
 
 /** A section on port 80 with `more` lines. */
 const section = (name: string, more = "") => `[${name}]\nPORT=80\nSTART_CMD=go\n${more}`;

@@ -4,38 +4,10 @@ import { KEYS } from "../src/config/keys.ts";
 import { userFolders, whyNotWritable } from "../src/config/folders.ts";
 import { buildConfig, loadConfig, type SearchList } from "../src/config/load.ts";
 import { parseConfigText } from "../src/config/parse.ts";
-import type { Config, ServiceConfig } from "../src/config/types.ts";
+import { build, errorsOf, service, warningsOf } from "./_config.ts";
 import { REPO, tempFiles } from "./_helpers.ts";
 
 const SEED_EXAMPLES = `${REPO}tests/testdata/seed_examples.conf`;
-
-/** Builds the configuration of one file's text, named `t.conf`. */
-function build(text: string): Config {
-  return buildConfig([parseConfigText(text, "t.conf")]);
-}
-
-/** The one service `text` defines. */
-function service(text: string): ServiceConfig {
-  const { services } = build(text);
-  assert.equal(services.length, 1, `expected one service, got ${services.length}`);
-  return services[0];
-}
-
-/** The messages of the InvalidConfigError that building `text` throws. */
-function errorsOf(text: string): string[] {
-  try {
-    build(text);
-  } catch (error) {
-    assert.ok(error instanceof InvalidConfigError, `expected InvalidConfigError, got ${error}`);
-    return error.errors.map(({ message }) => message);
-  }
-  assert.fail("expected the configuration to be refused");
-}
-
-/** The warnings of a valid configuration, formatted as `file:line: message`. */
-function warningsOf(text: string): string[] {
-  return build(text).warnings.map(formatIssue);
-}
 
 /** Drops `undefined` fields so that objects compare by what they set. */
 function plain<T>(value: T): T {
