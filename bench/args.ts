@@ -73,8 +73,9 @@ bench's own client and with real clients and servers, and prints ratios.
                     udp      iperf3 -u loss at 100, 200, 500 Mbit/s; 64-byte packets/s
                     redis    redis-benchmark GET, pipelined GET, ping-pong latency
                     wrk      wrk against nginx: new connections/s, keep-alive requests/s
-                    kernel   FORWARD=kernel: iperf3, redis-benchmark and wrk on three hosts in
-                             network namespaces (root, nftables, conntrack), both paths
+                    kernel   FORWARD=kernel: iperf3 (TCP, UDP), redis-benchmark and wrk on
+                             three hosts in network namespaces (root, nftables, conntrack),
+                             both paths
                     memory   idle memory per connection, memory after a burst, leak test
                     wake     wake overhead, 1000 clients in one wake
   --json FILE     where to write every number as JSON (default: bench/results.json)

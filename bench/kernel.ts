@@ -104,13 +104,14 @@ async function checked(ran: Promise<{ code: number; stderr: string }>): Promise<
 
 /**
  * Starts every variant of `names` on the host, in front of the server at
- * `backendPort` on the backend, and warms each up with `warmUp`; the kernel
- * path is measured once its rules are in (its warm-up woke it).
+ * `backend.port` on the backend (TCP, and UDP on the same port when
+ * `backend.udp`: haproxy then sits out), and warms each up with `warmUp`; the
+ * kernel path is measured once its rules are in (its warm-up woke it).
  */
 export async function startKernelVariants(
   names: readonly VariantName[],
   network: Network,
-  backendPort: number,
+  backend: { port: number; udp: boolean },
   tempDir: string,
   warmUp: (port: number, reach: Reach) => Promise<void>,
 ): Promise<{ variants: Variant[]; skipped: string[] }> {
@@ -118,9 +119,10 @@ export async function startKernelVariants(
   const skipped: string[] = [];
   for (const name of KERNEL_VARIANTS.filter((variant) => names.includes(variant))) {
     throwIfInterrupted();
+    if (backend.udp && name === "haproxy") continue; // it forwards TCP only
     let started: { variant: Variant; child?: Child } | undefined;
     try {
-      started = await startOne(name, network, backendPort, tempDir);
+      started = await startOne(name, network, backend, tempDir);
       await warmUp(started.variant.port, started.variant.reach!);
       if (name === "sleepingd-kernel") {
         await started.child!.waitForLine(
@@ -142,7 +144,7 @@ export async function startKernelVariants(
 async function startOne(
   name: VariantName,
   network: Network,
-  backendPort: number,
+  { port: backendPort, udp }: { port: number; udp: boolean },
   tempDir: string,
 ): Promise<{ variant: Variant; child?: Child }> {
   const reach = (host: string): Reach => ({ host, prefix: network.client });
@@ -150,10 +152,12 @@ async function startOne(
     // Its own address of the backend: the kernel path keeps the client's address and port, so
     // direct connections to the same address would meet the kernel path's in the backend's
     // TIME-WAIT, with other TCP timestamps (their offset is per address pair), and be held up.
+    // Not for UDP: iperf3 -s answers a datagram from the backend's first address, which a
+    // client that sent to the second drops.
     const variant = {
       name,
       port: backendPort,
-      reach: reach(ADDRESSES.backend2),
+      reach: reach(udp ? ADDRESSES.backend : ADDRESSES.backend2),
       stop: () => Promise.resolve(),
     };
     return { variant };
@@ -175,6 +179,8 @@ async function startOne(
       [
         "[bench]",
         `PORT=${port}`,
+        // iperf3 -u: its control connection on TCP, its datagrams on UDP, on the same port.
+        ...(udp ? [`MORE_PORTS=${port}:${backendPort}/udp`] : []),
         `LISTEN_ADDRESS=${ADDRESSES.host}`,
         `START_CMD="echo '${ADDRESSES.backend} ${backendPort}'"`,
         `FORWARD=${name === "sleepingd-kernel" ? "kernel" : "proxy"}`,

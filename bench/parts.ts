@@ -215,9 +215,9 @@ async function measureTables(
 }
 
 /**
- * The kernel part: iperf3, redis-benchmark and wrk from a client host to a
- * backend host, directly (routed by the host between) and through haproxy
- * and sleepingd's two paths on that host. Its conntrack table (the bench's
+ * The kernel part: iperf3 (TCP and UDP), redis-benchmark and wrk from a
+ * client host to a backend host, directly (routed by the host between) and
+ * through haproxy (TCP only) and sleepingd's two paths on that host. Its conntrack table (the bench's
  * own test host) is emptied before each run, so that no run inherits the
  * last one's TIME-WAIT entries; the most entries a run left is printed
  * beside nf_conntrack_max.
@@ -241,6 +241,15 @@ async function kernelPart(context: PartContext): Promise<void> {
       warmUp: iperf3WarmUp,
     },
     {
+      tool: "udp",
+      debianPackage: "iperf3",
+      client: "iperf3",
+      start: (_: string) => startIperf3Server(network.backend),
+      workloads: udpWorkloads(quick),
+      warmUp: udpWarmUp,
+      udp: true,
+    },
+    {
       tool: "redis",
       debianPackage: "redis-tools",
       client: "redis-benchmark",
@@ -259,7 +268,7 @@ async function kernelPart(context: PartContext): Promise<void> {
   ];
   const tables: Table[] = context.results.tables.kernel = [];
   let mostEntries = 0;
-  for (const { tool, debianPackage, client, start, workloads, warmUp } of tools) {
+  for (const { tool, debianPackage, client, start, workloads, warmUp, udp = false } of tools) {
     if (findProgram(client) === undefined) {
       skip(context, `kernel: ${notInstalled(client, debianPackage)}`);
       continue;
@@ -274,7 +283,7 @@ async function kernelPart(context: PartContext): Promise<void> {
     const { variants, skipped } = await startKernelVariants(
       context.options.variants,
       network,
-      server.port,
+      { port: server.port, udp },
       context.tempDir,
       warmUp,
     );

@@ -11,7 +11,7 @@
 import type { VariantName } from "./args.ts";
 import { childPids } from "./cpu.ts";
 import { iperf3Report } from "./iperf3.ts";
-import type { Workload } from "./measure.ts";
+import type { Reach, Workload } from "./measure.ts";
 import { findProgram, freePort, notInstalled, start, waitForListener } from "./processes.ts";
 import { type Started, startSleepingdWith, type VariantContext } from "./variants.ts";
 
@@ -39,9 +39,9 @@ export function udpWorkloads(quick: boolean): Workload[] {
     lowerIsBetter: true,
     compare: "difference",
     client: "reaped",
-    run: async (port, signal) => {
+    run: async (port, signal, reach) => {
       const args = ["-u", "-b", `${rate}M`, "-l", `${DATAGRAM_BYTES}`, "-t", `${seconds}`];
-      const { sum_received } = await iperf3Report(port, args, signal);
+      const { sum_received } = await iperf3Report(port, args, signal, reach);
       return {
         value: sum_received.lost_percent!,
         extras: { "received Mbit/s": sum_received.bits_per_second / 1e6 },
@@ -53,9 +53,9 @@ export function udpWorkloads(quick: boolean): Workload[] {
       `(iperf3 -c 127.0.0.1 -p P -u -b 0 -l ${SMALL_BYTES} -t ${seconds} -J; packets/s received)`,
     unit: "packets/s",
     client: "reaped",
-    run: async (port, signal) => {
+    run: async (port, signal, reach) => {
       const args = ["-u", "-b", "0", "-l", `${SMALL_BYTES}`, "-t", `${seconds}`];
-      const { sum_received } = await iperf3Report(port, args, signal);
+      const { sum_received } = await iperf3Report(port, args, signal, reach);
       const sent = sum_received.packets!;
       return {
         value: (sent - sum_received.lost_packets!) / sum_received.seconds,
@@ -70,9 +70,9 @@ export function udpWorkloads(quick: boolean): Workload[] {
 }
 
 /** A short test, unmeasured: wakes sleepingd and warms up its JIT. */
-export async function udpWarmUp(port: number): Promise<void> {
+export async function udpWarmUp(port: number, reach?: Reach): Promise<void> {
   const args = ["-u", "-b", "50M", "-l", `${DATAGRAM_BYTES}`, "-t", "1"];
-  await iperf3Report(port, args, new AbortController().signal);
+  await iperf3Report(port, args, new AbortController().signal, reach);
 }
 
 /** Starts the UDP variant `name` in front of iperf3 on `context.backendPort`, TCP and UDP. */
