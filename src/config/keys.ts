@@ -153,8 +153,9 @@ export const KEYS: readonly KeyDefinition[] = [
     doc: "Command that stops the backend, run when it has been idle for IDLE_TIME, when " +
       "sleepingd stops, and after a wake that failed once START_CMD had run (so nothing is " +
       "left half-started). It should return once the backend is down, its port closed: the " +
-      "next client wakes it at once, and must not reach the one on its way out. false or " +
-      "blank means none.",
+      "next client wakes it at once, and must not reach the one on its way out. It should " +
+      "also succeed when the backend is already down: after a crash of sleepingd during " +
+      "STOP_CMD, the next start runs it again. false or blank means none.",
   },
   {
     name: "IDLE_CMD",
