@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { exec } from "./exec.ts";
 import { type PackageFile, stage } from "./layout.ts";
-import { DESCRIPTION, MAINTAINER, NAME, SECTION, SUMMARY } from "./metadata.ts";
+import { DESCRIPTION, MAINTAINER, NAME, RECOMMENDS, SECTION, SUMMARY } from "./metadata.ts";
 import type { Target } from "./targets.ts";
 
 /** The maintainer scripts, in packaging/debian/. */
@@ -48,6 +48,7 @@ async function control(options: DebOptions, root: string): Promise<string> {
     `Maintainer: ${MAINTAINER}`,
     `Installed-Size: ${kibibytes}`,
     `Depends: ${options.depends}`,
+    `Recommends: ${RECOMMENDS.deb.join(", ")}`,
     `Section: ${SECTION}`,
     "Priority: optional",
     `Description: ${SUMMARY}`,

@@ -28,3 +28,12 @@ export const LICENSE = "Apache-2.0";
 
 /** The deb's section. */
 export const SECTION = "net";
+
+/**
+ * What FORWARD=kernel runs (`nft`, `conntrack`), which sleepingd works
+ * without otherwise: weak dependencies, by each family's package names.
+ */
+export const RECOMMENDS = {
+  deb: ["nftables", "conntrack"],
+  rpm: ["nftables", "conntrack-tools"],
+} as const;

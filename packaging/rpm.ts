@@ -9,7 +9,7 @@
 import { rpmChangelog } from "./changelog.ts";
 import { exec } from "./exec.ts";
 import { ownFolders, type PackageFile, stage } from "./layout.ts";
-import { DESCRIPTION, LICENSE, MAINTAINER, NAME, SUMMARY } from "./metadata.ts";
+import { DESCRIPTION, LICENSE, MAINTAINER, NAME, RECOMMENDS, SUMMARY } from "./metadata.ts";
 import { PackagingError } from "./script.ts";
 import type { Target } from "./targets.ts";
 
@@ -54,6 +54,7 @@ async function spec(options: RpmOptions, stageDir: string): Promise<string> {
     SUMMARY,
     LICENSE,
     MAINTAINER,
+    RECOMMENDS: RECOMMENDS.rpm.join(", "),
     DESCRIPTION: DESCRIPTION.join("\n"),
     STAGE: stageDir,
     FILES: filesSection(options.files),

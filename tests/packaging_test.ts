@@ -209,6 +209,13 @@ async function packageChecks(t: Deno.TestContext): Promise<void> {
       assert.match(copyright, /\/usr\/share\/common-licenses\/Apache-2\.0/);
     });
 
+    await t.step("both recommend what FORWARD=kernel runs: nftables and conntrack", async () => {
+      const control = await ok("dpkg-deb", "--field", deb, "Recommends");
+      assert.equal(control.trim(), "nftables, conntrack");
+      const recommends = await ok("rpm", ...rpmQuery(rpm), "--recommends");
+      assert.deepEqual(recommends.trim().split("\n"), ["conntrack-tools", "nftables"]);
+    });
+
     await t.step("the conffile is the shipped sleepingd.conf, marked as such in both", async () => {
       const conffiles = `${LOGROTATE}\n${CONFFILE}`;
       assert.equal((await ok("dpkg-deb", "--info", deb, "conffiles")).trim(), conffiles);
