@@ -69,6 +69,8 @@ export async function iperf3Report(
 ): Promise<{ sum_received: Received }> {
   const iperf3 = findProgram("iperf3")!;
   const host = reach?.host ?? "127.0.0.1";
+  /** The first try's error: the later ones may only say that the server is still busy with it. */
+  let first: string | undefined;
   for (let attempt = 1;; attempt++) {
     const ran = await runOn(
       reach?.prefix,
@@ -83,9 +85,11 @@ export async function iperf3Report(
       throw new Error(`iperf3 exited with code ${ran.code}: ${(ran.stderr || ran.stdout).trim()}`);
     }
     if (report.error === undefined) return report.end;
+    first ??= report.error;
     // Busy: it shows as "busy", or as a broken pipe when it closed before the client wrote.
     if (!/busy|unable to send control message/.test(report.error) || attempt === ATTEMPTS) {
-      throw new Error(`iperf3: ${report.error}`);
+      const tries = attempt === 1 ? "" : ` (try ${attempt}; the first said: ${first})`;
+      throw new Error(`iperf3: ${report.error}${tries}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

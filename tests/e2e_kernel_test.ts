@@ -770,3 +770,64 @@ netnsTest(
     for (const connection of held) await connection.close();
   },
 );
+
+netnsTest(
+  "FORWARD=kernel: a connection proxied while the service wakes, idle while the rules go in, still reaches the backend through sleepingd afterwards (the kernel never translates a packet that does not open a connection)",
+  [SOCAT],
+  async (topology, paths) => {
+    // An echo server on the backend; START_CMD held at a gate until the client's connection waits.
+    const echo = topology.spawn("backend", paths.socat, [
+      `TCP-LISTEN:7000,bind=${ADDRESSES.backend},fork,reuseaddr`,
+      "EXEC:cat",
+    ]);
+    await waitFor("the echo server to listen", async () => {
+      const { stdout } = await topology.run("backend", "ss", ["-tlnH", "sport", "= :7000"]);
+      return stdout.includes(":7000");
+    });
+    await using setup = await setUp(topology, (dir) =>
+      `[echo]
+PORT=7000
+FORWARD=kernel
+START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; done; echo ${ADDRESSES.backend} 7000"
+`);
+    const client = topology.spawn("client", paths.socat, ["-", `TCP:${ADDRESSES.host}:7000`]);
+    const writer = client.stdin.getWriter();
+    const reader = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let echoed = "";
+    /** Reads the echo until it ends with `text`; what it read when the connection ended first. */
+    const readUntil = async (text: string) => {
+      while (!echoed.endsWith(text)) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        echoed += value;
+      }
+      return true;
+    };
+    try {
+      await writer.write(new TextEncoder().encode("before\n"));
+      await setup.daemon.waitForLine(/\[echo\] asleep -> starting/);
+      await Deno.writeTextFile(`${setup.dir}/go`, "");
+      assert.ok(await readUntil("before\n"), "the wake's connection is echoed through sleepingd");
+      await setup.daemon.waitForLine(/\[echo\] the kernel forwards new connections/);
+      // The connection sent nothing since before the table existed: its next packet is the
+      // first the kernel's connection tracking may see of it, in the middle of its life.
+      await writer.write(new TextEncoder().encode("after\n"));
+      assert.ok(
+        await readUntil("after\n"),
+        `the connection proxied before the rules went in ended instead of echoing (read ${
+          JSON.stringify(echoed)
+        })`,
+      );
+      const status = await setup.status();
+      assert.equal(status.state, "awake", "the backend did not refuse a translated packet");
+      assert.equal(status.kernel!.totalConnections, 0, "the kernel translated none of it");
+      assert.ok(!setup.daemon.lines.some((line) => line.includes("is gone")));
+    } finally {
+      await writer.close().catch(() => {});
+      await reader.cancel().catch(() => {});
+      await client.status;
+      echo.kill("SIGKILL");
+      await echo.status;
+    }
+  },
+);

@@ -87,6 +87,7 @@ Deno.test("installScript() forwards each port to the target, leaving refused cli
     "meta nfproto ipv6 return",
     "ip saddr @deny4_00a1 return",
     "ip saddr != @allow4_00a1 return",
+    "tcp flags & (fin | syn | rst | ack) != syn return",
     "meta l4proto tcp th dport 8080 counter name tcp_00a1 ct mark set 0x5d3a00a1 dnat ip to 10.0.2.2:80",
     "meta l4proto udp th dport 5353 counter name udp_00a1 ct mark set 0x5d3a00a1 dnat ip to 10.0.2.2:53",
   ]);
@@ -131,6 +132,17 @@ Deno.test("the rules of an IPv6 backend forward IPv6 clients only, to [address]:
   assert.match(script, /dnat ip6 to \[fd00::2\]:80/);
   assert.match(script, /add element inet t allow6_00a1 \{ 2001:db8::\/32 \}/);
   assert.doesNotMatch(script, /deny6/, "no IPv6 DENY rule, no set");
+});
+
+Deno.test("only a SYN opens a TCP connection the kernel translates; UDP has no such rule", () => {
+  const syn = /nat_00a1 tcp flags & \(fin \| syn \| rst \| ack\) != syn return\n/;
+  assert.match(installScript("t", RULES), syn);
+  const udp = installScript("t", {
+    ...RULES,
+    ports: [{ protocol: "udp", listen: 5353, backend: 53 }],
+    probePort: undefined,
+  });
+  assert.doesNotMatch(udp, /tcp flags/);
 });
 
 Deno.test("an ALLOW with no address of the backend's family forwards no client of it", () => {

@@ -251,6 +251,14 @@ function natRules(rules: ServiceRules): string[] {
         : "return",
     );
   }
+  // Only a SYN opens a TCP connection the kernel forwards. Any other packet that is "new" to
+  // conntrack belongs to a connection already open, which sleepingd holds: one it accepted before
+  // conntrack tracked this host (the table's first rules turn it on) or whose entry was flushed.
+  // Translated, that packet would reach the backend mid-stream and the backend's reset would end
+  // the client's connection; left alone, the connection stays with sleepingd.
+  if (rules.ports.some((port) => port.protocol === "tcp")) {
+    out.push("tcp flags & (fin | syn | rst | ack) != syn return");
+  }
   const target = v4 ? rules.target : `[${rules.target}]`;
   for (const { protocol, listen, backend } of rules.ports) {
     out.push(
