@@ -772,7 +772,7 @@ netnsTest(
 );
 
 netnsTest(
-  "FORWARD=kernel: a connection proxied while the service wakes, idle while the rules go in, still reaches the backend through sleepingd afterwards (the kernel never translates a packet that does not open a connection)",
+  "FORWARD=kernel: a connection proxied while the service wakes still reaches the backend through sleepingd once the rules are in, even after conntrack forgot it (the kernel translates only a SYN)",
   [SOCAT],
   async (topology, paths) => {
     // An echo server on the backend; START_CMD held at a gate until the client's connection waits.
@@ -809,8 +809,10 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
       await Deno.writeTextFile(`${setup.dir}/go`, "");
       assert.ok(await readUntil("before\n"), "the wake's connection is echoed through sleepingd");
       await setup.daemon.waitForLine(/\[echo\] the kernel forwards new connections/);
-      // The connection sent nothing since before the table existed: its next packet is the
-      // first the kernel's connection tracking may see of it, in the middle of its life.
+      // Conntrack forgets the connection (as `conntrack -F` or an expired entry would): its next
+      // packet is one conntrack takes for new, in the middle of the connection's life.
+      const flushed = await topology.run("host", "conntrack", ["-F"]);
+      assert.equal(flushed.code, 0, flushed.stderr);
       await writer.write(new TextEncoder().encode("after\n"));
       assert.ok(
         await readUntil("after\n"),
@@ -825,6 +827,80 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
     } finally {
       await writer.close().catch(() => {});
       await reader.cancel().catch(() => {});
+      await client.status;
+      echo.kill("SIGKILL");
+      await echo.status;
+    }
+  },
+);
+
+netnsTest(
+  "FORWARD=kernel: a UDP flow proxied while the service wakes stays with sleepingd once the rules are in (the table, made at start, has conntrack track it from its first datagram)",
+  [SOCAT],
+  async (topology, paths) => {
+    // On the backend, an answer per datagram that says whom it came from.
+    const echo = topology.spawn("backend", paths.socat, [
+      `UDP-RECVFROM:7001,bind=${ADDRESSES.backend},fork,reuseaddr`,
+      "SYSTEM:echo from $SOCAT_PEERADDR",
+    ]);
+    await waitFor("the UDP server to listen", async () => {
+      const { stdout } = await topology.run("backend", "ss", ["-ulnH", "sport", "= :7001"]);
+      return stdout.includes(":7001");
+    });
+    await using setup = await setUp(topology, (dir) =>
+      `[game]
+PORT=7001
+PROTOCOL=udp
+FORWARD=kernel
+START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; done; echo ${ADDRESSES.backend} 7001"
+`);
+    // One client socket, one flow: socat sends each line as a datagram and prints each answer.
+    const client = topology.spawn("client", paths.socat, ["-", `UDP:${ADDRESSES.host}:7001`]);
+    const writer = client.stdin.getWriter();
+    const reader = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let answers = "";
+    /** Reads answers until there are `count` lines. */
+    const readLines = async (count: number) => {
+      while (answers.split("\n").length <= count) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        answers += value;
+      }
+      return answers.trim().split("\n");
+    };
+    try {
+      await writer.write(new TextEncoder().encode("first\n"));
+      await setup.daemon.waitForLine(/\[game\] asleep -> starting/);
+      // Conntrack tracks the wake's own flow from its first datagram, before any rule: its
+      // later datagrams are of a flow conntrack knows, which no rule of the table translates.
+      const tracked = await topology.run("host", "conntrack", [
+        "-L",
+        "-p",
+        "udp",
+        "--dport",
+        "7001",
+      ]);
+      assert.match(tracked.stdout, new RegExp(`src=${ADDRESSES.client} dst=${ADDRESSES.host} `));
+      await Deno.writeTextFile(`${setup.dir}/go`, "");
+      const [first] = await readLines(1);
+      assert.equal(
+        first,
+        `from ${ADDRESSES.hostBackend}`,
+        "the wake's datagram came through sleepingd",
+      );
+      await setup.daemon.waitForLine(/\[game\] the kernel forwards new connections/);
+      await writer.write(new TextEncoder().encode("second\n"));
+      const [, second] = await readLines(2);
+      assert.equal(
+        second,
+        `from ${ADDRESSES.hostBackend}`,
+        "the flow begun through sleepingd stays with sleepingd, not translated half-way",
+      );
+      assert.equal((await setup.status()).kernel!.totalFlows, 0, "the kernel forwarded no flow");
+    } finally {
+      await writer.close().catch(() => {});
+      await reader.cancel().catch(() => {});
+      client.kill("SIGKILL");
       await client.status;
       echo.kill("SIGKILL");
       await echo.status;

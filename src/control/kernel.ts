@@ -58,5 +58,7 @@ export async function openKernelTable(config: Config): Promise<KernelForwarder |
     if (kernelServices(config).length > 0) throw new Error(message);
     log("daemon").warn("{message}", { message });
   }
+  // Before any service listens: conntrack then sees every connection from its first packet.
+  if (kernelServices(config).length > 0) await forwarder.prepare();
   return forwarder;
 }

@@ -94,6 +94,21 @@ export class KernelForwarder {
     return (this.tag | id) >>> 0;
   }
 
+  /**
+   * Makes the table, without any service's rules, unless it is there. The
+   * kernel tracks a namespace's connections (conntrack) once a table with NAT
+   * chains is in it, so from then on every connection and UDP flow sleepingd
+   * proxies has an entry, and stays with sleepingd when a service's rules go
+   * in; made only at a service's first wake, the table would come after the
+   * wake's own connection, whose later packets conntrack would take for new.
+   */
+  prepare(): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.#closed) return;
+      await this.#create();
+    });
+  }
+
   /** Deletes the table if it is there: what a daemon before this one may have left. */
   reset(): Promise<void> {
     return this.#enqueue(async () => {
@@ -109,10 +124,7 @@ export class KernelForwarder {
   install(rules: ServiceRules, listener: ReadingListener): Promise<void> {
     return this.#enqueue(async () => {
       if (this.#closed) throw new Error("sleepingd is shutting down");
-      if (!this.#created) {
-        await applyScript(tableScript(this.table, this.#comment));
-        this.#created = true;
-      }
+      await this.#create();
       const before = this.#entries.get(rules.id);
       try {
         await applyScript(installScript(this.table, rules, before?.rules));
@@ -181,6 +193,13 @@ export class KernelForwarder {
     const readings = await this.#read(connections);
     for (const [id, reading] of readings) this.#entries.get(id)?.listener(reading);
     return readings;
+  }
+
+  /** Makes the table unless it was made. */
+  async #create() {
+    if (this.#created) return;
+    await applyScript(tableScript(this.table, this.#comment));
+    this.#created = true;
   }
 
   /** Deletes the table (at shutdown) and stops reading; nothing is put in afterwards. */

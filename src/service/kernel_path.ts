@@ -88,9 +88,15 @@ export class KernelPath {
   /** An adopted backend waits for a client's own connection to prove it up. */
   #awaitingProof = false;
 
-  /** Creates the kernel path of a service; nothing happens until it is awake. */
+  /**
+   * Creates the kernel path of a service; nothing happens until it is awake,
+   * but for the table, made at once for a service on the kernel path (see
+   * KernelForwarder.prepare): at start it is there already, after a reload
+   * that adds the service it comes before the service's first wake.
+   */
   constructor(parts: KernelPathParts) {
     this.#parts = parts;
+    if (parts.config().forward === "kernel") this.#step(() => parts.shared.forwarder.prepare());
   }
 
   /** Which path carries new connections now, and why. */
@@ -138,10 +144,15 @@ export class KernelPath {
     return this.#steps;
   }
 
-  /** Takes a reload's settings: an awake service's rules are made anew, or taken out. */
+  /**
+   * Takes a reload's settings: an awake service's rules are made anew, or
+   * taken out; a service that a reload puts on the kernel path gets the table
+   * made at once (see KernelForwarder.prepare), before its next wake.
+   */
   reconfigure(): void {
     this.#step(async () => {
       const { life } = this.#parts;
+      if (this.#parts.config().forward === "kernel") await this.#parts.shared.forwarder.prepare();
       if (life.state !== "awake" || this.#awaitingProof) return;
       if (this.#parts.config().forward !== "kernel") {
         if (this.#rules) await this.#end("requested", "FORWARD is proxy now");
