@@ -375,6 +375,10 @@ netnsTest(
     );
     const third = await curlFrom(topology, "client", URL);
     assert.equal(third.code, 7, `refused at connect: ${third.stderr}`);
+    // The next source connects once sleepingd has read the kernel's refusal of the third.
+    await setup.daemon.waitForLine(
+      /\[web\] the kernel refused 1 connection\(s\): 1 at MAX_CONNECTIONS_PER_SOURCE \(2\)/,
+    );
     // Another source still gets in, up to MAX_CONNECTIONS for the service.
     await okCurl(topology, "host", URL);
     held.push(await holdConnection(topology, URL, ADDRESSES.host, "host"));
@@ -384,9 +388,6 @@ netnsTest(
     );
     const fourth = await curlFrom(topology, "host", URL);
     assert.equal(fourth.code, 7, `refused at connect: ${fourth.stderr}`);
-    await setup.daemon.waitForLine(
-      /\[web\] the kernel refused 1 connection\(s\): 1 at MAX_CONNECTIONS_PER_SOURCE \(2\)/,
-    );
     await setup.daemon.waitForLine(
       /\[web\] the kernel refused 1 connection\(s\): 1 at MAX_CONNECTIONS \(3\)/,
     );

@@ -252,10 +252,11 @@ function natRules(rules: ServiceRules): string[] {
     );
   }
   // Only a SYN opens a TCP connection the kernel forwards. Any other packet that is "new" to
-  // conntrack belongs to a connection already open, which sleepingd holds: one it accepted before
-  // conntrack tracked this host (the table's first rules turn it on) or whose entry was flushed.
-  // Translated, that packet would reach the backend mid-stream and the backend's reset would end
-  // the client's connection; left alone, the connection stays with sleepingd.
+  // conntrack belongs to a connection already open, which sleepingd holds: one whose entry
+  // conntrack forgot (`conntrack -F`, an expired entry), or one accepted before conntrack tracked
+  // this host (the table, made at start, turns it on). Translated, that packet would reach the
+  // backend mid-stream and the backend's reset would end the client's connection; left alone, the
+  // connection stays with sleepingd.
   if (rules.ports.some((port) => port.protocol === "tcp")) {
     out.push("tcp flags & (fin | syn | rst | ack) != syn return");
   }
