@@ -110,6 +110,35 @@ Deno.test("an open idle connection prevents the idle stop; closing it lets STOP_
   }
 });
 
+Deno.test("a client let in between the idle check and the idle stop keeps the service awake: no STOP_CMD, its bytes echoed", async () => {
+  const harness = await startHarness(() => ({ idleTime: 60, idleCheckInterval: 60 }));
+  try {
+    assert.equal(await exchange(harness.port, "wake"), "wake");
+    let client: Deno.TcpConn | undefined;
+    // The idle check found no client; before the stop begins, one is let in (as its accept's
+    // continuation may run between the check's awaits and the stop's).
+    const refusal = await harness.service.stop("idle", "idle for 60s", async () => {
+      client = await Deno.connect({ hostname: "127.0.0.1", port: harness.port });
+      await waitFor("the client let in", () => harness.service.stats.openConnections === 1);
+    });
+    assert.equal(refusal, "1 connection opened meanwhile");
+    assert.equal(harness.service.state, "awake");
+    assert.equal(harness.stops(), 0, "no STOP_CMD under the client");
+    await writeAll(client!, new TextEncoder().encode("kept"));
+    let echoed = "";
+    const chunk = new Uint8Array(4);
+    while (echoed.length < 4) {
+      const read = await client!.read(chunk);
+      if (read === null) break;
+      echoed += new TextDecoder().decode(chunk.subarray(0, read));
+    }
+    assert.equal(echoed, "kept", "the client's connection still reaches the backend");
+    client!.close();
+  } finally {
+    await harness.close();
+  }
+});
+
 Deno.test("IDLE_CMD exiting non-zero keeps the service awake", async () => {
   const harness = await startHarness((dir) => ({
     idleTime: 0.2,

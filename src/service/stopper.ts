@@ -60,7 +60,8 @@ export class Stopper {
    *
    * @param reason why, for metrics
    * @param detail why, for the log
-   * @returns why another instance (or etcd's silence) keeps it from stopping now, when it does
+   * @returns why another instance (or etcd's silence) keeps it from stopping now, or, for an
+   * idle stop, the client let in since the idle check, when one does
    */
   async stop(
     reason: StopReason,
@@ -84,8 +85,17 @@ export class Stopper {
         return busy;
       }
     }
-    this.#lastRefusal = undefined;
     if (beforeStop) await beforeStop();
+    // An idle stop was decided on counts read before the awaits since; a client let in
+    // meanwhile (its accept's continuation ran between them) keeps the service awake. Read
+    // here, with nothing awaited before the change to stopping, no client can come in between.
+    const opened = reason === "idle" ? this.#openNow() : undefined;
+    if (opened) {
+      claim?.end();
+      this.#logRefusal(detail, opened);
+      return opened;
+    }
+    this.#lastRefusal = undefined;
     if (!life.tryTransition("awake", { to: "stopping", stopReason: reason, reason: detail })) {
       claim?.end();
       while (life.state === "stopping") await life.changed();
@@ -169,11 +179,17 @@ export class Stopper {
    * once more narrows the time a client elsewhere goes unseen to one publication).
    */
   async #busySinceAsked(): Promise<string | undefined> {
-    const { openConnections, openFlows, kernelConnections } = this.#inputs.stats;
-    const open = openConnections + openFlows + kernelConnections;
-    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
+    const opened = this.#openNow();
+    if (opened) return opened;
     const config = this.#inputs.config();
     return await this.#inputs.coordinator.othersBusy(config.name, config.idleTime ?? 0);
+  }
+
+  /** Why the service is busy now after all: connections or flows open; undefined when none is. */
+  #openNow(): string | undefined {
+    const { openConnections, openFlows, kernelConnections } = this.#inputs.stats;
+    const open = openConnections + openFlows + kernelConnections;
+    return open > 0 ? `${open} connection${open === 1 ? "" : "s"} opened meanwhile` : undefined;
   }
 
   /** Logs why a stop may not happen now, once in a row for the same refusal (each idle check asks). */
