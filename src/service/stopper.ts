@@ -86,7 +86,7 @@ export class Stopper {
       }
     }
     if (beforeStop) await beforeStop();
-    // An idle stop was decided on counts read before the awaits since; a client let in
+    // An idle stop was decided on counts read before the awaits since; a TCP client let in
     // meanwhile (its accept's continuation ran between them) keeps the service awake. Read
     // here, with nothing awaited before the change to stopping, no client can come in between.
     const opened = reason === "idle" ? this.#openNow() : undefined;
@@ -179,16 +179,21 @@ export class Stopper {
    * once more narrows the time a client elsewhere goes unseen to one publication).
    */
   async #busySinceAsked(): Promise<string | undefined> {
-    const opened = this.#openNow();
-    if (opened) return opened;
+    const { openConnections, openFlows, kernelConnections } = this.#inputs.stats;
+    const open = openConnections + openFlows + kernelConnections;
+    if (open > 0) return `${open} connection${open === 1 ? "" : "s"} opened meanwhile`;
     const config = this.#inputs.config();
     return await this.#inputs.coordinator.othersBusy(config.name, config.idleTime ?? 0);
   }
 
-  /** Why the service is busy now after all: connections or flows open; undefined when none is. */
+  /**
+   * Why the service is busy now after all: TCP connections open, proxied or
+   * through the kernel, as the idle check counts them (UDP flows are no such
+   * reason: each datagram is activity); undefined when none is.
+   */
   #openNow(): string | undefined {
-    const { openConnections, openFlows, kernelConnections } = this.#inputs.stats;
-    const open = openConnections + openFlows + kernelConnections;
+    const { openConnections, kernelConnections } = this.#inputs.stats;
+    const open = openConnections + kernelConnections;
     return open > 0 ? `${open} connection${open === 1 ? "" : "s"} opened meanwhile` : undefined;
   }
 
