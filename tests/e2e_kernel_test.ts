@@ -826,9 +826,11 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
       assert.equal(status.kernel!.totalConnections, 0, "the kernel translated none of it");
       assert.ok(!setup.daemon.lines.some((line) => line.includes("is gone")));
     } finally {
+      // The client goes first: its pipes' reads and writes then end, whatever failed above.
+      client.kill("SIGKILL");
+      await client.status;
       await writer.close().catch(() => {});
       await reader.cancel().catch(() => {});
-      await client.status;
       echo.kill("SIGKILL");
       await echo.status;
     }
@@ -899,10 +901,11 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
       );
       assert.equal((await setup.status()).kernel!.totalFlows, 0, "the kernel forwarded no flow");
     } finally {
-      await writer.close().catch(() => {});
-      await reader.cancel().catch(() => {});
+      // The client goes first: its pipes' reads and writes then end, whatever failed above.
       client.kill("SIGKILL");
       await client.status;
+      await writer.close().catch(() => {});
+      await reader.cancel().catch(() => {});
       echo.kill("SIGKILL");
       await echo.status;
     }
