@@ -72,6 +72,11 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<Output
   });
 }
 
+/** `text` as a double-quoted configuration value. */
+export function quoted(text: string): string {
+  return `"${text.replace(/[\\"]/g, "\\$&")}"`;
+}
+
 /**
  * Runs curl (a real client) with `args`; returns its stdout, failing the test
  * when curl fails (an HTTP error counts only with `--fail` among the args).

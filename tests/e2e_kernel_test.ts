@@ -9,9 +9,10 @@ import assert from "node:assert/strict";
 import type { DaemonStatus, ServiceStatus } from "../src/control/status.ts";
 import { tableName } from "../src/kernel/rules.ts";
 import { type Daemon, startDaemon } from "./_daemon.ts";
-import { runCli, waitFor } from "./_helpers.ts";
+import { quoted, runCli, waitFor } from "./_helpers.ts";
 import { ADDRESSES, netnsTest, type Topology } from "./_netns.ts";
 import { IN_CI } from "./_servers.ts";
+import { openGate, waitForGate } from "./_service.ts";
 
 const NGINX = [{ binary: "nginx", package: "nginx" }, { binary: "curl", package: "curl" }];
 const SOCAT = { binary: "socat", package: "socat" };
@@ -772,53 +773,98 @@ netnsTest(
   },
 );
 
+/** A socat server on the backend at `port`, `address` its far side; resolves once it listens. */
+async function socatServer(
+  topology: Topology,
+  socat: string,
+  protocol: "tcp" | "udp",
+  port: number,
+  address: string,
+): Promise<Deno.ChildProcess> {
+  const listen = protocol === "tcp" ? "TCP-LISTEN" : "UDP-RECVFROM";
+  const server = topology.spawn("backend", socat, [
+    `${listen}:${port},bind=${ADDRESSES.backend},fork,reuseaddr`,
+    address,
+  ]);
+  await waitFor(`the ${protocol} server to listen`, async () => {
+    const flag = protocol === "tcp" ? "-tlnH" : "-ulnH";
+    const { stdout } = await topology.run("backend", "ss", [flag, "sport", `= :${port}`]);
+    return stdout.includes(`:${port}`);
+  });
+  return server;
+}
+
+/**
+ * A FORWARD=kernel service on `port` whose START_CMD waits at the test's gate
+ * (openGate), then names the backend at the same port.
+ */
+function gatedService(dir: string, name: string, port: number, more = ""): string {
+  const start = `${waitForGate(dir)}\necho ${ADDRESSES.backend} ${port}`;
+  return `[${name}]\nPORT=${port}\n${more}FORWARD=kernel\nSTART_CMD=${quoted(start)}\n`;
+}
+
+/** socat on the client host: one connection or flow, lines written, what came back read. */
+interface SocatClient extends AsyncDisposable {
+  /** Sends `text`. */
+  send(text: string): Promise<void>;
+  /** Reads until `enough` holds of everything read so far; false when the client ended first. */
+  readUntil(enough: (received: string) => boolean): Promise<boolean>;
+  /** Everything read so far. */
+  readonly received: string;
+}
+
+/** Starts socat on the client host to `address` (`TCP:...` or `UDP:...`); killed at disposal. */
+function socatClient(topology: Topology, socat: string, address: string): SocatClient {
+  const child = topology.spawn("client", socat, ["-", address]);
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let received = "";
+  return {
+    get received() {
+      return received;
+    },
+    send: (text) => writer.write(new TextEncoder().encode(text)),
+    async readUntil(enough) {
+      while (!enough(received)) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        received += value;
+      }
+      return true;
+    },
+    async [Symbol.asyncDispose]() {
+      // The child goes first: its pipes' reads and writes then end, whatever failed meanwhile.
+      child.kill("SIGKILL");
+      await child.status;
+      await writer.close().catch(() => {});
+      await reader.cancel().catch(() => {});
+    },
+  };
+}
+
 netnsTest(
   "FORWARD=kernel: a connection proxied while the service wakes still reaches the backend through sleepingd once the rules are in, even after conntrack forgot it (the kernel translates only a SYN)",
   [SOCAT],
   async (topology, paths) => {
-    // An echo server on the backend; START_CMD held at a gate until the client's connection waits.
-    const echo = topology.spawn("backend", paths.socat, [
-      `TCP-LISTEN:7000,bind=${ADDRESSES.backend},fork,reuseaddr`,
-      "EXEC:cat",
-    ]);
-    await waitFor("the echo server to listen", async () => {
-      const { stdout } = await topology.run("backend", "ss", ["-tlnH", "sport", "= :7000"]);
-      return stdout.includes(":7000");
-    });
-    await using setup = await setUp(topology, (dir) =>
-      `[echo]
-PORT=7000
-FORWARD=kernel
-START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; done; echo ${ADDRESSES.backend} 7000"
-`);
-    const client = topology.spawn("client", paths.socat, ["-", `TCP:${ADDRESSES.host}:7000`]);
-    const writer = client.stdin.getWriter();
-    const reader = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let echoed = "";
-    /** Reads the echo until it ends with `text`; what it read when the connection ended first. */
-    const readUntil = async (text: string) => {
-      while (!echoed.endsWith(text)) {
-        const { value, done } = await reader.read();
-        if (done) return false;
-        echoed += value;
-      }
-      return true;
-    };
+    const echo = await socatServer(topology, paths.socat, "tcp", 7000, "EXEC:cat");
     try {
-      await writer.write(new TextEncoder().encode("before\n"));
+      await using setup = await setUp(topology, (dir) => gatedService(dir, "echo", 7000));
+      await using client = socatClient(topology, paths.socat, `TCP:${ADDRESSES.host}:7000`);
+      const echoed = (text: string) => client.readUntil((received) => received.endsWith(text));
+      await client.send("before\n");
       await setup.daemon.waitForLine(/\[echo\] asleep -> starting/);
-      await Deno.writeTextFile(`${setup.dir}/go`, "");
-      assert.ok(await readUntil("before\n"), "the wake's connection is echoed through sleepingd");
+      await openGate(setup.dir);
+      assert.ok(await echoed("before\n"), "the wake's connection is echoed through sleepingd");
       await setup.daemon.waitForLine(/\[echo\] the kernel forwards new connections/);
       // Conntrack forgets the connection (as `conntrack -F` or an expired entry would): its next
       // packet is one conntrack takes for new, in the middle of the connection's life.
       const flushed = await topology.run("host", "conntrack", ["-F"]);
       assert.equal(flushed.code, 0, flushed.stderr);
-      await writer.write(new TextEncoder().encode("after\n"));
+      await client.send("after\n");
       assert.ok(
-        await readUntil("after\n"),
+        await echoed("after\n"),
         `the connection proxied before the rules went in ended instead of echoing (read ${
-          JSON.stringify(echoed)
+          JSON.stringify(client.received)
         })`,
       );
       const status = await setup.status();
@@ -826,11 +872,6 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
       assert.equal(status.kernel!.totalConnections, 0, "the kernel translated none of it");
       assert.ok(!setup.daemon.lines.some((line) => line.includes("is gone")));
     } finally {
-      // The client goes first: its pipes' reads and writes then end, whatever failed above.
-      client.kill("SIGKILL");
-      await client.status;
-      await writer.close().catch(() => {});
-      await reader.cancel().catch(() => {});
       echo.kill("SIGKILL");
       await echo.status;
     }
@@ -841,38 +882,22 @@ netnsTest(
   "FORWARD=kernel: a UDP flow proxied while the service wakes stays with sleepingd once the rules are in (the table, made at start, has conntrack track it from its first datagram)",
   [SOCAT],
   async (topology, paths) => {
-    // On the backend, an answer per datagram that says whom it came from.
-    const echo = topology.spawn("backend", paths.socat, [
-      `UDP-RECVFROM:7001,bind=${ADDRESSES.backend},fork,reuseaddr`,
-      "SYSTEM:echo from $SOCAT_PEERADDR",
-    ]);
-    await waitFor("the UDP server to listen", async () => {
-      const { stdout } = await topology.run("backend", "ss", ["-ulnH", "sport", "= :7001"]);
-      return stdout.includes(":7001");
-    });
-    await using setup = await setUp(topology, (dir) =>
-      `[game]
-PORT=7001
-PROTOCOL=udp
-FORWARD=kernel
-START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; done; echo ${ADDRESSES.backend} 7001"
-`);
-    // One client socket, one flow: socat sends each line as a datagram and prints each answer.
-    const client = topology.spawn("client", paths.socat, ["-", `UDP:${ADDRESSES.host}:7001`]);
-    const writer = client.stdin.getWriter();
-    const reader = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let answers = "";
-    /** Reads answers until there are `count` lines. */
-    const readLines = async (count: number) => {
-      while (answers.split("\n").length <= count) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        answers += value;
-      }
-      return answers.trim().split("\n");
-    };
+    // An answer per datagram that says whom it came from.
+    const answer = "SYSTEM:echo from $SOCAT_PEERADDR";
+    const server = await socatServer(topology, paths.socat, "udp", 7001, answer);
     try {
-      await writer.write(new TextEncoder().encode("first\n"));
+      await using setup = await setUp(
+        topology,
+        (dir) => gatedService(dir, "game", 7001, "PROTOCOL=udp\n"),
+      );
+      // One client socket, one flow: socat sends each line as a datagram and prints each answer.
+      await using client = socatClient(topology, paths.socat, `UDP:${ADDRESSES.host}:7001`);
+      /** The answers, once there are `count`. */
+      const answers = async (count: number) => {
+        await client.readUntil((received) => received.split("\n").length > count);
+        return client.received.trim().split("\n");
+      };
+      await client.send("first\n");
       await setup.daemon.waitForLine(/\[game\] asleep -> starting/);
       // Conntrack tracks the wake's own flow from its first datagram, before any rule: its
       // later datagrams are of a flow conntrack knows, which no rule of the table translates.
@@ -884,16 +909,16 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
         "7001",
       ]);
       assert.match(tracked.stdout, new RegExp(`src=${ADDRESSES.client} dst=${ADDRESSES.host} `));
-      await Deno.writeTextFile(`${setup.dir}/go`, "");
-      const [first] = await readLines(1);
+      await openGate(setup.dir);
+      const [first] = await answers(1);
       assert.equal(
         first,
         `from ${ADDRESSES.hostBackend}`,
         "the wake's datagram came through sleepingd",
       );
       await setup.daemon.waitForLine(/\[game\] the kernel forwards new connections/);
-      await writer.write(new TextEncoder().encode("second\n"));
-      const [, second] = await readLines(2);
+      await client.send("second\n");
+      const [, second] = await answers(2);
       assert.equal(
         second,
         `from ${ADDRESSES.hostBackend}`,
@@ -901,13 +926,8 @@ START_CMD="for _ in $(seq 1500); do [ -e '${dir}/go' ] && break; sleep 0.02; don
       );
       assert.equal((await setup.status()).kernel!.totalFlows, 0, "the kernel forwarded no flow");
     } finally {
-      // The client goes first: its pipes' reads and writes then end, whatever failed above.
-      client.kill("SIGKILL");
-      await client.status;
-      await writer.close().catch(() => {});
-      await reader.cancel().catch(() => {});
-      echo.kill("SIGKILL");
-      await echo.status;
+      server.kill("SIGKILL");
+      await server.status;
     }
   },
 );

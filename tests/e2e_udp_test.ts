@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { DaemonStatus } from "../src/control/status.ts";
 import { type Daemon, startDaemon } from "./_daemon.ts";
-import { runProgram, waitFor } from "./_helpers.ts";
+import { quoted, runProgram, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, udpClient } from "./_net.ts";
 import { serverTest } from "./_servers.ts";
 import { exchange, openGate, waitForGate } from "./_service.ts";
@@ -35,11 +35,6 @@ async function folder(services: (dir: string, http: number) => string) {
     await Deno.remove(dir, { recursive: true });
   };
   return { dir, file, http, status, cleanup };
-}
-
-/** `text` as a double-quoted configuration value. */
-function quoted(text: string): string {
-  return `"${text.replace(/[\\"]/g, "\\$&")}"`;
 }
 
 /**
