@@ -7,7 +7,7 @@
  */
 
 import { reset as resetLogging } from "@logtape/logtape";
-import type { CommandSpec, Config, ServiceConfig } from "../src/config/types.ts";
+import type { CommandSpec, Config, GlobalConfig, ServiceConfig } from "../src/config/types.ts";
 import { setupLogging, type Verbosity } from "../src/log.ts";
 import type { Coordinator } from "../src/service/coordinator.ts";
 import type { Service } from "../src/service/service.ts";
@@ -39,6 +39,24 @@ export function serviceConfig(overrides: Partial<ServiceConfig> = {}): ServiceCo
     dependsOn: [],
     forward: "proxy",
     masquerade: "auto",
+    ...overrides,
+  };
+}
+
+/**
+ * The global settings of a test's daemon, its files in `dir`: the defaults,
+ * then `overrides`.
+ */
+export function globalConfig(dir: string, overrides: Partial<GlobalConfig> = {}): GlobalConfig {
+  return {
+    varrunPath: dir,
+    statePath: dir,
+    clusterName: "sleepingd",
+    shutdownGrace: 2,
+    logFormat: "text",
+    hostnameTimeout: 10,
+    logMaxSize: 4 * 1024 * 1024,
+    logMaxFiles: 2,
     ...overrides,
   };
 }
@@ -154,7 +172,7 @@ export async function startHarness(
   overrides: (dir: string, backendPort: number) => Partial<ServiceConfig> = () => ({}),
   options: {
     listenOn?: string;
-    global?: Partial<Config["global"]>;
+    global?: Partial<GlobalConfig>;
     coordinator?: Coordinator;
   } = {},
 ): Promise<Harness> {
@@ -171,17 +189,7 @@ export async function startHarness(
   });
   const config: Config = {
     files: ["test.conf"],
-    global: {
-      varrunPath: dir,
-      statePath: dir,
-      clusterName: "sleepingd",
-      shutdownGrace: 2,
-      logFormat: "text",
-      hostnameTimeout: 10,
-      logMaxSize: 4 * 1024 * 1024,
-      logMaxFiles: 2,
-      ...options.global,
-    },
+    global: globalConfig(dir, options.global),
     services: [service],
     inactive: [],
     warnings: [],

@@ -25,7 +25,13 @@ import { Metrics } from "../src/control/metrics.ts";
 import { Supervisor } from "../src/service/supervisor.ts";
 import { bounded } from "./_helpers.ts";
 import { freePort, isAlive, readAll, text, writeAll } from "./_net.ts";
-import { command, serviceConfig, startEchoBackend, stopEchoBackend } from "./_service.ts";
+import {
+  command,
+  globalConfig,
+  serviceConfig,
+  startEchoBackend,
+  stopEchoBackend,
+} from "./_service.ts";
 import { helloMessage, inRecords } from "./_tls.ts";
 
 const KINDS = new Set(["tls", "http", "other", "malformed", "too-long"]);
@@ -182,16 +188,7 @@ Deno.test("fuzz: a shared port refuses malformed first bytes cleanly, wakes noth
   const port = freePort();
   const config: Config = {
     files: ["fuzz.conf"],
-    global: {
-      varrunPath: dir,
-      statePath: dir,
-      clusterName: "sleepingd",
-      shutdownGrace: 1,
-      logFormat: "text",
-      logMaxSize: 4 * 1024 * 1024,
-      logMaxFiles: 2,
-      hostnameTimeout: 2,
-    },
+    global: globalConfig(dir, { shutdownGrace: 1, hostnameTimeout: 2 }),
     services: [serviceConfig({
       name: "known",
       port,

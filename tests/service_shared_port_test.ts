@@ -17,6 +17,7 @@ import { bounded, waitFor } from "./_helpers.ts";
 import { freePort, isAlive, readAll, text, writeAll } from "./_net.ts";
 import {
   command,
+  globalConfig,
   openGate,
   serviceConfig,
   startEchoBackend,
@@ -55,17 +56,7 @@ async function sharedPort(specs: Spec[], global: Partial<Config["global"]> = {})
   };
   const configOf = (all: Spec[]): Config => ({
     files: ["test.conf"],
-    global: {
-      varrunPath: dir,
-      statePath: dir,
-      clusterName: "sleepingd",
-      shutdownGrace: 1,
-      logFormat: "text",
-      logMaxSize: 4 * 1024 * 1024,
-      logMaxFiles: 2,
-      hostnameTimeout: 10,
-      ...global,
-    },
+    global: globalConfig(dir, { shutdownGrace: 1, ...global }),
     services: all.map(configFor),
     inactive: [],
     warnings: [],
