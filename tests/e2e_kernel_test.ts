@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import type { DaemonStatus, ServiceStatus } from "../src/control/status.ts";
 import { tableName } from "../src/kernel/rules.ts";
 import { type Daemon, startDaemon } from "./_daemon.ts";
-import { quoted, runCli, waitFor } from "./_helpers.ts";
+import { quoted, runCli, tempFiles, waitFor } from "./_helpers.ts";
+import { freePort } from "./_net.ts";
 import { ADDRESSES, netnsTest, type Topology } from "./_netns.ts";
 import { IN_CI } from "./_servers.ts";
 import { openGate, waitForGate } from "./_service.ts";
@@ -602,6 +603,43 @@ function runCliWithout(cap: string, args: string[]) {
     stderr: new TextDecoder().decode(stderr),
   }));
 }
+
+Deno.test({
+  name:
+    "FORWARD=kernel: a table nft cannot make at start ends the start, naming the table; nothing listens",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    await using dir = await tempFiles({
+      // nft that removes tables but cannot make one; the host's own rules are never touched.
+      "bin/nft": `#!/bin/sh
+if [ "$1" = "-f" ]; then
+  case "$(cat)" in *"map ports"*) echo "Error: Could not process rule: Operation not permitted" >&2; exit 1 ;; esac
+fi
+[ "$*" = "-j list ruleset" ] && echo '{"nftables": []}'
+exit 0
+`,
+      "bin/conntrack": "#!/bin/sh\nexit 0\n",
+    });
+    await Deno.chmod(`${dir.path}/bin/nft`, 0o755);
+    await Deno.chmod(`${dir.path}/bin/conntrack`, 0o755);
+    const port = freePort();
+    await Deno.writeTextFile(
+      `${dir.path}/sleepingd.conf`,
+      `VARRUN_PATH=${dir.path}/run\nSTATE_PATH=${dir.path}/state\n[web]\nPORT=${port}\n` +
+        "FORWARD=kernel\nSTART_CMD=echo 127.0.0.1 1\n",
+    );
+    const { code, stderr } = await runCli(["-f", `${dir.path}/sleepingd.conf`, "run"], {
+      env: { PATH: `${dir.path}/bin:${Deno.env.get("PATH")}` },
+    });
+    assert.equal(code, 1, stderr);
+    const table = tableName(`${dir.path}/run`);
+    assert.match(stderr, new RegExp(`Cannot make the nftables table ${table}: .*not permitted`));
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.1", port }),
+      Deno.errors.ConnectionRefused,
+    );
+  },
+});
 
 netnsTest(
   "FORWARD=kernel: MASQUERADE=yes makes the backend see the host's address on the kernel path too",

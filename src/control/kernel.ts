@@ -59,6 +59,10 @@ export async function openKernelTable(config: Config): Promise<KernelForwarder |
     log("daemon").warn("{message}", { message });
   }
   // Before any service listens: conntrack then sees every connection from its first packet.
-  if (kernelServices(config).length > 0) await forwarder.prepare();
+  if (kernelServices(config).length > 0) {
+    await forwarder.prepare().catch((error) => {
+      throw new Error(`Cannot make the nftables table ${forwarder.table}: ${error.message}`);
+    });
+  }
   return forwarder;
 }
